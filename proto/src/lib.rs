@@ -1,0 +1,51 @@
+//! Shop's gRPC contract, generated from `proto/shop/**` (see API.md).
+//!
+//! Modules nest like the protobuf packages because prost refers across
+//! packages with `super::super::…` paths. `FILE_DESCRIPTOR_SET` feeds server
+//! reflection; `PUBLIC_SERVICES` is what the gateway exposes.
+#![allow(clippy::all, clippy::pedantic)]
+
+pub mod shop {
+    pub mod identity {
+        pub mod v1 {
+            tonic::include_proto!("shop.identity.v1");
+        }
+    }
+    pub mod catalog {
+        pub mod v1 {
+            tonic::include_proto!("shop.catalog.v1");
+        }
+    }
+    pub mod cart {
+        pub mod v1 {
+            tonic::include_proto!("shop.cart.v1");
+        }
+    }
+    pub mod order {
+        pub mod v1 {
+            tonic::include_proto!("shop.order.v1");
+        }
+    }
+    pub mod reporting {
+        pub mod v1 {
+            tonic::include_proto!("shop.reporting.v1");
+        }
+    }
+}
+
+pub use shop::{cart::v1 as cart, catalog::v1 as catalog, identity::v1 as identity};
+pub use shop::{order::v1 as order, reporting::v1 as reporting};
+
+/// Every message and service of the contract, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");
+
+/// The services clients may call through the gateway (API.md); everything else
+/// in the contract is internal and never routed.
+pub const PUBLIC_SERVICES: &[&str] = &[
+    "shop.identity.v1.IdentityService",
+    "shop.catalog.v1.CatalogService",
+    "shop.cart.v1.CartService",
+    "shop.cart.v1.WishlistService",
+    "shop.order.v1.OrderService",
+    "shop.reporting.v1.ReportingService",
+];
