@@ -1,0 +1,112 @@
+//! Postgres: one database, one schema per service. Each service's pool pins
+//! `search_path` to its own schema, so its tables and its `_sqlx_migrations`
+//! bookkeeping live there and no service can see another's tables by accident.
+
+use std::str::FromStr;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection};
+
+use crate::config::DatabaseConfig;
+
+/// Creates the database named in the URL when it does not exist yet, by
+/// connecting to the server's `postgres` database.
+pub async fn ensure_database(config: &DatabaseConfig) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?;
+    let name = options.get_database().unwrap_or("postgres").to_owned();
+    if name == "postgres" {
+        return Ok(());
+    }
+    let mut admin = options
+        .clone()
+        .database("postgres")
+        .connect()
+        .await
+        .context("cannot reach the Postgres server in DATABASE_URL")?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut admin)
+        .await?;
+    if !exists {
+        // Identifiers cannot be bound as parameters; quote_ident makes the name safe.
+        let create = format!("CREATE DATABASE {}", quote_ident(&name));
+        if let Err(error) = sqlx::query(&create).execute(&mut admin).await {
+            // Another process may have created it between our check and now.
+            if !is_code(&error, "42P04") {
+                return Err(error).context("cannot create the database");
+            }
+        }
+        tracing::info!(database = %name, "created database");
+    }
+    admin.close().await?;
+    Ok(())
+}
+
+/// Creates `schema` if it does not exist yet.
+pub async fn ensure_schema(config: &DatabaseConfig, schema: &str) -> anyhow::Result<()> {
+    let options = PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?;
+    let options = options.options([("client_min_messages", "warning")]);
+    let mut setup = PgConnection::connect_with(&options).await.context("cannot connect to Postgres (DATABASE_URL)")?;
+    let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
+    if let Err(error) = sqlx::query(&create).execute(&mut setup).await {
+        // Two replicas starting together race on IF NOT EXISTS.
+        if !is_code(&error, "23505") && !is_code(&error, "42P06") {
+            return Err(error).context("cannot create the schema");
+        }
+    }
+    setup.close().await?;
+    Ok(())
+}
+
+/// A pool whose connections use `schema`, after creating the schema and
+/// running the service's embedded migrations in it.
+pub async fn connect(
+    config: &DatabaseConfig,
+    schema: &str,
+    max_connections: u32,
+    migrator: &Migrator,
+) -> anyhow::Result<PgPool> {
+    ensure_schema(config, schema).await?;
+    let statement_timeout = config.statement_timeout_ms.to_string();
+    let options =
+        PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?.options([
+            ("search_path", schema),
+            ("statement_timeout", statement_timeout.as_str()),
+            // "already exists, skipping" notices from migrations are not news.
+            ("client_min_messages", "warning"),
+        ]);
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(config.acquire_timeout())
+        .connect_with(options)
+        .await
+        .context("cannot connect to Postgres (DATABASE_URL)")?;
+    migrator.run(&pool).await.with_context(|| format!("migrations of schema {schema} failed"))?;
+    Ok(pool)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Whether a query failed with the given SQLSTATE.
+pub fn is_code(error: &sqlx::Error, sqlstate: &str) -> bool {
+    error.as_database_error().and_then(|db| db.code()).is_some_and(|code| code == sqlstate)
+}
+
+/// Turns a named constraint's violation into a client error right where the
+/// query runs: `.on_constraint("users_email_key", || Error::AlreadyExists("email"))`.
+pub trait OnConstraint<T> {
+    fn on_constraint<E: From<sqlx::Error>>(self, name: &str, map: impl FnOnce() -> E) -> Result<T, E>;
+}
+
+impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(self, name: &str, map: impl FnOnce() -> E) -> Result<T, E> {
+        self.map_err(|error| match error.as_database_error().and_then(|db| db.constraint()) {
+            Some(constraint) if constraint == name => map(),
+            _ => E::from(error),
+        })
+    }
+}

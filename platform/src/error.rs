@@ -1,0 +1,103 @@
+//! The pieces of error mapping every service's own `Error` uses: a reason a
+//! value was refused ([`Invalid`]), the `INVALID_ARGUMENT` status that names the
+//! field, and the rule that `INTERNAL` never carries SQL or stack text.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Why a value was refused, without the field name (the gRPC layer adds it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invalid(pub Cow<'static, str>);
+
+impl Invalid {
+    pub fn new(reason: impl Into<Cow<'static, str>>) -> Self {
+        Self(reason.into())
+    }
+}
+
+impl fmt::Display for Invalid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Invalid {}
+
+/// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` detail naming `field`.
+pub fn invalid_argument(field: &str, reason: &Invalid) -> Status {
+    let mut details = ErrorDetails::new();
+    details.add_bad_request_violation(field, reason.to_string());
+    Status::with_error_details(Code::InvalidArgument, format!("{field}: {reason}"), details)
+}
+
+/// The only road to `INTERNAL`: the cause is logged inside the RPC's span and
+/// the client sees a fixed message.
+pub fn internal(cause: &dyn fmt::Debug) -> Status {
+    tracing::error!(error = ?cause, "internal error");
+    Status::internal("internal error")
+}
+
+/// Maps a database failure: an exhausted pool or a lost server is the database
+/// being unavailable, everything else is a bug.
+pub fn database(error: sqlx::Error) -> Status {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::warn!(error = %error, "database unavailable");
+            Status::unavailable("database is unavailable")
+        }
+        other => internal(&other),
+    }
+}
+
+/// Maps a failed call to another Shop service: it being down or slow stays
+/// `UNAVAILABLE` naming it; its own client errors pass through as they are.
+pub fn downstream(service: &str, status: Status) -> Status {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
+            Status::unavailable(format!("{service} is unavailable"))
+        }
+        Code::Internal => Status::internal("internal error"),
+        _ => status,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_argument_names_the_field_in_the_message_and_in_bad_request() {
+        let status = invalid_argument("price", &Invalid::new("at most two fraction digits"));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "price: at most two fraction digits");
+        let bad_request = status.get_details_bad_request().expect("BadRequest detail");
+        assert_eq!(bad_request.field_violations.len(), 1);
+        assert_eq!(bad_request.field_violations[0].field, "price");
+    }
+
+    #[test]
+    fn a_database_bug_is_internal_without_sql_text() {
+        let status = database(sqlx::Error::Protocol("SELECT secret FROM t".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"));
+    }
+
+    #[test]
+    fn an_exhausted_pool_is_unavailable() {
+        assert_eq!(database(sqlx::Error::PoolTimedOut).code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_downstream_outage_stays_unavailable_and_client_errors_pass() {
+        let down = downstream("catalog", Status::unavailable("connection refused"));
+        assert_eq!(down.code(), Code::Unavailable);
+        assert_eq!(down.message(), "catalog is unavailable");
+        let not_found = downstream("catalog", Status::not_found("product not found"));
+        assert_eq!(not_found.code(), Code::NotFound);
+        let bug = downstream("catalog", Status::internal("SELECT … panicked"));
+        assert_eq!(bug.message(), "internal error");
+    }
+}

@@ -1,0 +1,16 @@
+//! What every Shop service shares, written once: typed config from the
+//! environment, tracing, the Postgres pool with per-schema embedded migrations,
+//! field-naming errors, the gRPC server bootstrap (health, reflection, request
+//! spans, graceful shutdown), caller identity and service credentials, and
+//! access-token verification.
+//!
+//! It must not know any service's domain. Start with [`server::serve`], then
+//! [`auth`] for how a backend decides who is calling.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod server;
+pub mod telemetry;
+pub mod testing;

@@ -1,0 +1,128 @@
+//! Server bootstrap, the same for every service: bind (port 0 lets the OS
+//! pick), report the real address, serve the given routes plus
+//! `grpc.health.v1` and reflection (v1 and v1alpha), one tracing span per RPC,
+//! the per-call timeout, and a graceful stop when `shutdown` resolves.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::service::Routes;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::config::ServerConfig;
+
+/// A server that is accepting calls.
+pub struct Running {
+    /// The address it really listens on.
+    pub addr: SocketAddr,
+    /// Ends when the server has stopped (after `shutdown` and draining).
+    pub task: JoinHandle<anyhow::Result<()>>,
+}
+
+/// Binds `addr` before returning, so callers can connect at once.
+pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| format!("{what} cannot listen on {addr}"))
+}
+
+/// What one server exposes: its routes and the fully qualified names of the
+/// gRPC services among them (for health and reflection).
+pub struct Services {
+    pub routes: Routes,
+    pub names: Vec<&'static str>,
+}
+
+/// Serves `services` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let addr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    for name in &services.names {
+        health.set_service_status(*name, ServingStatus::Serving).await;
+    }
+    health.set_service_status("", ServingStatus::Serving).await;
+
+    let reflection_v1 = reflection_builder(&services.names).build_v1().context("reflection descriptors")?;
+    let reflection_v1alpha = reflection_builder(&services.names).build_v1alpha().context("reflection descriptors")?;
+    let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+
+    let mut builder = Server::builder()
+        .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
+        .http2_keepalive_interval(
+            (config.http2_keepalive_secs > 0).then(|| Duration::from_secs(config.http2_keepalive_secs)),
+        )
+        .trace_fn(|request| {
+            tracing::info_span!(
+                "rpc",
+                rpc.method = %request.uri().path(),
+                request_id = %request_id(request.headers()),
+                user_id = tracing::field::Empty,
+            )
+        });
+    if config.concurrency_per_connection > 0 {
+        builder = builder.concurrency_limit_per_connection(config.concurrency_per_connection);
+    }
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let task = tokio::spawn(async move {
+        builder
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, async move {
+                shutdown.await;
+                // Probes see NOT_SERVING while in-flight calls drain.
+                health.set_service_status("", ServingStatus::NotServing).await;
+            })
+            .await
+            .context("gRPC server failed")
+    });
+    Ok(Running { addr, task })
+}
+
+fn reflection_builder(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+    let builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(shop_proto::FILE_DESCRIPTOR_SET)
+        // `grpcurl list` should show the shop's services, not the plumbing.
+        .include_reflection_service(false);
+    names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+}
+
+/// The caller's `x-request-id`, or a new one, for the RPC's span.
+fn request_id(headers: &http::HeaderMap) -> String {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= 128)
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Resolves on Ctrl-C or SIGTERM: how binaries stop.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight calls");
+}
