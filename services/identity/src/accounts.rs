@@ -1,0 +1,254 @@
+//! The identity use cases: register, log in, rotate and revoke refresh
+//! tokens, look up the current user. Each starts and ends its own transaction.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use governor::{DefaultKeyedRateLimiter, Quota};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use crate::config::IdentityConfig;
+use crate::domain::passwords::PasswordHasher;
+use crate::domain::tokens::{SigningMaterial, new_refresh_token, refresh_token_hash};
+use crate::domain::{Email, NewPassword, PasswordProblem, Username};
+use crate::error::Error;
+use crate::repo;
+use crate::repo::users::{NewUserRow, UserRow};
+
+/// What Register was asked for, after parsing.
+pub struct Registration {
+    pub username: Username,
+    pub email: Email,
+    pub password: NewPassword,
+    pub is_admin: bool,
+}
+
+impl Registration {
+    pub fn parse(
+        username: &str,
+        email: &str,
+        password: &str,
+        password_confirm: &str,
+        is_admin: bool,
+    ) -> Result<Self, Error> {
+        let username = Username::parse(username).map_err(Error::field("username"))?;
+        let email = Email::parse(email).map_err(Error::field("email"))?;
+        let password =
+            NewPassword::parse(password, password_confirm, &username, &email).map_err(|problem| match problem {
+                PasswordProblem::Password(reason) => Error::field("password")(reason),
+                PasswordProblem::Confirmation(reason) => Error::field("password_confirm")(reason),
+            })?;
+        Ok(Self { username, email, password, is_admin })
+    }
+}
+
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub access_expires_at: DateTime<Utc>,
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Keyed limiters; `None` where the configured rate is 0 (off).
+struct Limits {
+    login_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    login_per_username: Option<DefaultKeyedRateLimiter<String>>,
+    register_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    register_per_username: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+fn per_minute<K: std::hash::Hash + Eq + Clone>(rate: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    NonZeroU32::new(rate).map(|rate| DefaultKeyedRateLimiter::keyed(Quota::per_minute(rate)))
+}
+
+fn check<K: std::hash::Hash + Eq + Clone>(
+    limiter: &Option<DefaultKeyedRateLimiter<K>>,
+    key: &K,
+    what: &'static str,
+) -> Result<(), Error> {
+    match limiter {
+        Some(limiter) if limiter.check_key(key).is_err() => Err(Error::RateLimited(what)),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Clone)]
+pub struct Accounts {
+    pool: PgPool,
+    hasher: PasswordHasher,
+    signing: Arc<SigningMaterial>,
+    limits: Arc<Limits>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+}
+
+impl Accounts {
+    pub async fn new(pool: PgPool, config: &IdentityConfig) -> anyhow::Result<Self> {
+        let signing = match &config.signing_key {
+            Some(configured) => SigningMaterial::from_config(configured)?,
+            None => load_or_create_signing_key(&pool).await?,
+        };
+        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations, config.hash_concurrency)?;
+        let limits = Limits {
+            login_per_addr: per_minute(config.login_per_addr_per_min),
+            login_per_username: per_minute(config.login_per_username_per_min),
+            register_per_addr: per_minute(config.register_per_addr_per_min),
+            register_per_username: per_minute(config.register_per_username_per_min),
+        };
+        Ok(Self {
+            pool,
+            hasher,
+            signing: Arc::new(signing),
+            limits: Arc::new(limits),
+            access_ttl: config.access_token_ttl(),
+            refresh_ttl: config.refresh_token_ttl(),
+        })
+    }
+
+    /// Forgets limiter entries that have refilled, so memory stays bounded.
+    pub fn forget_idle_rate_limits(&self) {
+        let limits = &self.limits;
+        for limiter in [&limits.login_per_addr, &limits.register_per_addr].into_iter().flatten() {
+            limiter.retain_recent();
+        }
+        for limiter in [&limits.login_per_username, &limits.register_per_username].into_iter().flatten() {
+            limiter.retain_recent();
+        }
+    }
+
+    pub fn check_register_rate(&self, client: Option<IpAddr>, username: &str) -> Result<(), Error> {
+        if let Some(client) = client {
+            check(&self.limits.register_per_addr, &client, "registration")?;
+        }
+        check(&self.limits.register_per_username, &username.to_lowercase(), "registration")
+    }
+
+    pub async fn register(&self, registration: Registration) -> Result<UserRow, Error> {
+        let password_hash = self.hasher.hash(registration.password.expose()).await?;
+        let mut conn = self.pool.acquire().await?;
+        repo::users::insert(
+            &mut conn,
+            NewUserRow {
+                username: registration.username.as_str(),
+                email: registration.email.as_str(),
+                password_hash: &password_hash,
+                is_admin: registration.is_admin,
+            },
+        )
+        .await
+    }
+
+    pub async fn login(&self, client: Option<IpAddr>, username: &str, password: &str) -> Result<IssuedTokens, Error> {
+        if let Some(client) = client {
+            check(&self.limits.login_per_addr, &client, "login")?;
+        }
+        check(&self.limits.login_per_username, &username.to_lowercase(), "login")?;
+        let wrong = Error::Unauthenticated("invalid username or password");
+        // Over-long input cannot match a stored user; it still pays for a hash.
+        let found =
+            if username.chars().count() <= Username::MAX_CHARS && password.chars().count() <= NewPassword::MAX_CHARS {
+                let mut conn = self.pool.acquire().await?;
+                repo::users::find_credentials(&mut conn, username).await?
+            } else {
+                None
+            };
+        let (user, stored_hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
+        let password = password.chars().take(NewPassword::MAX_CHARS).collect::<String>();
+        if !self.hasher.verify(&password, stored_hash).await? {
+            return Err(wrong);
+        }
+        let user = user.ok_or(wrong)?;
+        let mut tx = self.pool.begin().await?;
+        let family_id = Uuid::new_v4();
+        repo::tokens::insert_family(&mut tx, family_id, user.id).await?;
+        let issued = self.issue(&mut tx, family_id, &user).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Result<IssuedTokens, Error> {
+        let hash = refresh_token_hash(refresh_token);
+        let mut tx = self.pool.begin().await?;
+        let presented = repo::tokens::lock_presented(&mut tx, &hash)
+            .await?
+            .ok_or(Error::Unauthenticated("invalid refresh token"))?;
+        if presented.is_family_revoked {
+            return Err(Error::Unauthenticated("refresh token revoked"));
+        }
+        if presented.is_used {
+            // A used token seen again means it leaked: end every session of this login.
+            repo::tokens::revoke_family(&mut tx, presented.family_id).await?;
+            tx.commit().await?;
+            tracing::warn!(user_id = presented.user_id, "refresh token reuse; family revoked");
+            return Err(Error::Unauthenticated("refresh token already used; this login's sessions are revoked"));
+        }
+        if presented.expires_at <= Utc::now() {
+            return Err(Error::Unauthenticated("refresh token expired"));
+        }
+        let user = repo::users::find(&mut tx, presented.user_id)
+            .await?
+            .ok_or(Error::Unauthenticated("invalid refresh token"))?;
+        repo::tokens::mark_used(&mut tx, &hash).await?;
+        let issued = self.issue(&mut tx, presented.family_id, &user).await?;
+        tx.commit().await?;
+        Ok(issued)
+    }
+
+    /// Revokes the family of any token identity issued, used or not.
+    pub async fn logout(&self, refresh_token: &str) -> Result<(), Error> {
+        let hash = refresh_token_hash(refresh_token);
+        let mut tx = self.pool.begin().await?;
+        let presented = repo::tokens::lock_presented(&mut tx, &hash)
+            .await?
+            .ok_or(Error::Unauthenticated("invalid refresh token"))?;
+        repo::tokens::revoke_family(&mut tx, presented.family_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn user(&self, id: i64) -> Result<UserRow, Error> {
+        let mut conn = self.pool.acquire().await?;
+        repo::users::find(&mut conn, id).await?.ok_or(Error::NotFound("user"))
+    }
+
+    /// Every key that may have signed a live token, the current one first.
+    pub async fn public_keys(&self) -> Result<Vec<(String, String)>, Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut keys = vec![(self.signing.kid.clone(), self.signing.public_key_x.clone())];
+        keys.extend(repo::keys::public_keys(&mut conn).await?.into_iter().filter(|(kid, _)| *kid != self.signing.kid));
+        Ok(keys)
+    }
+
+    async fn issue(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        family_id: Uuid,
+        user: &UserRow,
+    ) -> Result<IssuedTokens, Error> {
+        let now = Utc::now();
+        let (access_token, access_expires_at) =
+            self.signing.sign_access_token(user.id, user.is_admin, now, self.access_ttl)?;
+        let (refresh_token, refresh_hash) = new_refresh_token();
+        let refresh_expires_at = now
+            + chrono::Duration::from_std(self.refresh_ttl)
+                .map_err(|_| Error::Internal("refresh ttl out of range".into()))?;
+        repo::tokens::insert_token(conn, &refresh_hash, family_id, refresh_expires_at).await?;
+        Ok(IssuedTokens { access_token, access_expires_at, refresh_token, refresh_expires_at })
+    }
+}
+
+/// The newest stored key, or a new one generated and stored on first start.
+async fn load_or_create_signing_key(pool: &PgPool) -> anyhow::Result<SigningMaterial> {
+    let mut conn = pool.acquire().await?;
+    if let Some((_, der)) = repo::keys::newest(&mut conn).await? {
+        return Ok(SigningMaterial::from_pkcs8_der(&der)?);
+    }
+    let generated = SigningMaterial::generate()?;
+    repo::keys::insert(&mut conn, &generated.kid, &generated.private_key_der, &generated.public_key_x).await?;
+    tracing::info!(kid = %generated.kid, "generated a new access-token signing key");
+    Ok(generated)
+}

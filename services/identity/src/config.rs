@@ -1,0 +1,123 @@
+//! Identity's settings, each an env var with a default (see README).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct IdentityConfig {
+    /// Where the identity gRPC server listens. Port 0 lets the OS pick.
+    #[arg(id = "identity-addr", long = "identity-addr", env = "SHOP_IDENTITY_ADDR", default_value = "127.0.0.1:50052")]
+    pub listen_addr: SocketAddr,
+    /// Most Postgres connections identity's pool opens.
+    #[arg(
+        id = "identity-db-max-connections",
+        long = "identity-db-max-connections",
+        env = "SHOP_IDENTITY_DB_MAX_CONNECTIONS",
+        default_value_t = 10
+    )]
+    pub db_max_connections: u32,
+    /// Life of an access token, in seconds.
+    #[arg(
+        id = "identity-access-token-ttl-secs",
+        long = "identity-access-token-ttl-secs",
+        env = "SHOP_IDENTITY_ACCESS_TOKEN_TTL_SECS",
+        default_value_t = 300
+    )]
+    pub access_token_ttl_secs: u64,
+    /// Life of a refresh token, in seconds.
+    #[arg(
+        id = "identity-refresh-token-ttl-secs",
+        long = "identity-refresh-token-ttl-secs",
+        env = "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub refresh_token_ttl_secs: u64,
+    /// Ed25519 private key that signs access tokens: PKCS#8 PEM, or base64 of
+    /// PKCS#8 DER. Unset: one is generated on first start and kept in
+    /// identity's schema.
+    #[arg(
+        id = "identity-signing-key",
+        long = "identity-signing-key",
+        env = "SHOP_IDENTITY_SIGNING_KEY",
+        hide_env_values = true
+    )]
+    pub signing_key: Option<SecretString>,
+    /// Most password hashes computed at once (0 = one per CPU core). Hashing
+    /// runs on the blocking pool, so other RPCs never wait behind it.
+    #[arg(
+        id = "identity-hash-concurrency",
+        long = "identity-hash-concurrency",
+        env = "SHOP_IDENTITY_HASH_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub hash_concurrency: usize,
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
+    #[arg(
+        id = "identity-argon2-memory-kib",
+        long = "identity-argon2-memory-kib",
+        env = "SHOP_IDENTITY_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456
+    )]
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes over memory.
+    #[arg(
+        id = "identity-argon2-iterations",
+        long = "identity-argon2-iterations",
+        env = "SHOP_IDENTITY_ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
+    pub argon2_iterations: u32,
+    /// Login attempts allowed per client address per minute (0 = no limit).
+    #[arg(
+        id = "identity-login-per-addr-per-min",
+        long = "identity-login-per-addr-per-min",
+        env = "SHOP_IDENTITY_LOGIN_PER_ADDR_PER_MIN",
+        default_value_t = 60
+    )]
+    pub login_per_addr_per_min: u32,
+    /// Login attempts allowed per username per minute (0 = no limit).
+    #[arg(
+        id = "identity-login-per-username-per-min",
+        long = "identity-login-per-username-per-min",
+        env = "SHOP_IDENTITY_LOGIN_PER_USERNAME_PER_MIN",
+        default_value_t = 10
+    )]
+    pub login_per_username_per_min: u32,
+    /// Registrations allowed per client address per minute (0 = no limit).
+    #[arg(
+        id = "identity-register-per-addr-per-min",
+        long = "identity-register-per-addr-per-min",
+        env = "SHOP_IDENTITY_REGISTER_PER_ADDR_PER_MIN",
+        default_value_t = 30
+    )]
+    pub register_per_addr_per_min: u32,
+    /// Registration attempts allowed per requested username per minute (0 = no limit).
+    #[arg(
+        id = "identity-register-per-username-per-min",
+        long = "identity-register-per-username-per-min",
+        env = "SHOP_IDENTITY_REGISTER_PER_USERNAME_PER_MIN",
+        default_value_t = 10
+    )]
+    pub register_per_username_per_min: u32,
+}
+
+impl IdentityConfig {
+    pub fn access_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_token_ttl_secs)
+    }
+
+    /// Refuses values that cannot work, naming the env var, before any port is bound.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.access_token_ttl_secs > 0, "SHOP_IDENTITY_ACCESS_TOKEN_TTL_SECS must be positive");
+        anyhow::ensure!(self.refresh_token_ttl_secs > 0, "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS must be positive");
+        anyhow::ensure!(self.argon2_memory_kib >= 8, "SHOP_IDENTITY_ARGON2_MEMORY_KIB must be at least 8");
+        anyhow::ensure!(self.argon2_iterations >= 1, "SHOP_IDENTITY_ARGON2_ITERATIONS must be at least 1");
+        Ok(())
+    }
+}

@@ -1,0 +1,76 @@
+//! Identity's one error type and its one way out to `tonic::Status`.
+
+use shop_platform::error::{self as platform_error, Invalid};
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: Invalid },
+    /// Login failures say the same thing whatever went wrong.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("{0}")]
+    PermissionDenied(&'static str),
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("too many {0} attempts; try again later")]
+    RateLimited(&'static str),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// `Username::parse(&req.username).map_err(Error::field("username"))?`
+    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
+        move |reason| Self::InvalidArgument { field, reason }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::Unauthenticated(message) => Status::unauthenticated(message),
+            Error::PermissionDenied(message) => Status::permission_denied(message),
+            Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
+            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            error @ Error::RateLimited(_) => Status::resource_exhausted(error.to_string()),
+            Error::Database(source) => platform_error::database(source),
+            Error::Internal(cause) => platform_error::internal(&cause),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_error_maps_to_its_contract_code() {
+        let cases = [
+            (Error::field("email")(Invalid::new("bad")), Code::InvalidArgument),
+            (Error::Unauthenticated("no"), Code::Unauthenticated),
+            (Error::PermissionDenied("no"), Code::PermissionDenied),
+            (Error::AlreadyExists("username"), Code::AlreadyExists),
+            (Error::NotFound("user"), Code::NotFound),
+            (Error::RateLimited("login"), Code::ResourceExhausted),
+            (Error::Database(sqlx::Error::RowNotFound), Code::Internal),
+            (Error::Internal("key".into()), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error).code(), code);
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let status = Status::from(Error::Internal("signing key bytes".into()));
+        assert_eq!(status.message(), "internal error");
+    }
+}

@@ -1,0 +1,86 @@
+//! Identity: users, password hashing, access and refresh tokens, and the
+//! public signing keys the gateway verifies tokens with. Owns the `identity`
+//! schema; reads no other.
+//!
+//! Start at [`start`]; the use cases are in [`accounts`], rules in [`domain`],
+//! SQL in [`repo`], and the gRPC edge in [`grpc`].
+
+pub mod accounts;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod repo;
+
+use std::future::Future;
+use std::time::Duration;
+
+use shop_platform::auth::ServiceCredentials;
+use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::server::{self, Running, Services};
+use shop_proto::identity::identity_service_server::IdentityServiceServer;
+use shop_proto::identity::signing_keys_service_server::SigningKeysServiceServer;
+use sqlx::PgPool;
+use tonic::service::Routes;
+
+pub use config::IdentityConfig;
+
+use crate::accounts::{Accounts, Registration};
+use crate::error::Error;
+
+pub const SCHEMA: &str = "identity";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+pub async fn connect(database: &DatabaseConfig, config: &IdentityConfig) -> anyhow::Result<PgPool> {
+    shop_platform::db::connect(database, SCHEMA, config.db_max_connections, &MIGRATOR).await
+}
+
+/// Migrates identity's schema and starts serving; returns once the port is bound.
+pub async fn start(
+    config: &IdentityConfig,
+    database: &DatabaseConfig,
+    server_config: &ServerConfig,
+    credentials: ServiceCredentials,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    config.validate()?;
+    let listener = server::bind(config.listen_addr, "identity").await?;
+    let pool = connect(database, config).await?;
+    let accounts = Accounts::new(pool, config).await?;
+
+    let sweeper = accounts.clone();
+    tokio::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            sweeper.forget_idle_rate_limits();
+        }
+    });
+
+    let identity = IdentityServiceServer::new(grpc::IdentityApi::new(accounts.clone(), credentials.clone()));
+    let keys =
+        SigningKeysServiceServer::with_interceptor(grpc::SigningKeysApi::new(accounts), credentials.interceptor());
+    let services = Services {
+        routes: Routes::new(identity).add_service(keys),
+        names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
+    };
+    server::serve(listener, services, server_config, shutdown).await
+}
+
+/// `shop create-admin`: the first admin, with every Register rule applied.
+pub async fn create_admin(
+    database: &DatabaseConfig,
+    config: &IdentityConfig,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> Result<repo::users::UserRow, anyhow::Error> {
+    let registration = Registration::parse(username, email, password, password, true).map_err(describe)?;
+    let pool = connect(database, config).await?;
+    let accounts = Accounts::new(pool, config).await?;
+    accounts.register(registration).await.map_err(describe)
+}
+
+fn describe(error: Error) -> anyhow::Error {
+    anyhow::anyhow!("{error}")
+}

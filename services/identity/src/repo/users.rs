@@ -1,0 +1,67 @@
+use chrono::{DateTime, Utc};
+use shop_platform::db::OnConstraint as _;
+use sqlx::PgConnection;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+pub struct NewUserRow<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+    pub is_admin: bool,
+}
+
+pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<UserRow, Error> {
+    sqlx::query_as(
+        "INSERT INTO users (username, email, password_hash, is_admin) VALUES ($1, $2, $3, $4)
+         RETURNING id, username, email, is_admin, created_at",
+    )
+    .bind(user.username)
+    .bind(user.email)
+    .bind(user.password_hash)
+    .bind(user.is_admin)
+    .fetch_one(conn)
+    .await
+    .on_constraint("users_username_key", || Error::AlreadyExists("username"))
+    .map_err(|error| match error {
+        Error::Database(source) if constraint(&source) == Some("users_email_key") => Error::AlreadyExists("email"),
+        other => other,
+    })
+}
+
+fn constraint(error: &sqlx::Error) -> Option<&str> {
+    error.as_database_error().and_then(|db| db.constraint())
+}
+
+pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<UserRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, username, email, is_admin, created_at FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// The user and password hash for a login, by username ignoring case.
+pub async fn find_credentials(conn: &mut PgConnection, username: &str) -> Result<Option<(UserRow, String)>, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Credentials {
+        #[sqlx(flatten)]
+        user: UserRow,
+        password_hash: String,
+    }
+    let found: Option<Credentials> = sqlx::query_as(
+        "SELECT id, username, email, is_admin, created_at, password_hash FROM users WHERE lower(username) = lower($1)",
+    )
+    .bind(username)
+    .fetch_optional(conn)
+    .await?;
+    Ok(found.map(|found| (found.user, found.password_hash)))
+}
