@@ -1,0 +1,82 @@
+//! The gateway's copy of identity's public signing keys. Fetched at start,
+//! refreshed periodically and on demand when a token names an unknown key;
+//! kept when identity is down, so the gateway keeps verifying tokens while
+//! identity restarts.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use shop_platform::auth::{ServiceCredentials, TokenVerifier};
+use shop_proto::identity::ListSigningKeysRequest;
+use shop_proto::identity::signing_keys_service_client::SigningKeysServiceClient;
+use tokio::sync::Mutex;
+use tonic::transport::Channel;
+
+/// On-demand refreshes are at most this frequent, so forged key ids cannot
+/// turn the gateway into a flood against identity.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Clone)]
+pub struct KeyCache {
+    pub verifier: TokenVerifier,
+    identity: Channel,
+    credentials: ServiceCredentials,
+    last_fetch: Arc<Mutex<Option<Instant>>>,
+}
+
+impl KeyCache {
+    pub fn new(verifier: TokenVerifier, identity: Channel, credentials: ServiceCredentials) -> Self {
+        Self { verifier, identity, credentials, last_fetch: Arc::default() }
+    }
+
+    /// Fetches the keys unless another fetch happened within the last second.
+    /// Returns whether the key set may have changed.
+    pub async fn refresh(&self) -> bool {
+        let mut last_fetch = self.last_fetch.lock().await;
+        if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
+            return false;
+        }
+        *last_fetch = Some(Instant::now());
+        match self.fetch().await {
+            Ok(count) => {
+                tracing::debug!(keys = count, "signing keys refreshed");
+                true
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "cannot fetch signing keys from identity; keeping the ones we have");
+                false
+            }
+        }
+    }
+
+    async fn fetch(&self) -> anyhow::Result<usize> {
+        let mut request = tonic::Request::new(ListSigningKeysRequest {});
+        request.set_timeout(FETCH_TIMEOUT);
+        self.credentials.attach(request.metadata_mut());
+        let response =
+            SigningKeysServiceClient::new(self.identity.clone()).list_signing_keys(request).await?.into_inner();
+        let keys = response.keys.into_iter().map(|key| (key.kid, key.x));
+        self.verifier.set_keys(keys)
+    }
+
+    /// Keeps the keys fresh: quickly until the first fetch succeeds, then every `period`.
+    pub fn spawn_refresher(self, period: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut retry = Duration::from_millis(200);
+            loop {
+                let changed = self.refresh().await;
+                let wait = if self.verifier.has_keys() && changed {
+                    retry = Duration::from_millis(200);
+                    period
+                } else if self.verifier.has_keys() {
+                    period.min(retry)
+                } else {
+                    retry
+                };
+                retry = (retry * 2).min(Duration::from_secs(10));
+                tokio::time::sleep(wait).await;
+            }
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! The gateway: the one door clients use. It serves the six public services
+//! of API.md by forwarding each call's HTTP/2 frames to the owning backend,
+//! after the [`policy`] table and the access token allow it. Internal services
+//! are never routed. Health and reflection (listing only public services) are
+//! answered here.
+//!
+//! Start with [`start`], then [`proxy`].
+
+pub mod config;
+pub mod keys;
+pub mod policy;
+pub mod proxy;
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use shop_platform::auth::{ServiceCredentials, TokenVerifier};
+use shop_platform::config::ServerConfig;
+use shop_platform::server::{self, Running, Services};
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint};
+
+pub use config::GatewayConfig;
+
+use crate::keys::KeyCache;
+use crate::proxy::{Backends, Proxy};
+
+fn channel(url: &str, env: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
+    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{env} is not a valid URL"))?;
+    // Lazy: the gateway starts even when a backend is not up yet; calls to a
+    // backend that is down fail fast with UNAVAILABLE.
+    Ok(endpoint
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy())
+}
+
+/// Starts the gateway; returns once the port is bound.
+pub async fn start(
+    config: &GatewayConfig,
+    server_config: &ServerConfig,
+    credentials: ServiceCredentials,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config)?;
+    let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config)?;
+    let cart_order = channel(&config.cart_order_url, "SHOP_GATEWAY_CART_ORDER_URL", config)?;
+    let reporting = channel(&config.reporting_url, "SHOP_GATEWAY_REPORTING_URL", config)?;
+    let backends: Backends = [
+        ("shop.identity.v1.IdentityService", ("identity", identity.clone())),
+        ("shop.catalog.v1.CatalogService", ("catalog", catalog)),
+        ("shop.cart.v1.CartService", ("cart-order", cart_order.clone())),
+        ("shop.cart.v1.WishlistService", ("cart-order", cart_order.clone())),
+        ("shop.order.v1.OrderService", ("cart-order", cart_order)),
+        ("shop.reporting.v1.ReportingService", ("reporting", reporting)),
+    ]
+    .into_iter()
+    .collect();
+
+    let listener = server::bind(config.listen_addr, "gateway").await?;
+    let keys = KeyCache::new(TokenVerifier::new(config.jwt_leeway_secs), identity, credentials.clone());
+    // Try once before serving so the first calls find the keys in place.
+    keys.refresh().await;
+    let refresher = keys.clone().spawn_refresher(Duration::from_secs(config.key_refresh_secs.max(1)));
+
+    let proxy = Proxy::new(backends, keys, credentials);
+    let routes = Routes::from(axum::Router::new().fallback_service(proxy));
+    let services = Services { routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
+    let running = server::serve(listener, services, server_config, shutdown).await?;
+    let task = running.task;
+    let task = tokio::spawn(async move {
+        let result = task.await;
+        refresher.abort();
+        result?
+    });
+    Ok(Running { addr: running.addr, task })
+}

@@ -1,0 +1,215 @@
+//! The forwarding path: look the method up in the policy table, check the
+//! token, replace any `x-shop-*` metadata with our own, and pass the HTTP/2
+//! request and response through unchanged (the gRPC frames are never decoded).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body as AxumBody;
+use http::{HeaderMap, Request, Response};
+use shop_platform::auth::{CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TokenError};
+use tonic::Status;
+use tonic::transport::Channel;
+use tonic::transport::server::TcpConnectInfo;
+use tower::ServiceExt as _;
+
+use crate::keys::KeyCache;
+use crate::policy::{Access, access_for};
+
+/// Backend channels by gRPC service name (`shop.cart.v1.CartService`).
+pub type Backends = HashMap<&'static str, (&'static str, Channel)>;
+
+#[derive(Clone)]
+pub struct Proxy {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backends: Backends,
+    keys: KeyCache,
+    credentials: ServiceCredentials,
+}
+
+impl Proxy {
+    pub fn new(backends: Backends, keys: KeyCache, credentials: ServiceCredentials) -> Self {
+        Self { inner: Arc::new(Inner { backends, keys, credentials }) }
+    }
+}
+
+impl tower::Service<Request<AxumBody>> for Proxy {
+    type Response = Response<AxumBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<AxumBody>) -> Self::Future {
+        let inner = self.inner.clone();
+        Box::pin(async move { Ok(inner.forward(request).await.unwrap_or_else(|status| status.into_http())) })
+    }
+}
+
+impl Inner {
+    async fn forward(&self, mut request: Request<AxumBody>) -> Result<Response<AxumBody>, Status> {
+        let path = request.uri().path().to_owned();
+        let access = access_for(&path).ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
+        let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let (backend_name, channel) = self
+            .backends
+            .get(service)
+            .cloned()
+            .ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
+
+        let caller = self.authenticate(request.headers()).await?;
+        authorize(access, caller)?;
+        if let Caller::User { id, .. } = caller {
+            tracing::Span::current().record("user_id", id);
+        }
+
+        let client_addr =
+            request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).map(|addr| addr.ip());
+        let deadline = grpc_timeout(request.headers());
+        let headers = request.headers_mut();
+        strip_internal_metadata(headers);
+        headers.remove(http::header::AUTHORIZATION);
+        caller.write_to(headers);
+        if let Some(ip) = client_addr.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
+            headers.insert(CLIENT_ADDR_HEADER, ip);
+        }
+        let mut metadata = tonic::metadata::MetadataMap::new();
+        self.credentials.attach(&mut metadata);
+        headers.extend(metadata.into_headers());
+
+        let request = request.map(tonic::body::Body::new);
+        let call = channel.oneshot(request);
+        let response = match deadline {
+            Some(deadline) => tokio::time::timeout(deadline, call)
+                .await
+                .map_err(|_| Status::deadline_exceeded("deadline exceeded before the backend answered"))?,
+            None => call.await,
+        };
+        let response = response.map_err(|error| {
+            tracing::warn!(backend = backend_name, error = %error, "backend unreachable");
+            Status::unavailable(format!("{backend_name} is unavailable"))
+        })?;
+        Ok(response.map(AxumBody::new))
+    }
+
+    /// The caller a token proves. No token: anonymous. A token that is sent
+    /// must be valid, whatever the method's access level.
+    async fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, Status> {
+        let Some(value) = headers.get(http::header::AUTHORIZATION) else {
+            return Ok(Caller::Anonymous);
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|value| value.split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, token)| token.trim())
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <access_token>'"))?;
+        let mut verified = self.keys.verifier.verify(token);
+        if matches!(verified, Err(TokenError::UnknownKey)) && self.keys.refresh().await {
+            verified = self.keys.verifier.verify(token);
+        }
+        let claims = verified.map_err(|error| {
+            if error == TokenError::UnknownKey && !self.keys.verifier.has_keys() {
+                Status::unavailable("identity is unavailable: tokens cannot be verified yet")
+            } else {
+                Status::unauthenticated(error.to_string())
+            }
+        })?;
+        let id = claims.sub.parse::<i64>().map_err(|_| Status::unauthenticated(TokenError::Malformed.to_string()))?;
+        Ok(Caller::User { id, is_admin: claims.adm })
+    }
+}
+
+fn authorize(access: Access, caller: Caller) -> Result<(), Status> {
+    match (access, caller) {
+        (Access::Public, _) => Ok(()),
+        (Access::User | Access::Admin, Caller::Anonymous) => {
+            Err(Status::unauthenticated("this call needs 'authorization: Bearer <access_token>'"))
+        }
+        (Access::Admin, caller) if !caller.is_admin() => Err(Status::permission_denied("admins only")),
+        _ => Ok(()),
+    }
+}
+
+/// Clients never get to speak for the gateway.
+fn strip_internal_metadata(headers: &mut HeaderMap) {
+    let ours: Vec<_> =
+        headers.keys().filter(|name| name.as_str().starts_with(INTERNAL_HEADER_PREFIX)).cloned().collect();
+    for name in ours {
+        headers.remove(name);
+    }
+}
+
+/// The client's deadline from `grpc-timeout` (e.g. `250m`, `3S`).
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (amount, unit) = value.split_at(value.len() - 1);
+    let amount: u64 = amount.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount.checked_mul(3600)?),
+        "M" => Duration::from_secs(amount.checked_mul(60)?),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_timeouts_parse_in_every_unit() {
+        let parse = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().unwrap());
+            grpc_timeout(&headers)
+        };
+        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
+        assert_eq!(parse("3S"), Some(Duration::from_secs(3)));
+        assert_eq!(parse("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse("5u"), Some(Duration::from_micros(5)));
+        assert_eq!(parse("abc"), None);
+        assert_eq!(parse("10x"), None);
+    }
+
+    #[test]
+    fn internal_metadata_from_a_client_is_removed() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-shop-user-id", "1".parse().unwrap());
+        headers.insert("x-shop-service-token", "guess".parse().unwrap());
+        headers.insert("x-request-id", "abc".parse().unwrap());
+        strip_internal_metadata(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert!(headers.contains_key("x-request-id"));
+    }
+
+    #[test]
+    fn access_levels_decide_by_caller() {
+        let customer = Caller::User { id: 1, is_admin: false };
+        let admin = Caller::User { id: 2, is_admin: true };
+        assert!(authorize(Access::Public, Caller::Anonymous).is_ok());
+        assert_eq!(authorize(Access::User, Caller::Anonymous).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert!(authorize(Access::User, customer).is_ok());
+        assert_eq!(authorize(Access::Admin, Caller::Anonymous).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(authorize(Access::Admin, customer).unwrap_err().code(), tonic::Code::PermissionDenied);
+        assert!(authorize(Access::Admin, admin).is_ok());
+    }
+}
