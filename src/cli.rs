@@ -1,0 +1,140 @@
+//! The `shop` command line. Every setting is also an env var; `shop --help`
+//! and `shop <command> --help` list them all.
+
+use std::io::{BufRead as _, IsTerminal as _};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use secrecy::{ExposeSecret as _, SecretString};
+use shop_identity::IdentityConfig;
+use shop_platform::config::DatabaseConfig;
+
+use crate::{ServiceName, SuiteConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shop",
+    version,
+    about = "Shop: an e-commerce backend as a suite of gRPC services",
+    long_about = "Shop: an e-commerce backend as a suite of gRPC services.\n\n\
+        `shop up` starts everything locally; clients use the gateway (default 127.0.0.1:50051).\n\
+        Postgres comes from DATABASE_URL (default postgres://postgres@127.0.0.1:5432/shop);\n\
+        the database and each service's schema are created on start."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start every service and the gateway in one process, each on its own
+    /// port; stops cleanly on Ctrl-C or SIGTERM.
+    Up(Box<SuiteConfig>),
+    /// Run one service alone (docker-compose, Kubernetes). Needs
+    /// SHOP_SERVICE_TOKEN, the same for every service.
+    Serve {
+        /// Which service to run.
+        #[arg(value_enum)]
+        service: ServiceName,
+        #[command(flatten)]
+        config: Box<SuiteConfig>,
+    },
+    /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
+    /// else from standard input (never from the command line).
+    CreateAdmin {
+        /// The admin's username.
+        #[arg(long)]
+        username: String,
+        /// The admin's email address.
+        #[arg(long)]
+        email: String,
+        /// The admin's password (keep it out of shell history: prefer stdin).
+        #[arg(long = "password-from-env", env = "SHOP_ADMIN_PASSWORD", hide_env_values = true, hide = true)]
+        password: Option<SecretString>,
+        #[command(flatten)]
+        database: DatabaseConfig,
+        #[command(flatten)]
+        identity: IdentityConfig,
+    },
+}
+
+/// Runs the parsed command to completion.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    shop_platform::telemetry::init();
+    match cli.command {
+        Command::Up(config) => {
+            let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
+            println!("Shop is up. Gateway: {} (plaintext gRPC)", suite.gateway_addr);
+            tracing::info!(
+                gateway = %suite.gateway_addr,
+                identity = %suite.identity_addr,
+                catalog = %suite.catalog_addr,
+                cart_order = %suite.cart_order_addr,
+                reporting = %suite.reporting_addr,
+                "all services listening"
+            );
+            suite.wait().await
+        }
+        Command::Serve { service, config } => {
+            let running = crate::serve(service, *config, shop_platform::server::shutdown_signal()).await?;
+            tracing::info!(service = ?service, addr = %running.addr, "listening");
+            running.task.await.context("server task panicked")?
+        }
+        Command::CreateAdmin { username, email, password, database, identity } => {
+            let password = match password {
+                Some(password) => password,
+                None => read_password()?,
+            };
+            let id = crate::create_admin(&database, &identity, &username, &email, password.expose_secret()).await?;
+            println!("Created admin {username} (id {id}).");
+            Ok(())
+        }
+    }
+}
+
+fn read_password() -> anyhow::Result<SecretString> {
+    let line = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("Password for the new admin: ")?
+    } else {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        line
+    };
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    anyhow::ensure!(!password.is_empty(), "no password given: set SHOP_ADMIN_PASSWORD or write it to stdin");
+    Ok(SecretString::from(password))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    fn env_names(command: &clap::Command, names: &mut std::collections::BTreeSet<String>) {
+        for arg in command.get_arguments() {
+            if let Some(env) = arg.get_env() {
+                names.insert(env.to_string_lossy().into_owned());
+            }
+        }
+        for sub in command.get_subcommands() {
+            env_names(sub, names);
+        }
+    }
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_readme_lists_every_env_setting() {
+        let readme = include_str!("../README.md");
+        let mut names = std::collections::BTreeSet::new();
+        env_names(&Cli::command(), &mut names);
+        assert!(names.len() > 20, "{names:?}");
+        let missing: Vec<_> = names.iter().filter(|name| !readme.contains(&format!("`{name}`"))).collect();
+        assert!(missing.is_empty(), "README lacks {missing:?}");
+    }
+}

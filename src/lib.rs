@@ -1,0 +1,232 @@
+//! Shop's one binary: `shop up` runs every service and the gateway in one
+//! process (each on its own port, talking real gRPC), `shop serve <service>`
+//! runs one alone, `shop create-admin` makes the first admin. This crate only
+//! wires the service crates together; tests call [`up`] exactly as `shop up` does.
+
+pub mod cli;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
+use shop_cart_order::CartOrderConfig;
+use shop_catalog::CatalogConfig;
+use shop_gateway::GatewayConfig;
+use shop_identity::IdentityConfig;
+use shop_platform::auth::ServiceCredentials;
+use shop_platform::config::{DatabaseConfig, ServerConfig, ServiceCredentialsConfig};
+use shop_platform::server::Running;
+use shop_reporting::ReportingConfig;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Every setting of every service, as env vars (see README) or flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SuiteConfig {
+    #[command(flatten)]
+    pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub server: ServerConfig,
+    #[command(flatten)]
+    pub credentials: ServiceCredentialsConfig,
+    #[command(flatten)]
+    pub identity: IdentityConfig,
+    #[command(flatten)]
+    pub catalog: CatalogConfig,
+    #[command(flatten)]
+    pub cart_order: CartOrderConfig,
+    #[command(flatten)]
+    pub reporting: ReportingConfig,
+    #[command(flatten)]
+    pub gateway: GatewayConfig,
+}
+
+impl SuiteConfig {
+    /// Defaults (and whatever `SHOP_*` env is set), as `shop up` would read them.
+    pub fn from_env() -> anyhow::Result<Self> {
+        #[derive(clap::Parser)]
+        struct Standalone {
+            #[command(flatten)]
+            suite: SuiteConfig,
+        }
+        Ok(<Standalone as clap::Parser>::try_parse_from(["shop"])?.suite)
+    }
+
+    /// For tests: every server on a free port, the given database, cheap
+    /// password hashing and no rate limits (tests that need them set them).
+    pub fn for_tests(database_url: &str) -> anyhow::Result<Self> {
+        let mut config = Self::from_env()?;
+        config.database = DatabaseConfig::for_url(database_url);
+        let any_port: SocketAddr = "127.0.0.1:0".parse()?;
+        config.identity.listen_addr = any_port;
+        config.catalog.listen_addr = any_port;
+        config.cart_order.listen_addr = any_port;
+        config.reporting.listen_addr = any_port;
+        config.gateway.listen_addr = any_port;
+        config.identity.argon2_memory_kib = 256;
+        config.identity.argon2_iterations = 1;
+        config.identity.login_per_addr_per_min = 0;
+        config.identity.login_per_username_per_min = 0;
+        config.identity.register_per_addr_per_min = 0;
+        config.identity.register_per_username_per_min = 0;
+        config.gateway.jwt_leeway_secs = 0;
+        for pool in [
+            &mut config.identity.db_max_connections,
+            &mut config.catalog.db_max_connections,
+            &mut config.cart_order.db_max_connections,
+            &mut config.reporting.db_max_connections,
+        ] {
+            *pool = 4;
+        }
+        Ok(config)
+    }
+
+    fn credentials_or_random(&self) -> anyhow::Result<ServiceCredentials> {
+        match &self.credentials.service_token {
+            Some(token) => ServiceCredentials::new(token.clone()),
+            None => Ok(ServiceCredentials::random()),
+        }
+    }
+
+    fn required_credentials(&self) -> anyhow::Result<ServiceCredentials> {
+        let token = self
+            .credentials
+            .service_token
+            .clone()
+            .context("SHOP_SERVICE_TOKEN must be set when services run apart (the same value for all of them)")?;
+        ServiceCredentials::new(token)
+    }
+}
+
+/// The running suite: where each server listens, and their tasks.
+pub struct Suite {
+    pub gateway_addr: SocketAddr,
+    pub identity_addr: SocketAddr,
+    pub catalog_addr: SocketAddr,
+    pub cart_order_addr: SocketAddr,
+    pub reporting_addr: SocketAddr,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Suite {
+    /// Waits until every server has stopped; the first failure wins.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        for task in self.tasks {
+            task.await.context("server task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+/// Starts the whole suite in this process; returns once every port is bound.
+/// All servers stop (draining in-flight calls) when `shutdown` resolves.
+pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<Suite> {
+    let stop = CancellationToken::new();
+    let on_stop = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_stop.cancel();
+    });
+    // A failure part-way stops the servers already started.
+    let stop_on_error = stop.clone().drop_guard();
+    let credentials = config.credentials_or_random()?;
+    shop_platform::db::ensure_database(&config.database).await?;
+
+    let identity = shop_identity::start(
+        &config.identity,
+        &config.database,
+        &config.server,
+        credentials.clone(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    let catalog = shop_catalog::start(
+        &config.catalog,
+        &config.database,
+        &config.server,
+        credentials.clone(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    let cart_order = shop_cart_order::start(
+        &config.cart_order,
+        &config.database,
+        &config.server,
+        credentials.clone(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
+    let reporting =
+        shop_reporting::start(&config.reporting, &config.database, &config.server, stop.clone().cancelled_owned())
+            .await?;
+
+    // In one process the gateway dials the ports the services really bound.
+    let mut gateway_config = config.gateway.clone();
+    gateway_config.identity_url = format!("http://{}", identity.addr);
+    gateway_config.catalog_url = format!("http://{}", catalog.addr);
+    gateway_config.cart_order_url = format!("http://{}", cart_order.addr);
+    gateway_config.reporting_url = format!("http://{}", reporting.addr);
+    let gateway =
+        shop_gateway::start(&gateway_config, &config.server, credentials, stop.clone().cancelled_owned()).await?;
+
+    let suite = Suite {
+        gateway_addr: gateway.addr,
+        identity_addr: identity.addr,
+        catalog_addr: catalog.addr,
+        cart_order_addr: cart_order.addr,
+        reporting_addr: reporting.addr,
+        tasks: vec![gateway.task, identity.task, catalog.task, cart_order.task, reporting.task],
+    };
+    stop_on_error.disarm();
+    Ok(suite)
+}
+
+/// The services `shop serve` can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceName {
+    Identity,
+    Catalog,
+    CartOrder,
+    Reporting,
+    Gateway,
+}
+
+/// Runs one service alone, configured from the environment.
+pub async fn serve(
+    service: ServiceName,
+    config: SuiteConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Running> {
+    let credentials = config.required_credentials()?;
+    if service != ServiceName::Gateway {
+        shop_platform::db::ensure_database(&config.database).await?;
+    }
+    match service {
+        ServiceName::Identity => {
+            shop_identity::start(&config.identity, &config.database, &config.server, credentials, shutdown).await
+        }
+        ServiceName::Catalog => {
+            shop_catalog::start(&config.catalog, &config.database, &config.server, credentials, shutdown).await
+        }
+        ServiceName::CartOrder => {
+            shop_cart_order::start(&config.cart_order, &config.database, &config.server, credentials, shutdown).await
+        }
+        ServiceName::Reporting => {
+            shop_reporting::start(&config.reporting, &config.database, &config.server, shutdown).await
+        }
+        ServiceName::Gateway => shop_gateway::start(&config.gateway, &config.server, credentials, shutdown).await,
+    }
+}
+
+/// `shop create-admin`.
+pub async fn create_admin(
+    database: &DatabaseConfig,
+    identity: &IdentityConfig,
+    username: &str,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<i64> {
+    shop_platform::db::ensure_database(database).await?;
+    let user = shop_identity::create_admin(database, identity, username, email, password).await?;
+    Ok(user.id)
+}

@@ -1,0 +1,13 @@
+use clap::Parser as _;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = shop::cli::Cli::parse();
+    match shop::cli::run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("shop: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

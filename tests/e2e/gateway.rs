@@ -1,0 +1,217 @@
+//! What the gateway itself promises: reflection lists exactly the public
+//! services, health answers, a dead backend is UNAVAILABLE fast, deadlines
+//! hold, and tokens keep verifying while identity restarts.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use shop_platform::auth::ServiceCredentials;
+use shop_proto::catalog::ListCategoriesRequest;
+use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
+use shop_proto::identity::GetCurrentUserRequest;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+
+use crate::harness::{TestShop, bearer, connect};
+
+#[tokio::test]
+async fn reflection_v1_and_v1alpha_list_exactly_the_public_services() {
+    use tonic_reflection::pb::{v1, v1alpha};
+    let shop = TestShop::start().await;
+    let expected: BTreeSet<String> = shop_proto::PUBLIC_SERVICES.iter().map(|name| name.to_string()).collect();
+    assert_eq!(expected.len(), 6);
+
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(shop.gateway.clone());
+    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("a response");
+    let Some(v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) = response.message_response
+    else {
+        panic!("not a list: {response:?}");
+    };
+    let listed: BTreeSet<String> = list.service.into_iter().map(|service| service.name).collect();
+    assert_eq!(listed, expected);
+
+    let request = v1alpha::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1alpha::server_reflection_request::MessageRequest::ListServices(String::new())),
+    };
+    let mut client = v1alpha::server_reflection_client::ServerReflectionClient::new(shop.gateway.clone());
+    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("a response");
+    let Some(v1alpha::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("not a list: {response:?}");
+    };
+    let listed: BTreeSet<String> = list.service.into_iter().map(|service| service.name).collect();
+    assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn reflection_describes_the_bad_request_detail_for_grpcurl() {
+    use tonic_reflection::pb::v1;
+    let shop = TestShop::start().await;
+    let request = v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(v1::server_reflection_request::MessageRequest::FileContainingSymbol(
+            "google.rpc.BadRequest".into(),
+        )),
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(shop.gateway.clone());
+    let mut responses = client.server_reflection_info(tokio_stream::iter([request])).await.unwrap().into_inner();
+    let response = responses.message().await.unwrap().expect("a response");
+    assert!(
+        matches!(
+            response.message_response,
+            Some(v1::server_reflection_response::MessageResponse::FileDescriptorResponse(_))
+        ),
+        "{response:?}"
+    );
+}
+
+#[tokio::test]
+async fn health_reports_serving_overall_and_per_public_service() {
+    let shop = TestShop::start().await;
+    let mut health = HealthClient::new(shop.gateway.clone());
+    for service in std::iter::once("").chain(shop_proto::PUBLIC_SERVICES.iter().copied()) {
+        let response = health.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner();
+        assert_eq!(response.status(), ServingStatus::Serving, "{service:?}");
+    }
+}
+
+/// A gateway of its own in front of the given backends (others point at a
+/// port nobody listens on).
+async fn gateway_in_front_of(
+    identity: Option<SocketAddr>,
+    catalog: SocketAddr,
+    credentials: ServiceCredentials,
+    stop: &CancellationToken,
+) -> SocketAddr {
+    let nobody = format!("http://{}", closed_port().await);
+    let mut config = shop::SuiteConfig::for_tests("postgres://unused/unused").unwrap().gateway;
+    config.identity_url = identity.map_or(nobody.clone(), |addr| format!("http://{addr}"));
+    config.catalog_url = format!("http://{catalog}");
+    config.cart_order_url = nobody.clone();
+    config.reporting_url = nobody;
+    config.key_refresh_secs = 1;
+    let running =
+        shop_gateway::start(&config, &Default::default(), credentials, stop.clone().cancelled_owned()).await.unwrap();
+    running.addr
+}
+
+async fn closed_port() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    listener.local_addr().unwrap()
+}
+
+#[tokio::test]
+async fn a_backend_that_is_down_is_unavailable_not_a_hang() {
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let gateway_addr = gateway_in_front_of(None, closed_port().await, ServiceCredentials::random(), &stop).await;
+    let mut catalog = CatalogServiceClient::new(connect(gateway_addr).await);
+    // The client's deadline is far longer than the gateway's connect timeout:
+    // a hang would end in DEADLINE_EXCEEDED, not UNAVAILABLE.
+    let mut request = tonic::Request::new(ListCategoriesRequest {});
+    request.set_timeout(Duration::from_secs(15));
+    let status = catalog.list_categories(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("catalog"), "{status:?}");
+}
+
+#[tokio::test]
+async fn the_clients_deadline_is_honoured_when_a_backend_never_answers() {
+    // A backend that accepts connections and then says nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept().await {
+            connections.push(connection);
+        }
+    });
+    let stop = CancellationToken::new();
+    let _stop = stop.clone().drop_guard();
+    let gateway_addr = gateway_in_front_of(None, silent_addr, ServiceCredentials::random(), &stop).await;
+    let mut catalog = CatalogServiceClient::new(connect(gateway_addr).await);
+    let mut request = tonic::Request::new(ListCategoriesRequest {});
+    request.set_timeout(Duration::from_millis(300));
+    let status = catalog.list_categories(request).await.unwrap_err();
+    assert!(matches!(status.code(), Code::DeadlineExceeded | Code::Cancelled), "{status:?}");
+    held.abort();
+}
+
+#[tokio::test]
+async fn tokens_keep_verifying_while_identity_restarts() {
+    let shop = TestShop::start().await;
+    let admin = shop.admin("root").await;
+    // A second identity, gateway and stub catalog on the same database, so
+    // this identity can be stopped and started without touching the suite's.
+    let credentials = ServiceCredentials::random();
+    let mut identity_config = shop.config.identity.clone();
+    let identity_stop = CancellationToken::new();
+    let identity = shop_identity::start(
+        &identity_config,
+        &shop.config.database,
+        &Default::default(),
+        credentials.clone(),
+        identity_stop.clone().cancelled_owned(),
+    )
+    .await
+    .unwrap();
+    let suite_stop = CancellationToken::new();
+    let _suite_stop = suite_stop.clone().drop_guard();
+    let catalog = shop_catalog::start(
+        &shop.config.catalog,
+        &shop.config.database,
+        &Default::default(),
+        credentials.clone(),
+        suite_stop.clone().cancelled_owned(),
+    )
+    .await
+    .unwrap();
+    let gateway_addr = gateway_in_front_of(Some(identity.addr), catalog.addr, credentials.clone(), &suite_stop).await;
+    let gateway = connect(gateway_addr).await;
+    let mut identity_client =
+        shop_proto::identity::identity_service_client::IdentityServiceClient::new(gateway.clone());
+    identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await.unwrap();
+
+    identity_stop.cancel();
+    identity.task.await.unwrap().unwrap();
+    let down = identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await.unwrap_err();
+    assert_eq!(down.code(), Code::Unavailable);
+    // An admin-only catalog call still gets past the token check: it reaches
+    // the catalog, which has no logic yet (UNIMPLEMENTED), not UNAUTHENTICATED.
+    let mut catalog_client = CatalogServiceClient::new(gateway.clone());
+    let request = bearer(shop_proto::catalog::DeleteCategoryRequest { id: 1 }, &admin);
+    assert_eq!(catalog_client.delete_category(request).await.unwrap_err().code(), Code::Unimplemented);
+
+    identity_config.listen_addr = identity.addr;
+    let restarted = shop_identity::start(
+        &identity_config,
+        &shop.config.database,
+        &Default::default(),
+        credentials,
+        suite_stop.clone().cancelled_owned(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restarted.addr, identity.addr);
+    let mut back = Err(tonic::Status::unavailable("not yet"));
+    for _ in 0..50 {
+        back = identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await;
+        if back.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(back.unwrap().into_inner().username, "root");
+}

@@ -1,0 +1,120 @@
+//! `TestShop::start()` is `shop up` for one test: its own database (dropped
+//! when the test ends), every server on port 0, stopped on drop.
+
+use std::time::Duration;
+
+use shop::{Suite, SuiteConfig};
+use shop_platform::testing::TestDatabase;
+use shop_proto::identity::identity_service_client::IdentityServiceClient;
+use shop_proto::identity::{LoginRequest, RegisterRequest, TokenPair, User};
+use tokio_util::sync::{CancellationToken, DropGuard};
+use tonic::metadata::MetadataValue;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Status};
+use tonic_types::StatusExt as _;
+
+/// The password every test user gets unless a test says otherwise.
+pub const PASSWORD: &str = "tulip-Orbit-42";
+
+pub struct TestShop {
+    pub gateway: Channel,
+    pub suite: Suite,
+    pub config: SuiteConfig,
+    pub database: TestDatabase,
+    _stop: DropGuard,
+}
+
+impl TestShop {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the suite after `adjust` has changed the test configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut SuiteConfig)) -> Self {
+        let database = TestDatabase::create().await.expect("create the test database");
+        let mut config = SuiteConfig::for_tests(&database.url).expect("test configuration");
+        adjust(&mut config);
+        let stop = CancellationToken::new();
+        let suite = shop::up(config.clone(), stop.clone().cancelled_owned()).await.expect("shop up");
+        let gateway = connect(suite.gateway_addr).await;
+        Self { gateway, suite, config, database, _stop: stop.drop_guard() }
+    }
+
+    pub fn identity(&self) -> IdentityServiceClient<Channel> {
+        IdentityServiceClient::new(self.gateway.clone())
+    }
+
+    pub async fn register(&self, username: &str) -> User {
+        self.identity().register(registration(username)).await.expect("register").into_inner().user.expect("user")
+    }
+
+    pub async fn login(&self, username: &str) -> TokenPair {
+        self.identity()
+            .login(LoginRequest { username: username.into(), password: PASSWORD.into() })
+            .await
+            .expect("login")
+            .into_inner()
+    }
+
+    /// A registered customer's access token.
+    pub async fn customer(&self, username: &str) -> String {
+        self.register(username).await;
+        self.login(username).await.access_token
+    }
+
+    /// An admin made the way operators make the first one (`shop create-admin`).
+    pub async fn admin(&self, username: &str) -> String {
+        shop::create_admin(
+            &self.config.database,
+            &self.config.identity,
+            username,
+            &format!("{username}@example.com"),
+            PASSWORD,
+        )
+        .await
+        .expect("create admin");
+        self.login(username).await.access_token
+    }
+
+    /// A connection to the database this test's suite uses (for checks and
+    /// for forging tokens with identity's stored key).
+    pub async fn db(&self) -> sqlx::PgPool {
+        sqlx::PgPool::connect(&self.database.url).await.expect("connect to test database")
+    }
+}
+
+pub async fn connect(addr: std::net::SocketAddr) -> Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .expect("endpoint")
+        .timeout(Duration::from_secs(20))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+pub fn registration(username: &str) -> RegisterRequest {
+    RegisterRequest {
+        username: username.into(),
+        email: format!("{username}@example.com"),
+        password: PASSWORD.into(),
+        password_confirm: PASSWORD.into(),
+        is_admin: false,
+    }
+}
+
+/// `message` with `authorization: Bearer <token>`.
+pub fn bearer<T>(message: T, token: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
+    request.metadata_mut().insert("authorization", value);
+    request
+}
+
+/// Asserts an INVALID_ARGUMENT whose BadRequest detail names `field`.
+pub fn assert_invalid_field(status: &Status, field: &str) {
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let details = status.get_details_bad_request().unwrap_or_else(|| panic!("no BadRequest in {status:?}"));
+    let fields: Vec<&str> = details.field_violations.iter().map(|violation| violation.field.as_str()).collect();
+    assert_eq!(fields, [field], "{status:?}");
+    assert!(status.message().starts_with(&format!("{field}:")), "{status:?}");
+}

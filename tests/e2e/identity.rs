@@ -1,0 +1,219 @@
+//! Every identity rule of API.md, through the gateway.
+
+use shop_proto::identity::{GetCurrentUserRequest, LoginRequest, RegisterRequest};
+use tonic::Code;
+
+use crate::harness::{PASSWORD, TestShop, assert_invalid_field, bearer, registration};
+
+fn with(username: &str, change: impl FnOnce(&mut RegisterRequest)) -> RegisterRequest {
+    let mut request = registration(username);
+    change(&mut request);
+    request
+}
+
+#[tokio::test]
+async fn register_returns_a_customer_with_an_id_and_creation_time() {
+    let shop = TestShop::start().await;
+    let user = shop.register("ann").await;
+    assert!(user.id > 0);
+    assert_eq!(user.username, "ann");
+    assert_eq!(user.email, "ann@example.com");
+    assert!(!user.is_admin);
+    assert!(user.created_at.is_some());
+}
+
+#[tokio::test]
+async fn each_bad_register_field_is_named() {
+    let shop = TestShop::start().await;
+    let cases: Vec<(RegisterRequest, &str)> = vec![
+        (with("", |_| {}), "username"),
+        (with(&"a".repeat(151), |_| {}), "username"),
+        (with("ann lee", |_| {}), "username"),
+        (with("ann!", |_| {}), "username"),
+        (with("ann", |r| r.email = "not-an-email".into()), "email"),
+        (with("ann", |r| r.email = String::new()), "email"),
+        (with("ann", |r| r.email = "ann@localhost".into()), "email"),
+        (
+            with("ann", |r| {
+                r.password = "Xk9#mQ2".into();
+                r.password_confirm = "Xk9#mQ2".into();
+            }),
+            "password",
+        ),
+        (
+            with("ann", |r| {
+                r.password = "93718264".into();
+                r.password_confirm = "93718264".into();
+            }),
+            "password",
+        ),
+        (
+            with("ann", |r| {
+                r.password = "Password123".into();
+                r.password_confirm = "Password123".into();
+            }),
+            "password",
+        ),
+        (
+            with("margarethe", |r| {
+                r.password = "margarethe1".into();
+                r.password_confirm = "margarethe1".into();
+            }),
+            "password",
+        ),
+        (
+            with("ann", |r| {
+                r.password = "ann@example.com".into();
+                r.password_confirm = "ann@example.com".into();
+            }),
+            "password",
+        ),
+        (with("ann", |r| r.password_confirm = "tulip-Orbit-43".into()), "password_confirm"),
+    ];
+    for (request, field) in cases {
+        let status = shop.identity().register(request.clone()).await.expect_err(&format!("{request:?} must fail"));
+        assert_invalid_field(&status, field);
+    }
+    // Nothing was half-written: the name is still free.
+    shop.register("ann").await;
+}
+
+#[tokio::test]
+async fn usernames_and_emails_are_unique_ignoring_case() {
+    let shop = TestShop::start().await;
+    shop.register("Ann").await;
+    let same_name = shop.identity().register(with("aNN", |r| r.email = "other@example.com".into())).await.unwrap_err();
+    assert_eq!(same_name.code(), Code::AlreadyExists);
+    assert!(same_name.message().contains("username"), "{same_name:?}");
+    let same_email = shop.identity().register(with("bob", |r| r.email = "ANN@EXAMPLE.COM".into())).await.unwrap_err();
+    assert_eq!(same_email.code(), Code::AlreadyExists);
+    assert!(same_email.message().contains("email"), "{same_email:?}");
+}
+
+#[tokio::test]
+async fn only_an_admin_may_register_an_admin() {
+    let shop = TestShop::start().await;
+    let anonymous = shop.identity().register(with("eve", |r| r.is_admin = true)).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::PermissionDenied);
+
+    let customer = shop.customer("carl").await;
+    let by_customer =
+        shop.identity().register(bearer(with("eve", |r| r.is_admin = true), &customer)).await.unwrap_err();
+    assert_eq!(by_customer.code(), Code::PermissionDenied);
+
+    let admin = shop.admin("root").await;
+    let created =
+        shop.identity().register(bearer(with("ada", |r| r.is_admin = true), &admin)).await.unwrap().into_inner();
+    assert!(created.user.unwrap().is_admin);
+    // And an admin's token says so.
+    let token = shop.login("ada").await.access_token;
+    let me = shop.identity().get_current_user(bearer(GetCurrentUserRequest {}, &token)).await.unwrap().into_inner();
+    assert!(me.is_admin);
+}
+
+#[tokio::test]
+async fn a_client_cannot_claim_admin_through_forged_metadata() {
+    let shop = TestShop::start().await;
+    let mut request = tonic::Request::new(with("eve", |r| r.is_admin = true));
+    request.metadata_mut().insert("x-shop-user-id", "1".parse().unwrap());
+    request.metadata_mut().insert("x-shop-user-is-admin", "true".parse().unwrap());
+    let status = shop.identity().register(request).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+}
+
+#[tokio::test]
+async fn login_returns_a_bearer_pair_with_five_minute_and_one_day_lives() {
+    let shop = TestShop::start().await;
+    shop.register("ann").await;
+    let pair = shop.login("ANN").await;
+    assert_eq!(pair.token_type, "Bearer");
+    assert!(!pair.refresh_token.is_empty());
+    let now = chrono::Utc::now().timestamp();
+    let access = pair.access_expires_at.unwrap().seconds - now;
+    let refresh = pair.refresh_expires_at.unwrap().seconds - now;
+    assert!((295..=301).contains(&access), "access token life {access}s");
+    assert!((86_395..=86_401).contains(&refresh), "refresh token life {refresh}s");
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_fail_the_same_way() {
+    let shop = TestShop::start().await;
+    shop.register("ann").await;
+    let wrong_password = shop
+        .identity()
+        .login(LoginRequest { username: "ann".into(), password: "tulip-Orbit-43".into() })
+        .await
+        .unwrap_err();
+    let unknown_user =
+        shop.identity().login(LoginRequest { username: "nobody".into(), password: PASSWORD.into() }).await.unwrap_err();
+    assert_eq!(wrong_password.code(), Code::Unauthenticated);
+    assert_eq!(unknown_user.code(), wrong_password.code());
+    assert_eq!(unknown_user.message(), wrong_password.message());
+}
+
+#[tokio::test]
+async fn empty_login_fields_are_named() {
+    let shop = TestShop::start().await;
+    let status =
+        shop.identity().login(LoginRequest { username: String::new(), password: "x".into() }).await.unwrap_err();
+    assert_invalid_field(&status, "username");
+    let status =
+        shop.identity().login(LoginRequest { username: "ann".into(), password: String::new() }).await.unwrap_err();
+    assert_invalid_field(&status, "password");
+}
+
+#[tokio::test]
+async fn get_current_user_needs_a_token_and_returns_its_owner() {
+    let shop = TestShop::start().await;
+    let user = shop.register("ann").await;
+    let token = shop.login("ann").await.access_token;
+    let me = shop.identity().get_current_user(bearer(GetCurrentUserRequest {}, &token)).await.unwrap().into_inner();
+    assert_eq!(me.id, user.id);
+    assert_eq!(me.username, "ann");
+    let anonymous = shop.identity().get_current_user(GetCurrentUserRequest {}).await.unwrap_err();
+    assert_eq!(anonymous.code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_username() {
+    let shop = TestShop::start_with(|config| config.identity.login_per_username_per_min = 3).await;
+    shop.register("ann").await;
+    let wrong = || LoginRequest { username: "ann".into(), password: "wrong-Password-1".into() };
+    for _ in 0..3 {
+        assert_eq!(shop.identity().login(wrong()).await.unwrap_err().code(), Code::Unauthenticated);
+    }
+    assert_eq!(shop.identity().login(wrong()).await.unwrap_err().code(), Code::ResourceExhausted);
+    // Another username from the same address is not affected by ann's limit.
+    shop.register("bob").await;
+    shop.login("bob").await;
+    // Case does not dodge the limit.
+    let shouted = shop.identity().login(LoginRequest { username: "ANN".into(), password: PASSWORD.into() }).await;
+    assert_eq!(shouted.unwrap_err().code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_client_address() {
+    let shop = TestShop::start_with(|config| config.identity.login_per_addr_per_min = 4).await;
+    for name in ["ann", "bob", "cid", "dan"] {
+        shop.register(name).await;
+        shop.login(name).await;
+    }
+    shop.register("eve").await;
+    let status =
+        shop.identity().login(LoginRequest { username: "eve".into(), password: PASSWORD.into() }).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+}
+
+#[tokio::test]
+async fn registrations_are_rate_limited_per_client_address_and_username() {
+    let shop = TestShop::start_with(|config| {
+        config.identity.register_per_addr_per_min = 4;
+        config.identity.register_per_username_per_min = 2;
+    })
+    .await;
+    shop.register("ann").await;
+    assert_eq!(shop.identity().register(registration("ann")).await.unwrap_err().code(), Code::AlreadyExists);
+    assert_eq!(shop.identity().register(registration("ANN")).await.unwrap_err().code(), Code::ResourceExhausted);
+    shop.register("bob").await;
+    assert_eq!(shop.identity().register(registration("cid")).await.unwrap_err().code(), Code::ResourceExhausted);
+}

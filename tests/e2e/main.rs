@@ -1,0 +1,9 @@
+//! End-to-end tests: the whole suite on free ports against a fresh database
+//! per test, spoken to only through the gateway with generated clients (and,
+//! where a test is about what a backend accepts, directly to that backend).
+
+mod gateway;
+mod harness;
+mod identity;
+mod policy;
+mod tokens;
