@@ -49,15 +49,15 @@ pub enum Command {
         /// The admin's email address.
         #[arg(long)]
         email: String,
-        /// The admin's password (keep it out of shell history: prefer stdin).
-        #[arg(long = "password-from-env", env = "SHOP_ADMIN_PASSWORD", hide_env_values = true, hide = true)]
-        password: Option<SecretString>,
         #[command(flatten)]
         database: DatabaseConfig,
         #[command(flatten)]
         identity: IdentityConfig,
     },
 }
+
+/// Where `shop create-admin` looks for the password before reading stdin.
+pub const ADMIN_PASSWORD_ENV: &str = "SHOP_ADMIN_PASSWORD";
 
 /// Runs the parsed command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -81,10 +81,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(service = ?service, addr = %running.addr, "listening");
             running.task.await.context("server task panicked")?
         }
-        Command::CreateAdmin { username, email, password, database, identity } => {
-            let password = match password {
-                Some(password) => password,
-                None => read_password()?,
+        Command::CreateAdmin { username, email, database, identity } => {
+            // Deliberately not a clap argument: a flag would put it in argv.
+            let password = match std::env::var(ADMIN_PASSWORD_ENV) {
+                Ok(password) if !password.is_empty() => SecretString::from(password),
+                _ => read_password()?,
             };
             let id = crate::create_admin(&database, &identity, &username, &email, password.expose_secret()).await?;
             println!("Created admin {username} (id {id}).");
@@ -131,7 +132,7 @@ mod tests {
     #[test]
     fn the_readme_lists_every_env_setting() {
         let readme = include_str!("../README.md");
-        let mut names = std::collections::BTreeSet::new();
+        let mut names = std::collections::BTreeSet::from([ADMIN_PASSWORD_ENV.to_owned()]);
         env_names(&Cli::command(), &mut names);
         assert!(names.len() > 20, "{names:?}");
         let missing: Vec<_> = names.iter().filter(|name| !readme.contains(&format!("`{name}`"))).collect();

@@ -76,6 +76,19 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     }
 }
 
+/// Only names a user could have become limiter keys, so junk input cannot
+/// grow the limiter's memory (validation refuses it, or login fails anyway).
+fn check_username(
+    limiter: &Option<DefaultKeyedRateLimiter<String>>,
+    username: &str,
+    what: &'static str,
+) -> Result<(), Error> {
+    if Username::parse(username).is_err() {
+        return Ok(());
+    }
+    check(limiter, &username.to_lowercase(), what)
+}
+
 #[derive(Clone)]
 pub struct Accounts {
     pool: PgPool,
@@ -124,7 +137,7 @@ impl Accounts {
         if let Some(client) = client {
             check(&self.limits.register_per_addr, &client, "registration")?;
         }
-        check(&self.limits.register_per_username, &username.to_lowercase(), "registration")
+        check_username(&self.limits.register_per_username, username, "registration")
     }
 
     pub async fn register(&self, registration: Registration) -> Result<UserRow, Error> {
@@ -146,16 +159,17 @@ impl Accounts {
         if let Some(client) = client {
             check(&self.limits.login_per_addr, &client, "login")?;
         }
-        check(&self.limits.login_per_username, &username.to_lowercase(), "login")?;
+        check_username(&self.limits.login_per_username, username, "login")?;
         let wrong = Error::Unauthenticated("invalid username or password");
-        // Over-long input cannot match a stored user; it still pays for a hash.
-        let found =
-            if username.chars().count() <= Username::MAX_CHARS && password.chars().count() <= NewPassword::MAX_CHARS {
-                let mut conn = self.pool.acquire().await?;
-                repo::users::find_credentials(&mut conn, username).await?
-            } else {
-                None
-            };
+        // A name no user could have (too long, a NUL byte, …) is never sent to
+        // the database; it still pays for a hash, like any unknown user.
+        let could_exist = Username::parse(username).is_ok() && password.chars().count() <= NewPassword::MAX_CHARS;
+        let found = if could_exist {
+            let mut conn = self.pool.acquire().await?;
+            repo::users::find_credentials(&mut conn, username).await?
+        } else {
+            None
+        };
         let (user, stored_hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
         let password = password.chars().take(NewPassword::MAX_CHARS).collect::<String>();
         if !self.hasher.verify(&password, stored_hash).await? {

@@ -114,8 +114,15 @@ impl IdentityConfig {
 
     /// Refuses values that cannot work, naming the env var, before any port is bound.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(self.access_token_ttl_secs > 0, "SHOP_IDENTITY_ACCESS_TOKEN_TTL_SECS must be positive");
-        anyhow::ensure!(self.refresh_token_ttl_secs > 0, "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS must be positive");
+        const TEN_YEARS_SECS: u64 = 10 * 366 * 24 * 3600;
+        anyhow::ensure!(
+            (1..=TEN_YEARS_SECS).contains(&self.access_token_ttl_secs),
+            "SHOP_IDENTITY_ACCESS_TOKEN_TTL_SECS must be between 1 and {TEN_YEARS_SECS}"
+        );
+        anyhow::ensure!(
+            (1..=TEN_YEARS_SECS).contains(&self.refresh_token_ttl_secs),
+            "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS must be between 1 and {TEN_YEARS_SECS}"
+        );
         anyhow::ensure!(self.argon2_memory_kib >= 8, "SHOP_IDENTITY_ARGON2_MEMORY_KIB must be at least 8");
         anyhow::ensure!(self.argon2_iterations >= 1, "SHOP_IDENTITY_ARGON2_ITERATIONS must be at least 1");
         Ok(())

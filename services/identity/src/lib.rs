@@ -48,12 +48,12 @@ pub async fn start(
     let pool = connect(database, config).await?;
     let accounts = Accounts::new(pool, config).await?;
 
-    let sweeper = accounts.clone();
-    tokio::spawn(async move {
+    let limits_owner = accounts.clone();
+    let sweeper = tokio::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {
             every_minute.tick().await;
-            sweeper.forget_idle_rate_limits();
+            limits_owner.forget_idle_rate_limits();
         }
     });
 
@@ -64,7 +64,8 @@ pub async fn start(
         routes: Routes::new(identity).add_service(keys),
         names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
     };
-    server::serve(listener, services, server_config, shutdown).await
+    let running = server::serve(listener, services, server_config, shutdown).await?;
+    Ok(server::with_companion(running, sweeper))
 }
 
 /// `shop create-admin`: the first admin, with every Register rule applied.

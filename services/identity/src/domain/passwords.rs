@@ -8,7 +8,6 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
-use tracing::Instrument as _;
 
 use crate::error::Error;
 
@@ -57,12 +56,18 @@ impl PasswordHasher {
     }
 
     async fn run_blocking<T: Send + 'static>(&self, work: impl FnOnce() -> T + Send + 'static) -> Result<T, Error> {
-        let _permit = self.permits.acquire().await.map_err(|_| Error::Internal("password hasher closed".into()))?;
+        // The permit moves into the job: a caller that gives up (deadline,
+        // disconnect) does not free a slot while its hash is still running.
+        let permit =
+            self.permits.clone().acquire_owned().await.map_err(|_| Error::Internal("password hasher closed".into()))?;
         let span = tracing::Span::current();
-        tokio::task::spawn_blocking(move || span.in_scope(work))
-            .instrument(tracing::Span::current())
-            .await
-            .map_err(|error| Error::Internal(format!("password hashing task: {error}")))
+        tokio::task::spawn_blocking(move || {
+            let output = span.in_scope(work);
+            drop(permit);
+            output
+        })
+        .await
+        .map_err(|error| Error::Internal(format!("password hashing task: {error}")))
     }
 }
 
