@@ -22,6 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // Services whose logic lands in later issues answer UNIMPLEMENTED.
         .generate_default_stubs(true)
+        .codec_path("crate::codec::ShopCodec")
         .compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=shop");
     println!("cargo:rerun-if-changed=google");

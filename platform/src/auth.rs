@@ -301,6 +301,19 @@ mod tests {
     }
 
     #[test]
+    fn the_client_address_is_the_gateways_word_only_with_the_credential() {
+        let credentials = credentials();
+        let mut vouched = Request::new(());
+        credentials.attach(vouched.metadata_mut());
+        vouched.metadata_mut().insert(CLIENT_ADDR_HEADER, "203.0.113.7".parse().unwrap());
+        assert_eq!(credentials.client_ip(&vouched), Some("203.0.113.7".parse().unwrap()));
+
+        let mut unvouched = Request::new(());
+        unvouched.metadata_mut().insert(CLIENT_ADDR_HEADER, "203.0.113.7".parse().unwrap());
+        assert_eq!(credentials.client_ip(&unvouched), None);
+    }
+
+    #[test]
     fn internal_rpcs_require_the_credential() {
         let credentials = credentials();
         assert!(credentials.require(&MetadataMap::new()).is_err());

@@ -40,16 +40,24 @@ pub fn internal(cause: &dyn fmt::Debug) -> Status {
     Status::internal("internal error")
 }
 
-/// Maps a database failure: an exhausted pool or a lost server is the database
-/// being unavailable, everything else is a bug.
+/// Maps a database failure. The database being unreachable, overloaded,
+/// restarting or timing a statement out is `UNAVAILABLE` (worth a retry);
+/// a serialization failure or deadlock is `ABORTED`; anything else is a bug.
 pub fn database(error: sqlx::Error) -> Status {
-    match error {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-            tracing::warn!(error = %error, "database unavailable");
-            Status::unavailable("database is unavailable")
-        }
-        other => internal(&other),
+    let sqlstate = error.as_database_error().and_then(|db| db.code()).map(|code| code.into_owned());
+    let unavailable = matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+        // 08: connection exception, 53: insufficient resources,
+        // 57: operator intervention (statement timeout, shutdown, restart).
+        || sqlstate.as_deref().is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class)));
+    if unavailable {
+        tracing::warn!(error = %error, "database unavailable");
+        return Status::unavailable("database is unavailable");
     }
+    if matches!(sqlstate.as_deref(), Some("40001" | "40P01")) {
+        tracing::warn!(error = %error, "transaction aborted by a conflict");
+        return Status::aborted("conflicting concurrent update; retry");
+    }
+    internal(&error)
 }
 
 /// Maps a failed call to another Shop service: it being down or slow stays

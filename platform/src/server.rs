@@ -51,8 +51,8 @@ pub async fn serve(
     }
     health.set_service_status("", ServingStatus::Serving).await;
 
-    let reflection_v1 = reflection_builder(&services.names).build_v1().context("reflection descriptors")?;
-    let reflection_v1alpha = reflection_builder(&services.names).build_v1alpha().context("reflection descriptors")?;
+    let reflection_v1 = reflection_builder(&services.names)?.build_v1().context("reflection descriptors")?;
+    let reflection_v1alpha = reflection_builder(&services.names)?.build_v1alpha().context("reflection descriptors")?;
     let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let mut builder = Server::builder()
@@ -86,12 +86,36 @@ pub async fn serve(
     Ok(Running { addr, task })
 }
 
-fn reflection_builder(names: &[&'static str]) -> tonic_reflection::server::Builder<'static> {
+fn reflection_builder(names: &[&'static str]) -> anyhow::Result<tonic_reflection::server::Builder<'static>> {
     let builder = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(shop_proto::FILE_DESCRIPTOR_SET)
+        .register_file_descriptor_set(descriptors_serving(names)?)
         // `grpcurl list` should show the shop's services, not the plumbing.
         .include_reflection_service(false);
-    names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
+    Ok(names.iter().fold(builder, |builder, name| builder.with_service_name(*name)))
+}
+
+/// The contract's descriptors with every service this server does not serve
+/// removed, so `describe` cannot reveal another server's (or an internal)
+/// service. Messages stay: the served services' types need them.
+fn descriptors_serving(names: &[&str]) -> anyhow::Result<prost_types::FileDescriptorSet> {
+    use prost::Message as _;
+    let mut set = prost_types::FileDescriptorSet::decode(shop_proto::FILE_DESCRIPTOR_SET)?;
+    for file in &mut set.file {
+        let package = file.package().to_owned();
+        file.service.retain(|service| names.contains(&format!("{package}.{}", service.name()).as_str()));
+    }
+    Ok(set)
+}
+
+/// Ends `companion` (a background task of a service) when its server stops.
+pub fn with_companion(running: Running, companion: JoinHandle<()>) -> Running {
+    let server = running.task;
+    let task = tokio::spawn(async move {
+        let result = server.await;
+        companion.abort();
+        result?
+    });
+    Running { addr: running.addr, task }
 }
 
 /// The caller's `x-request-id`, or a new one, for the RPC's span.

@@ -5,6 +5,8 @@
 //! reflection; `PUBLIC_SERVICES` is what the gateway exposes.
 #![allow(clippy::all, clippy::pedantic)]
 
+pub mod codec;
+
 pub mod shop {
     pub mod identity {
         pub mod v1 {
