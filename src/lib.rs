@@ -105,16 +105,37 @@ pub struct Suite {
     pub catalog_addr: SocketAddr,
     pub cart_order_addr: SocketAddr,
     pub reporting_addr: SocketAddr,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
+    stop: CancellationToken,
 }
 
 impl Suite {
-    /// Waits until every server has stopped; the first failure wins.
+    /// Waits until every server has stopped. One server failing (or stopping
+    /// before shutdown was asked for) stops the others: a half-running suite
+    /// is worse than a stopped one. The first failure is returned.
     pub async fn wait(self) -> anyhow::Result<()> {
-        for task in self.tasks {
-            task.await.context("server task panicked")??;
+        let mut servers = tokio::task::JoinSet::new();
+        for (name, task) in self.tasks {
+            servers.spawn(async move { (name, task.await) });
         }
-        Ok(())
+        let mut outcome = Ok(());
+        while let Some(joined) = servers.join_next().await {
+            let (name, result) = joined.context("server watcher panicked")?;
+            let result = result.with_context(|| format!("{name} panicked")).and_then(|served| served);
+            let failure = match result {
+                Err(error) => Some(error.context(format!("{name} failed"))),
+                Ok(()) if !self.stop.is_cancelled() => Some(anyhow::anyhow!("{name} stopped unexpectedly")),
+                Ok(()) => None,
+            };
+            if let Some(failure) = failure {
+                tracing::error!(error = format!("{failure:#}"), "stopping the suite");
+                if outcome.is_ok() {
+                    outcome = Err(failure);
+                }
+            }
+            self.stop.cancel();
+        }
+        outcome
     }
 }
 
@@ -156,9 +177,14 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         stop.clone().cancelled_owned(),
     )
     .await?;
-    let reporting =
-        shop_reporting::start(&config.reporting, &config.database, &config.server, stop.clone().cancelled_owned())
-            .await?;
+    let reporting = shop_reporting::start(
+        &config.reporting,
+        &config.database,
+        &config.server,
+        credentials.clone(),
+        stop.clone().cancelled_owned(),
+    )
+    .await?;
 
     // In one process the gateway dials the ports the services really bound.
     let mut gateway_config = config.gateway.clone();
@@ -175,7 +201,14 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         catalog_addr: catalog.addr,
         cart_order_addr: cart_order.addr,
         reporting_addr: reporting.addr,
-        tasks: vec![gateway.task, identity.task, catalog.task, cart_order.task, reporting.task],
+        tasks: vec![
+            ("gateway", gateway.task),
+            ("identity", identity.task),
+            ("catalog", catalog.task),
+            ("cart-order", cart_order.task),
+            ("reporting", reporting.task),
+        ],
+        stop: stop.clone(),
     };
     stop_on_error.disarm();
     Ok(suite)
@@ -212,7 +245,7 @@ pub async fn serve(
             shop_cart_order::start(&config.cart_order, &config.database, &config.server, credentials, shutdown).await
         }
         ServiceName::Reporting => {
-            shop_reporting::start(&config.reporting, &config.database, &config.server, shutdown).await
+            shop_reporting::start(&config.reporting, &config.database, &config.server, credentials, shutdown).await
         }
         ServiceName::Gateway => shop_gateway::start(&config.gateway, &config.server, credentials, shutdown).await,
     }

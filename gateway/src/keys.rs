@@ -30,15 +30,17 @@ impl KeyCache {
         Self { verifier, identity, credentials, last_fetch: Arc::default() }
     }
 
-    /// Fetches the keys unless another fetch happened within the last second.
-    /// Returns whether the key set may have changed.
+    /// Fetches the keys unless a fetch ended within the last second (callers
+    /// that queued behind a fetch then use its result). Returns whether this
+    /// call fetched them successfully.
     pub async fn refresh(&self) -> bool {
         let mut last_fetch = self.last_fetch.lock().await;
         if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
             return false;
         }
+        let fetched = self.fetch().await;
         *last_fetch = Some(Instant::now());
-        match self.fetch().await {
+        match fetched {
             Ok(count) => {
                 tracing::debug!(keys = count, "signing keys refreshed");
                 true

@@ -70,11 +70,5 @@ pub async fn start(
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
     let services = Services { routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    let task = running.task;
-    let task = tokio::spawn(async move {
-        let result = task.await;
-        refresher.abort();
-        result?
-    });
-    Ok(Running { addr: running.addr, task })
+    Ok(server::with_companion(running, refresher))
 }

@@ -83,8 +83,7 @@ mod tests {
 
     /// docs/api-access.txt, the machine-readable list kept beside the contract.
     fn access_list() -> BTreeMap<String, String> {
-        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/api-access.txt");
-        let text = std::fs::read_to_string(&path).expect("docs/api-access.txt");
+        let text = std::fs::read_to_string(docs("api-access.txt")).expect("docs/api-access.txt");
         text.lines()
             .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
             .map(|line| {
@@ -94,13 +93,14 @@ mod tests {
             .collect()
     }
 
-    /// Reads the access level of every RPC out of API.md's tables and headings.
+    fn docs(file: &str) -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs").join(file)
+    }
+
+    /// Reads the access level of every RPC out of API.md's tables and
+    /// headings (docs/API.md, the copy kept beside the access list).
     fn api_md() -> BTreeMap<String, String> {
-        let path = std::env::var("SHOP_API_MD")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/design/API.md"));
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("API.md at {} ({error}); set SHOP_API_MD", path.display()));
+        let text = std::fs::read_to_string(docs("API.md")).expect("docs/API.md");
         let mut levels = BTreeMap::new();
         let mut service: Option<(String, Option<String>)> = None;
         for line in text.lines() {
@@ -154,6 +154,21 @@ mod tests {
         let from_api_md = api_md();
         assert_eq!(from_api_md.len(), 30, "API.md names 30 public RPCs: {from_api_md:#?}");
         assert_eq!(access_list(), from_api_md);
+    }
+
+    /// The design's API.md lives in ../shared beside the repository (as in CI);
+    /// the copy in docs/ must not drift from it.
+    #[test]
+    fn the_copy_of_api_md_matches_the_design() {
+        let design = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/design/API.md");
+        match std::fs::read_to_string(&design) {
+            Ok(design) => assert_eq!(
+                std::fs::read_to_string(docs("API.md")).expect("docs/API.md"),
+                design,
+                "docs/API.md differs from shared/design/API.md: copy the new contract in and update the policy"
+            ),
+            Err(_) => eprintln!("{} is not here; checked the docs/ copy only", design.display()),
+        }
     }
 
     #[test]

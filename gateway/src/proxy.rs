@@ -67,7 +67,13 @@ impl Inner {
             .cloned()
             .ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
 
-        let caller = self.authenticate(request.headers()).await?;
+        let caller = match (access, self.authenticate(request.headers()).await) {
+            (_, Ok(caller)) => caller,
+            // A stale token must not block a public call: a client that always
+            // attaches its access token still has to reach RefreshToken.
+            (Access::Public, Err(_)) => Caller::Anonymous,
+            (_, Err(status)) => return Err(status),
+        };
         authorize(access, caller)?;
         if let Caller::User { id, .. } = caller {
             tracing::Span::current().record("user_id", id);
@@ -96,6 +102,9 @@ impl Inner {
             None => call.await,
         };
         let response = response.map_err(|error| {
+            if caused_by_timeout(&error) {
+                return Status::deadline_exceeded("deadline exceeded before the backend answered");
+            }
             tracing::warn!(backend = backend_name, error = %error, "backend unreachable");
             Status::unavailable(format!("{backend_name} is unavailable"))
         })?;
@@ -117,7 +126,9 @@ impl Inner {
             .filter(|token| !token.is_empty())
             .ok_or_else(|| Status::unauthenticated("authorization must be 'Bearer <access_token>'"))?;
         let mut verified = self.keys.verifier.verify(token);
-        if matches!(verified, Err(TokenError::UnknownKey)) && self.keys.refresh().await {
+        if matches!(verified, Err(TokenError::UnknownKey)) {
+            // Identity may have a new key; a refresh that just happened counts too.
+            self.keys.refresh().await;
             verified = self.keys.verifier.verify(token);
         }
         let claims = verified.map_err(|error| {
@@ -141,6 +152,18 @@ fn authorize(access: Access, caller: Caller) -> Result<(), Status> {
         (Access::Admin, caller) if !caller.is_admin() => Err(Status::permission_denied("admins only")),
         _ => Ok(()),
     }
+}
+
+/// Whether the channel gave up because the forwarded `grpc-timeout` ran out.
+fn caused_by_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Clients never get to speak for the gateway.

@@ -5,6 +5,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 
+use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::server::{self, Running, Services};
 use shop_proto::reporting::reporting_service_server::{ReportingService, ReportingServiceServer};
@@ -39,6 +40,9 @@ pub async fn start(
     config: &ReportingConfig,
     database: &DatabaseConfig,
     server_config: &ServerConfig,
+    // Kept for the report RPC (admin-only: it trusts the gateway's caller
+    // metadata only with these credentials).
+    _credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "reporting").await?;
