@@ -16,12 +16,13 @@ use tonic_types::StatusExt as _;
 /// The password every test user gets unless a test says otherwise.
 pub const PASSWORD: &str = "tulip-Orbit-42";
 
+/// Fields drop in order: the servers stop before their database is dropped.
 pub struct TestShop {
+    _stop: DropGuard,
     pub gateway: Channel,
     pub suite: Suite,
     pub config: SuiteConfig,
     pub database: TestDatabase,
-    _stop: DropGuard,
 }
 
 impl TestShop {
@@ -37,7 +38,7 @@ impl TestShop {
         let stop = CancellationToken::new();
         let suite = shop::up(config.clone(), stop.clone().cancelled_owned()).await.expect("shop up");
         let gateway = connect(suite.gateway_addr).await;
-        Self { gateway, suite, config, database, _stop: stop.drop_guard() }
+        Self { _stop: stop.drop_guard(), gateway, suite, config, database }
     }
 
     pub fn identity(&self) -> IdentityServiceClient<Channel> {

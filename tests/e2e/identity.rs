@@ -152,6 +152,45 @@ async fn unknown_user_and_wrong_password_fail_the_same_way() {
 }
 
 #[tokio::test]
+async fn junk_login_input_is_a_plain_login_failure() {
+    let shop = TestShop::start().await;
+    let long_name = "a".repeat(10_000);
+    for username in ["ann\0", long_name.as_str(), "ann lee", "' OR 1=1 --"] {
+        let request = LoginRequest { username: username.into(), password: PASSWORD.into() };
+        let status = shop.identity().login(request).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{username:?}: {status:?}");
+    }
+    let request = LoginRequest { username: "ann".into(), password: "p".repeat(100_000) };
+    assert_eq!(shop.identity().login(request).await.unwrap_err().code(), Code::Unauthenticated);
+}
+
+#[tokio::test]
+async fn junk_register_input_is_named_not_internal() {
+    let shop = TestShop::start().await;
+    let nul_password = |r: &mut RegisterRequest| {
+        r.password = "tulip\0Orbit-42".into();
+        r.password_confirm = "tulip-Orbit-42".into();
+    };
+    let cases = [
+        (with("ann\0", |_| {}), "username"),
+        (with("ann", |r| r.email = "ann\0@example.com".into()), "email"),
+        (with("ann", nul_password), "password_confirm"),
+    ];
+    for (request, field) in cases {
+        assert_invalid_field(&shop.identity().register(request).await.unwrap_err(), field);
+    }
+    // A NUL inside a password is just a character: only its hash is stored.
+    let registered = shop
+        .identity()
+        .register(with("nul", |r| {
+            r.password = "tulip\0Orbit-42".into();
+            r.password_confirm = "tulip\0Orbit-42".into();
+        }))
+        .await;
+    assert!(registered.is_ok(), "{registered:?}");
+}
+
+#[tokio::test]
 async fn empty_login_fields_are_named() {
     let shop = TestShop::start().await;
     let status =

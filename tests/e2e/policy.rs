@@ -70,6 +70,25 @@ async fn every_row_of_the_policy_table_holds_through_the_gateway() {
     }
 }
 
+/// RegisterRequest's username field, as raw bytes, so a test can send a
+/// string that is not UTF-8.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawRegisterRequest {
+    #[prost(bytes = "vec", tag = "1")]
+    username: Vec<u8>,
+}
+
+#[tokio::test]
+async fn a_message_that_does_not_decode_is_invalid_argument_not_internal() {
+    let shop = TestShop::start().await;
+    let mut grpc = tonic::client::Grpc::new(shop.gateway.clone());
+    grpc.ready().await.unwrap();
+    let request = Request::new(RawRegisterRequest { username: vec![0xff, 0xfe, b'a'] });
+    let path = PathAndQuery::from_static("/shop.identity.v1.IdentityService/Register");
+    let status = grpc.unary::<_, (), _>(request, path, ProstCodec::default()).await.unwrap_err();
+    crate::harness::assert_invalid_field(&status, "username");
+}
+
 #[tokio::test]
 async fn internal_services_are_never_routed_even_for_admins() {
     let shop = TestShop::start().await;

@@ -103,7 +103,7 @@ async fn tampered_tokens_are_unauthenticated() {
     let swapped = format!("{}.{}.{}", parts[0], engine.encode(payload.to_string()), parts[2]);
     // A flipped signature character.
     let mut signature = parts[2].to_owned();
-    let flipped = if signature.ends_with('A') { 'B' } else { 'A' };
+    let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
     signature.replace_range(0..1, &flipped.to_string());
     let resigned = format!("{}.{}.{signature}", parts[0], parts[1]);
     // alg none.
@@ -115,6 +115,28 @@ async fn tampered_tokens_are_unauthenticated() {
         assert_eq!(current_user_code(&shop, &bad).await, Code::Unauthenticated, "{what}");
     }
     assert_eq!(current_user_code(&shop, &token).await, Code::Ok);
+}
+
+#[tokio::test]
+async fn a_stale_token_does_not_block_public_calls() {
+    let shop = TestShop::start_with(|config| config.identity.access_token_ttl_secs = 1).await;
+    shop.register("ann").await;
+    let pair = shop.login("ann").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The expired access token rides along, as many clients send it always.
+    let request = bearer(RefreshTokenRequest { refresh_token: pair.refresh_token }, &pair.access_token);
+    let fresh = shop.identity().refresh_token(request).await.unwrap().into_inner();
+    assert_eq!(current_user_code(&shop, &fresh.access_token).await, Code::Ok);
+    let garbage = bearer(
+        shop_proto::identity::LoginRequest { username: "ann".into(), password: crate::harness::PASSWORD.into() },
+        "garbage",
+    );
+    shop.identity().login(garbage).await.unwrap();
+    // But a stale token is no admin: is_admin is still refused.
+    let mut request = crate::harness::registration("eve");
+    request.is_admin = true;
+    let status = shop.identity().register(bearer(request, "garbage")).await.unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
 }
 
 #[tokio::test]
@@ -146,6 +168,9 @@ async fn refresh_rotates_and_the_old_token_stops_working() {
         .unwrap()
         .into_inner();
     assert_eq!(current_user_code(&shop, &third.access_token).await, Code::Ok);
+    // The first token was rotated away: it no longer works.
+    let old = shop.identity().refresh_token(RefreshTokenRequest { refresh_token: first.refresh_token }).await;
+    assert_eq!(old.unwrap_err().code(), Code::Unauthenticated);
 }
 
 #[tokio::test]
