@@ -11,6 +11,8 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod money;
+pub mod paging;
 pub mod server;
 pub mod telemetry;
 pub mod testing;
