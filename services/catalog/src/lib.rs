@@ -1,7 +1,18 @@
-//! Catalog: categories, products, stock and their event outbox. Owns the
-//! `catalog` schema. Its RPCs arrive with the catalog issue; until then the
-//! contract is served and every call answers `UNIMPLEMENTED` (internal
-//! services only after the service-credential check).
+//! Catalog: categories, products and their stock. Owns the `catalog` schema
+//! and reads no other. Public `CatalogService`; internal `InventoryService`
+//! (stock reservations for the order service) and `CatalogEventsService`
+//! (the outbox feed for reporting), both behind service credentials.
+//!
+//! Start at [`start`]; use cases are in [`catalog`] and [`inventory`], rules
+//! in [`domain`], SQL in [`repo`], the gRPC edge in [`grpc`].
+
+pub mod catalog;
+pub mod domain;
+pub mod error;
+pub mod events;
+pub mod grpc;
+pub mod inventory;
+pub mod repo;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,12 +20,14 @@ use std::net::SocketAddr;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::server::{self, Running, Services};
-use shop_proto::catalog::catalog_events_service_server::{CatalogEventsService, CatalogEventsServiceServer};
-use shop_proto::catalog::catalog_service_server::{CatalogService, CatalogServiceServer};
-use shop_proto::catalog::inventory_service_server::{InventoryService, InventoryServiceServer};
+use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
+use shop_proto::catalog::catalog_service_server::CatalogServiceServer;
+use shop_proto::catalog::inventory_service_server::InventoryServiceServer;
+use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub const SCHEMA: &str = "catalog";
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CatalogConfig {
@@ -31,11 +44,12 @@ pub struct CatalogConfig {
     pub db_max_connections: u32,
 }
 
-struct CatalogApi;
-impl CatalogService for CatalogApi {}
-impl InventoryService for CatalogApi {}
-impl CatalogEventsService for CatalogApi {}
+/// The catalog schema, migrated, behind a pool of `max_connections`.
+pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
+    shop_platform::db::connect(database, SCHEMA, max_connections, &MIGRATOR).await
+}
 
+/// Migrates the catalog schema and starts serving; returns once the port is bound.
 pub async fn start(
     config: &CatalogConfig,
     database: &DatabaseConfig,
@@ -44,14 +58,26 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "catalog").await?;
-    shop_platform::db::ensure_schema(database, SCHEMA).await?;
-    let routes = Routes::new(CatalogServiceServer::new(CatalogApi))
-        .add_service(InventoryServiceServer::with_interceptor(CatalogApi, credentials.interceptor()))
-        .add_service(CatalogEventsServiceServer::with_interceptor(CatalogApi, credentials.interceptor()));
-    let names = vec![
-        "shop.catalog.v1.CatalogService",
-        "shop.catalog.v1.InventoryService",
-        "shop.catalog.v1.CatalogEventsService",
-    ];
-    server::serve(listener, Services { routes, names }, server_config, shutdown).await
+    let pool = connect(database, config.db_max_connections).await?;
+    let feed = events::EventFeed::new(pool.clone());
+    let listener_task = feed.spawn_listener();
+
+    let catalog =
+        CatalogServiceServer::new(grpc::CatalogApi::new(catalog::Catalog::new(pool.clone()), credentials.clone()));
+    let inventory = InventoryServiceServer::with_interceptor(
+        grpc::InventoryApi::new(inventory::Inventory::new(pool)),
+        credentials.interceptor(),
+    );
+    let events =
+        CatalogEventsServiceServer::with_interceptor(grpc::CatalogEventsApi::new(feed), credentials.interceptor());
+    let services = Services {
+        routes: Routes::new(catalog).add_service(inventory).add_service(events),
+        names: vec![
+            "shop.catalog.v1.CatalogService",
+            "shop.catalog.v1.InventoryService",
+            "shop.catalog.v1.CatalogEventsService",
+        ],
+    };
+    let running = server::serve(listener, services, server_config, shutdown).await?;
+    Ok(server::with_companion(running, listener_task))
 }

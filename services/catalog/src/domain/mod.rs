@@ -1,0 +1,360 @@
+//! Catalog rules, free of SQL and gRPC. Each value type is made only by its
+//! `parse`, so a `Title` or `Slug` in hand has passed its rules; the gRPC
+//! layer names the field when one is refused.
+
+use shop_platform::error::Invalid;
+use shop_platform::money::Money;
+
+/// Display name of a category: 1–100 characters after trimming.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CategoryName(String);
+
+impl CategoryName {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        let name = raw.trim();
+        match name.chars().count() {
+            0 => Err(Invalid::new("is required")),
+            1..=100 => Ok(Self(name.to_owned())),
+            _ => Err(Invalid::new("must be at most 100 characters")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// URL key of a category: 1–100 characters of `a-z`, `0-9` and `-`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.is_empty() {
+            return Err(Invalid::new("is required"));
+        }
+        if raw.len() > 100 {
+            return Err(Invalid::new("must be at most 100 characters"));
+        }
+        if !raw.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+            return Err(Invalid::new("may contain only lowercase letters a-z, digits and '-'"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Django's slugify, which the old backend used: transliterate to ASCII,
+    /// drop what is not a letter, digit, space or hyphen (so "Men's" becomes
+    /// "mens"), lowercase, and join words with single hyphens.
+    pub fn derive(name: &CategoryName) -> Result<Self, Invalid> {
+        let ascii = deunicode::deunicode(name.as_str()).to_lowercase();
+        let kept: String = ascii
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || *c == '-' || *c == '_')
+            .collect();
+        let slug = kept
+            .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
+            .filter(|word| !word.is_empty())
+            .collect::<Vec<_>>()
+            .join("-");
+        let slug: String = slug.chars().take(100).collect();
+        Self::parse(slug.trim_end_matches('-')).map_err(|_| Invalid::new("cannot be derived from the name; give one"))
+    }
+
+    /// The slug given, or the one derived from the name when empty.
+    pub fn given_or_derived(raw: &str, name: &CategoryName) -> Result<Self, Invalid> {
+        if raw.is_empty() { Self::derive(name) } else { Self::parse(raw) }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Product title: 1–255 characters, not only white space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        if raw.trim().is_empty() {
+            return Err(Invalid::new("is required"));
+        }
+        if raw.chars().count() > 255 {
+            return Err(Invalid::new("must be at most 255 characters"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// At most 10 000 characters; may be empty.
+pub fn parse_description(raw: &str) -> Result<&str, Invalid> {
+    if raw.chars().count() > 10_000 { Err(Invalid::new("must be at most 10000 characters")) } else { Ok(raw) }
+}
+
+/// Empty, or an absolute http(s) URL of at most 2048 characters.
+pub fn parse_image_url(raw: &str) -> Result<&str, Invalid> {
+    if raw.is_empty() {
+        return Ok(raw);
+    }
+    if raw.len() > 2048 {
+        return Err(Invalid::new("must be at most 2048 characters"));
+    }
+    let rest = raw.strip_prefix("https://").or_else(|| raw.strip_prefix("http://"));
+    let host = rest.and_then(|rest| rest.split(['/', '?', '#']).next()).unwrap_or_default();
+    if host.is_empty() || raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Invalid::new("must be empty or an absolute http(s) URL"));
+    }
+    Ok(raw)
+}
+
+/// Units in stock: zero or more.
+pub fn parse_stock(raw: i32) -> Result<i32, Invalid> {
+    if raw < 0 { Err(Invalid::new("must not be negative")) } else { Ok(raw) }
+}
+
+pub fn parse_id(raw: i64) -> Result<i64, Invalid> {
+    if raw <= 0 { Err(Invalid::new("must be a positive id")) } else { Ok(raw) }
+}
+
+/// Every field of a product an admin sets.
+#[derive(Debug, Clone)]
+pub struct ProductFields {
+    pub title: Title,
+    pub description: String,
+    pub price: Money,
+    pub stock: i32,
+    pub category_id: i64,
+    pub image_url: String,
+}
+
+/// The fields an update mask may name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProductField {
+    Title,
+    Description,
+    Price,
+    Stock,
+    CategoryId,
+    ImageUrl,
+}
+
+impl ProductField {
+    pub const ALL: [ProductField; 6] = [
+        ProductField::Title,
+        ProductField::Description,
+        ProductField::Price,
+        ProductField::Stock,
+        ProductField::CategoryId,
+        ProductField::ImageUrl,
+    ];
+
+    pub fn parse(path: &str) -> Result<Self, Invalid> {
+        Ok(match path {
+            "title" => ProductField::Title,
+            "description" => ProductField::Description,
+            "price" => ProductField::Price,
+            "stock" => ProductField::Stock,
+            "category_id" => ProductField::CategoryId,
+            "image_url" => ProductField::ImageUrl,
+            other => {
+                return Err(Invalid::new(format!(
+                    "unknown path {other:?}; use title, description, price, stock, category_id, image_url"
+                )));
+            }
+        })
+    }
+}
+
+/// The sort orders ListProducts offers. Ties are broken by id in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ordering {
+    Price,
+    PriceDesc,
+    CreatedAt,
+    CreatedAtDesc,
+    SoldCount,
+    SoldCountDesc,
+    Title,
+    TitleDesc,
+}
+
+impl Ordering {
+    pub fn parse(raw: &str) -> Result<Self, Invalid> {
+        Ok(match raw {
+            "price" => Ordering::Price,
+            "-price" => Ordering::PriceDesc,
+            "created_at" => Ordering::CreatedAt,
+            "" | "-created_at" => Ordering::CreatedAtDesc,
+            "sold_count" => Ordering::SoldCount,
+            "-sold_count" => Ordering::SoldCountDesc,
+            "title" => Ordering::Title,
+            "-title" => Ordering::TitleDesc,
+            other => {
+                return Err(Invalid::new(format!(
+                    "unknown ordering {other:?}; use price, -price, created_at, -created_at, sold_count, -sold_count, title or -title"
+                )));
+            }
+        })
+    }
+
+    /// The column and whether it sorts descending.
+    pub fn column(self) -> (&'static str, bool) {
+        match self {
+            Ordering::Price => ("price", false),
+            Ordering::PriceDesc => ("price", true),
+            Ordering::CreatedAt => ("created_at", false),
+            Ordering::CreatedAtDesc => ("created_at", true),
+            Ordering::SoldCount => ("sold_count", false),
+            Ordering::SoldCountDesc => ("sold_count", true),
+            Ordering::Title => ("title", false),
+            Ordering::TitleDesc => ("title", true),
+        }
+    }
+}
+
+/// Search words: split on white space, each must appear (any case).
+pub fn parse_search(raw: &str) -> Result<Vec<String>, Invalid> {
+    if raw.chars().count() > 200 {
+        return Err(Invalid::new("must be at most 200 characters"));
+    }
+    if raw.contains('\0') {
+        return Err(Invalid::new("must not contain NUL"));
+    }
+    Ok(raw.split_whitespace().map(str::to_lowercase).collect())
+}
+
+/// What ListProducts filters by, parsed.
+#[derive(Debug, Clone, Default)]
+pub struct ProductFilter {
+    pub terms: Vec<String>,
+    pub category_id: Option<i64>,
+    pub min_price: Option<Money>,
+    pub max_price: Option<Money>,
+}
+
+impl ProductFilter {
+    /// Only the category (or nothing) narrows it: its total is kept in a table.
+    pub fn total_is_tracked(&self) -> bool {
+        self.terms.is_empty() && self.min_price.is_none() && self.max_price.is_none()
+    }
+}
+
+/// A reservation request, lines merged per product and sorted by id, so
+/// every reservation locks rows in the same order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationLines(Vec<(i64, i32)>);
+
+impl ReservationLines {
+    /// Most units of one product in one order (the cart's per-line limit).
+    pub const MAX_QUANTITY: i32 = 1000;
+
+    pub fn parse(lines: impl IntoIterator<Item = (i64, i32)>) -> Result<Self, Invalid> {
+        let mut merged = std::collections::BTreeMap::<i64, i32>::new();
+        for (product_id, quantity) in lines {
+            if product_id <= 0 {
+                return Err(Invalid::new("product_id must be a positive id"));
+            }
+            if quantity <= 0 {
+                return Err(Invalid::new("quantity must be at least 1"));
+            }
+            let total = merged.entry(product_id).or_default();
+            *total = total.saturating_add(quantity);
+            if *total > Self::MAX_QUANTITY {
+                return Err(Invalid::new("quantity must be at most 1000 per product"));
+            }
+        }
+        if merged.is_empty() {
+            return Err(Invalid::new("at least one line is required"));
+        }
+        if merged.len() > 100 {
+            return Err(Invalid::new("at most 100 products per order"));
+        }
+        Ok(Self(merged.into_iter().collect()))
+    }
+
+    pub fn lines(&self) -> &[(i64, i32)] {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slug_of(name: &str) -> String {
+        Slug::derive(&CategoryName::parse(name).unwrap()).unwrap().as_str().to_owned()
+    }
+
+    #[test]
+    fn slugs_are_derived_like_django() {
+        assert_eq!(slug_of("Men's Fashion"), "mens-fashion");
+        assert_eq!(slug_of("  Home & Garden  "), "home-garden");
+        assert_eq!(slug_of("Café Crème"), "cafe-creme");
+        assert_eq!(slug_of("Kids -- Toys"), "kids-toys");
+        assert_eq!(slug_of("snake_case name"), "snake-case-name");
+    }
+
+    #[test]
+    fn a_name_without_letters_or_digits_gives_no_slug() {
+        assert!(Slug::derive(&CategoryName::parse("!!!").unwrap()).is_err());
+    }
+
+    #[test]
+    fn given_slugs_must_be_lowercase_ascii_words() {
+        assert!(Slug::parse("mens-fashion").is_ok());
+        for bad in ["", "Mens", "men's", "men fashion", &"a".repeat(101)] {
+            assert!(Slug::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn titles_are_1_to_255_characters() {
+        assert!(Title::parse("Laptop").is_ok());
+        assert!(Title::parse(&"é".repeat(255)).is_ok());
+        for bad in ["", "   ", &"a".repeat(256)] {
+            assert!(Title::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn image_urls_are_empty_or_absolute_http() {
+        for good in ["", "https://img.example.com/a.png", "http://x.io"] {
+            assert!(parse_image_url(good).is_ok(), "{good:?}");
+        }
+        for bad in ["ftp://x.io/a", "img.png", "https://", "https://a b.com", "javascript:alert(1)"] {
+            assert!(parse_image_url(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn every_ordering_of_the_contract_parses_and_others_do_not() {
+        for raw in ["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title", ""]
+        {
+            assert!(Ordering::parse(raw).is_ok(), "{raw:?}");
+        }
+        assert_eq!(Ordering::parse("").unwrap(), Ordering::CreatedAtDesc);
+        for bad in ["id", "-id", "Price", "price desc"] {
+            assert!(Ordering::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn search_splits_on_white_space_and_lowercases() {
+        assert_eq!(parse_search("  Red\tCotton  shirt ").unwrap(), ["red", "cotton", "shirt"]);
+        assert!(parse_search(&"a".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn reservation_lines_merge_per_product_and_sort_by_id() {
+        let lines = ReservationLines::parse([(5, 1), (2, 3), (5, 2)]).unwrap();
+        assert_eq!(lines.lines(), [(2, 3), (5, 3)]);
+        assert!(ReservationLines::parse([]).is_err());
+        assert!(ReservationLines::parse([(1, 0)]).is_err());
+        assert!(ReservationLines::parse([(0, 1)]).is_err());
+        assert!(ReservationLines::parse([(1, 600), (1, 600)]).is_err());
+    }
+}

@@ -1,0 +1,58 @@
+//! Catalog's one error type and its one way out to `tonic::Status`.
+
+use shop_platform::error::{self as platform_error, Invalid};
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: Invalid },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0} already exists")]
+    AlreadyExists(&'static str),
+    /// A rule of state: out of stock, category in use, reservation released.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// `Title::parse(&req.title).map_err(Error::field("title"))?`
+    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
+        move |reason| Self::InvalidArgument { field, reason }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
+            Error::FailedPrecondition(message) => Status::failed_precondition(message),
+            Error::Database(source) => platform_error::database(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_error_maps_to_its_contract_code() {
+        let cases = [
+            (Error::field("price")(Invalid::new("bad")), Code::InvalidArgument),
+            (Error::NotFound("product 7".into()), Code::NotFound),
+            (Error::AlreadyExists("category slug"), Code::AlreadyExists),
+            (Error::FailedPrecondition("out of stock".into()), Code::FailedPrecondition),
+            (Error::Database(sqlx::Error::RowNotFound), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error).code(), code);
+        }
+    }
+}

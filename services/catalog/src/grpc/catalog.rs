@@ -1,0 +1,251 @@
+use shop_platform::auth::ServiceCredentials;
+use shop_platform::error::Invalid;
+use shop_platform::money::Money;
+use shop_platform::paging::{Page, PageProblem};
+use shop_proto::catalog::catalog_service_server::CatalogService;
+use shop_proto::catalog::get_category_request::Key;
+use shop_proto::catalog::{
+    BatchGetProductsRequest, BatchGetProductsResponse, Category, CreateCategoryRequest, CreateProductRequest,
+    DeleteCategoryRequest, DeleteCategoryResponse, DeleteProductRequest, DeleteProductResponse, GetCategoryRequest,
+    GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest, ListProductsResponse,
+    Product, UpdateCategoryRequest, UpdateProductRequest,
+};
+use tonic::{Request, Response, Status};
+
+use crate::catalog::{Catalog, CategoryFields};
+use crate::domain::{
+    CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
+    parse_image_url, parse_search, parse_stock,
+};
+use crate::error::Error;
+use crate::repo::products::ProductRow;
+
+pub struct CatalogApi {
+    catalog: Catalog,
+    credentials: ServiceCredentials,
+}
+
+impl CatalogApi {
+    pub fn new(catalog: Catalog, credentials: ServiceCredentials) -> Self {
+        Self { catalog, credentials }
+    }
+
+    /// Admin RPCs are guarded by the gateway's policy table; a backend reached
+    /// directly checks the vouched-for caller again.
+    fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let caller = self.credentials.caller(request.metadata())?;
+        caller.require_user()?;
+        if caller.is_admin() { Ok(()) } else { Err(Status::permission_denied("admins only")) }
+    }
+}
+
+const LIST_DEFAULT_PAGE_SIZE: i32 = 10;
+const LIST_MAX_PAGE_SIZE: i32 = 100;
+const BATCH_MAX_IDS: usize = 100;
+
+fn mask_paths(mask: Option<&prost_types::FieldMask>) -> &[String] {
+    mask.map_or(&[], |mask| mask.paths.as_slice())
+}
+
+/// The product fields a request sets: those its mask names, or all of them.
+fn product_fields(
+    current: &ProductRow,
+    mask: &[String],
+    requested: &UpdateProductRequest,
+) -> Result<ProductFields, Error> {
+    let fields: Vec<ProductField> = if mask.is_empty() {
+        ProductField::ALL.to_vec()
+    } else {
+        mask.iter()
+            .map(|path| ProductField::parse(path))
+            .collect::<Result<_, _>>()
+            .map_err(Error::field("update_mask"))?
+    };
+    let mut merged = ProductFields {
+        title: Title::parse(&current.title).map_err(Error::field("title"))?,
+        description: current.description.clone(),
+        price: Money::from_decimal(current.price),
+        stock: current.stock,
+        category_id: current.category_id,
+        image_url: current.image_url.clone(),
+    };
+    for field in fields {
+        match field {
+            ProductField::Title => merged.title = Title::parse(&requested.title).map_err(Error::field("title"))?,
+            ProductField::Description => {
+                merged.description =
+                    parse_description(&requested.description).map_err(Error::field("description"))?.into()
+            }
+            ProductField::Price => merged.price = Money::parse(&requested.price).map_err(Error::field("price"))?,
+            ProductField::Stock => merged.stock = parse_stock(requested.stock).map_err(Error::field("stock"))?,
+            ProductField::CategoryId => {
+                merged.category_id = parse_id(requested.category_id).map_err(Error::field("category_id"))?
+            }
+            ProductField::ImageUrl => {
+                merged.image_url = parse_image_url(&requested.image_url).map_err(Error::field("image_url"))?.into()
+            }
+        }
+    }
+    Ok(merged)
+}
+
+fn new_product_fields(req: &CreateProductRequest) -> Result<ProductFields, Error> {
+    Ok(ProductFields {
+        title: Title::parse(&req.title).map_err(Error::field("title"))?,
+        description: parse_description(&req.description).map_err(Error::field("description"))?.into(),
+        price: Money::parse(&req.price).map_err(Error::field("price"))?,
+        stock: parse_stock(req.stock).map_err(Error::field("stock"))?,
+        category_id: parse_id(req.category_id).map_err(Error::field("category_id"))?,
+        image_url: parse_image_url(&req.image_url).map_err(Error::field("image_url"))?.into(),
+    })
+}
+
+fn page(page: i32, page_size: i32) -> Result<Page, Error> {
+    Page::parse(page, page_size, LIST_DEFAULT_PAGE_SIZE, LIST_MAX_PAGE_SIZE).map_err(|problem| match problem {
+        PageProblem::Page(reason) => Error::field("page")(reason),
+        PageProblem::PageSize(reason) => Error::field("page_size")(reason),
+    })
+}
+
+#[tonic::async_trait]
+impl CatalogService for CatalogApi {
+    async fn list_products(
+        &self,
+        request: Request<ListProductsRequest>,
+    ) -> Result<Response<ListProductsResponse>, Status> {
+        let req = request.into_inner();
+        let terms = parse_search(&req.search).map_err(Error::field("search"))?;
+        let min_price = Money::parse_optional(&req.min_price).map_err(Error::field("min_price"))?;
+        let max_price = Money::parse_optional(&req.max_price).map_err(Error::field("max_price"))?;
+        let ordering = Ordering::parse(&req.ordering).map_err(Error::field("ordering"))?;
+        let page = page(req.page, req.page_size)?;
+        let category_id =
+            if req.category.is_empty() { None } else { Some(self.catalog.category_by_slug(&req.category).await?.id) };
+        let filter = ProductFilter { terms, category_id, min_price, max_price };
+        let (products, total_count) =
+            self.catalog.list_products(&filter, ordering, page.limit(), page.offset()).await?;
+        Ok(Response::new(ListProductsResponse {
+            products: products.into_iter().map(Product::from).collect(),
+            total_count,
+            page: page.number,
+            page_size: page.size,
+        }))
+    }
+
+    async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<Product>, Status> {
+        let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
+        Ok(Response::new(self.catalog.product(id).await?.into()))
+    }
+
+    async fn batch_get_products(
+        &self,
+        request: Request<BatchGetProductsRequest>,
+    ) -> Result<Response<BatchGetProductsResponse>, Status> {
+        let ids = request.into_inner().ids;
+        if ids.len() > BATCH_MAX_IDS {
+            return Err(Error::field("ids")(Invalid::new("at most 100 ids")).into());
+        }
+        let products = self.catalog.products(&ids).await?;
+        Ok(Response::new(BatchGetProductsResponse { products: products.into_iter().map(Product::from).collect() }))
+    }
+
+    async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
+        self.require_admin(&request)?;
+        let fields = new_product_fields(request.get_ref())?;
+        let product = self.catalog.create_product(fields).await?;
+        tracing::info!(product_id = product.id, "product created");
+        Ok(Response::new(product.into()))
+    }
+
+    async fn update_product(&self, request: Request<UpdateProductRequest>) -> Result<Response<Product>, Status> {
+        self.require_admin(&request)?;
+        let req = request.into_inner();
+        let id = parse_id(req.id).map_err(Error::field("id"))?;
+        let mask = mask_paths(req.update_mask.as_ref()).to_vec();
+        let product = self.catalog.update_product(id, |current| product_fields(current, &mask, &req)).await?;
+        Ok(Response::new(product.into()))
+    }
+
+    async fn delete_product(
+        &self,
+        request: Request<DeleteProductRequest>,
+    ) -> Result<Response<DeleteProductResponse>, Status> {
+        self.require_admin(&request)?;
+        let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
+        self.catalog.archive_product(id).await?;
+        tracing::info!(product_id = id, "product archived");
+        Ok(Response::new(DeleteProductResponse {}))
+    }
+
+    async fn list_categories(
+        &self,
+        _request: Request<ListCategoriesRequest>,
+    ) -> Result<Response<ListCategoriesResponse>, Status> {
+        let categories = self.catalog.categories().await?;
+        Ok(Response::new(ListCategoriesResponse { categories: categories.into_iter().map(Category::from).collect() }))
+    }
+
+    async fn get_category(&self, request: Request<GetCategoryRequest>) -> Result<Response<Category>, Status> {
+        let category = match request.into_inner().key {
+            Some(Key::Id(id)) => self.catalog.category(parse_id(id).map_err(Error::field("id"))?).await?,
+            Some(Key::Slug(slug)) => {
+                if slug.is_empty() {
+                    return Err(Error::field("slug")(Invalid::new("is required")).into());
+                }
+                self.catalog.category_by_slug(&slug).await?
+            }
+            None => return Err(Error::field("key")(Invalid::new("set id or slug")).into()),
+        };
+        Ok(Response::new(category.into()))
+    }
+
+    async fn create_category(&self, request: Request<CreateCategoryRequest>) -> Result<Response<Category>, Status> {
+        self.require_admin(&request)?;
+        let req = request.into_inner();
+        let name = CategoryName::parse(&req.name).map_err(Error::field("name"))?;
+        let slug = Slug::given_or_derived(&req.slug, &name).map_err(Error::field("slug"))?;
+        let category = self.catalog.create_category(CategoryFields { name, slug }).await?;
+        Ok(Response::new(category.into()))
+    }
+
+    async fn update_category(&self, request: Request<UpdateCategoryRequest>) -> Result<Response<Category>, Status> {
+        self.require_admin(&request)?;
+        let req = request.into_inner();
+        let id = parse_id(req.id).map_err(Error::field("id"))?;
+        let mask = mask_paths(req.update_mask.as_ref()).to_vec();
+        for path in &mask {
+            if path != "name" && path != "slug" {
+                let reason = Invalid::new(format!("unknown path {path:?}; use name, slug"));
+                return Err(Error::field("update_mask")(reason).into());
+            }
+        }
+        let changes = |path: &str| mask.is_empty() || mask.iter().any(|named| named == path);
+        let category = self
+            .catalog
+            .update_category(id, |current| {
+                let name = if changes("name") {
+                    CategoryName::parse(&req.name).map_err(Error::field("name"))?
+                } else {
+                    CategoryName::parse(&current.name).map_err(Error::field("name"))?
+                };
+                let slug = if changes("slug") {
+                    Slug::given_or_derived(&req.slug, &name).map_err(Error::field("slug"))?
+                } else {
+                    Slug::parse(&current.slug).map_err(Error::field("slug"))?
+                };
+                Ok(CategoryFields { name, slug })
+            })
+            .await?;
+        Ok(Response::new(category.into()))
+    }
+
+    async fn delete_category(
+        &self,
+        request: Request<DeleteCategoryRequest>,
+    ) -> Result<Response<DeleteCategoryResponse>, Status> {
+        self.require_admin(&request)?;
+        let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
+        self.catalog.delete_category(id).await?;
+        Ok(Response::new(DeleteCategoryResponse {}))
+    }
+}

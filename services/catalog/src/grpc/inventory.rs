@@ -1,0 +1,44 @@
+use shop_proto::catalog::inventory_service_server::InventoryService;
+use shop_proto::catalog::{
+    ReleaseStockRequest, ReleaseStockResponse, ReserveStockRequest, ReserveStockResponse, ReservedLine,
+};
+use tonic::{Request, Response, Status};
+
+use crate::domain::{ReservationLines, parse_id};
+use crate::error::Error;
+use crate::inventory::Inventory;
+
+/// Internal: mounted behind the service-credential interceptor.
+pub struct InventoryApi {
+    inventory: Inventory,
+}
+
+impl InventoryApi {
+    pub fn new(inventory: Inventory) -> Self {
+        Self { inventory }
+    }
+}
+
+#[tonic::async_trait]
+impl InventoryService for InventoryApi {
+    async fn reserve_stock(
+        &self,
+        request: Request<ReserveStockRequest>,
+    ) -> Result<Response<ReserveStockResponse>, Status> {
+        let req = request.into_inner();
+        let order_id = parse_id(req.order_id).map_err(Error::field("order_id"))?;
+        let lines = ReservationLines::parse(req.lines.iter().map(|line| (line.product_id, line.quantity)))
+            .map_err(Error::field("lines"))?;
+        let reserved = self.inventory.reserve(order_id, &lines).await?;
+        Ok(Response::new(ReserveStockResponse { lines: reserved.into_iter().map(ReservedLine::from).collect() }))
+    }
+
+    async fn release_stock(
+        &self,
+        request: Request<ReleaseStockRequest>,
+    ) -> Result<Response<ReleaseStockResponse>, Status> {
+        let order_id = parse_id(request.into_inner().order_id).map_err(Error::field("order_id"))?;
+        let released = self.inventory.release(order_id).await?;
+        Ok(Response::new(ReleaseStockResponse { released }))
+    }
+}

@@ -1,0 +1,118 @@
+use shop_platform::db::OnConstraint as _;
+use sqlx::PgConnection;
+
+use crate::error::Error;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CategoryRow {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+}
+
+fn map_unique(error: Error) -> Error {
+    match error {
+        Error::Database(ref source)
+            if source.as_database_error().and_then(|db| db.constraint()) == Some("categories_name_key") =>
+        {
+            Error::AlreadyExists("category name")
+        }
+        other => other,
+    }
+}
+
+pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<CategoryRow, Error> {
+    let row = sqlx::query_as("INSERT INTO categories (name, slug) VALUES ($1, $2) RETURNING id, name, slug")
+        .bind(name)
+        .bind(slug)
+        .fetch_one(&mut *conn)
+        .await
+        .on_constraint("categories_slug_key", || Error::AlreadyExists("category slug"))
+        .map_err(map_unique)?;
+    Ok(row)
+}
+
+pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) -> Result<CategoryRow, Error> {
+    sqlx::query_as("UPDATE categories SET name = $2, slug = $3 WHERE id = $1 RETURNING id, name, slug")
+        .bind(id)
+        .bind(name)
+        .bind(slug)
+        .fetch_one(conn)
+        .await
+        .on_constraint("categories_slug_key", || Error::AlreadyExists("category slug"))
+        .map_err(map_unique)
+}
+
+pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1").bind(id).fetch_optional(conn).await?)
+}
+
+/// The category, locked against deletion until the transaction ends (a
+/// product being added to it needs it to stay).
+pub async fn find_for_share(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR KEY SHARE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR UPDATE")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<CategoryRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE slug = $1").bind(slug).fetch_optional(conn).await?)
+}
+
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<CategoryRow>, Error> {
+    Ok(sqlx::query_as("SELECT id, name, slug FROM categories ORDER BY lower(name), id").fetch_all(conn).await?)
+}
+
+/// Whether any product, archived or not, belongs to the category.
+pub async fn holds_products(conn: &mut PgConnection, id: i64) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE category_id = $1)")
+        .bind(id)
+        .fetch_one(conn)
+        .await?)
+}
+
+pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
+    sqlx::query("DELETE FROM categories WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await
+        .on_constraint("products_category_fkey", || Error::FailedPrecondition("the category holds products".into()))?;
+    Ok(())
+}
+
+pub async fn start_count(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
+    sqlx::query("INSERT INTO category_product_counts (category_id, live_count) VALUES ($1, 0) ON CONFLICT DO NOTHING")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds `delta` to the category's live-product count (its row exists from
+/// the category's creation on).
+pub async fn add_to_count(conn: &mut PgConnection, id: i64, delta: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE category_product_counts SET live_count = live_count + $2 WHERE category_id = $1")
+        .bind(id)
+        .bind(delta)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Live products in one category, or in all.
+pub async fn live_count(conn: &mut PgConnection, id: Option<i64>) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT coalesce(sum(live_count), 0)::bigint FROM category_product_counts WHERE $1::bigint IS NULL OR category_id = $1",
+    )
+    .bind(id)
+    .fetch_one(conn)
+    .await?)
+}
