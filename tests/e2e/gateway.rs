@@ -229,10 +229,10 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     let down = identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await.unwrap_err();
     assert_eq!(down.code(), Code::Unavailable);
     // An admin-only catalog call still gets past the token check: it reaches
-    // the catalog, which has no logic yet (UNIMPLEMENTED), not UNAUTHENTICATED.
+    // the catalog, which answers for itself (no such category), not UNAUTHENTICATED.
     let mut catalog_client = CatalogServiceClient::new(gateway.clone());
-    let request = bearer(shop_proto::catalog::DeleteCategoryRequest { id: 1 }, &admin);
-    assert_eq!(catalog_client.delete_category(request).await.unwrap_err().code(), Code::Unimplemented);
+    let request = bearer(shop_proto::catalog::DeleteCategoryRequest { id: 999 }, &admin);
+    assert_eq!(catalog_client.delete_category(request).await.unwrap_err().code(), Code::NotFound);
 
     identity_config.listen_addr = identity.addr;
     let restarted = shop_identity::start(

@@ -5,13 +5,21 @@ use std::time::Duration;
 
 use shop::{Suite, SuiteConfig};
 use shop_platform::testing::TestDatabase;
+use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
+use shop_proto::catalog::{Category, CreateCategoryRequest, CreateProductRequest, Product};
 use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{LoginRequest, RegisterRequest, TokenPair, User};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::metadata::MetadataValue;
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Request, Status};
 use tonic_types::StatusExt as _;
+
+/// The service credential of every test suite, so tests can call internal
+/// services directly, as the order service and reporting do.
+pub const SERVICE_TOKEN: &str = "test-service-token-0123456789abcdef0123";
 
 /// The password every test user gets unless a test says otherwise.
 pub const PASSWORD: &str = "tulip-Orbit-42";
@@ -34,11 +42,38 @@ impl TestShop {
     pub async fn start_with(adjust: impl FnOnce(&mut SuiteConfig)) -> Self {
         let database = TestDatabase::create().await.expect("create the test database");
         let mut config = SuiteConfig::for_tests(&database.url).expect("test configuration");
+        config.credentials.service_token = Some(SERVICE_TOKEN.into());
         adjust(&mut config);
         let stop = CancellationToken::new();
         let suite = shop::up(config.clone(), stop.clone().cancelled_owned()).await.expect("shop up");
         let gateway = connect(suite.gateway_addr).await;
         Self { _stop: stop.drop_guard(), gateway, suite, config, database }
+    }
+
+    pub fn catalog(&self) -> CatalogServiceClient<Channel> {
+        CatalogServiceClient::new(self.gateway.clone())
+    }
+
+    /// A channel straight to the catalog (not through the gateway) whose
+    /// calls carry the service credential.
+    pub async fn catalog_internal(&self) -> InterceptedService<Channel, impl Interceptor + Clone + use<>> {
+        let channel = connect(self.suite.catalog_addr).await;
+        InterceptedService::new(channel, |mut request: Request<()>| {
+            request.metadata_mut().insert("x-shop-service-token", SERVICE_TOKEN.parse().expect("ascii"));
+            Ok(request)
+        })
+    }
+
+    pub async fn create_category(&self, admin: &str, name: &str) -> Category {
+        self.catalog()
+            .create_category(bearer(CreateCategoryRequest { name: name.into(), slug: String::new() }, admin))
+            .await
+            .expect("create category")
+            .into_inner()
+    }
+
+    pub async fn create_product(&self, admin: &str, request: CreateProductRequest) -> Product {
+        self.catalog().create_product(bearer(request, admin)).await.expect("create product").into_inner()
     }
 
     pub fn identity(&self) -> IdentityServiceClient<Channel> {
@@ -118,4 +153,16 @@ pub fn assert_invalid_field(status: &Status, field: &str) {
     let fields: Vec<&str> = details.field_violations.iter().map(|violation| violation.field.as_str()).collect();
     assert_eq!(fields, [field], "{status:?}");
     assert!(status.message().starts_with(&format!("{field}:")), "{status:?}");
+}
+
+/// A product request with sensible defaults; tests change what they test.
+pub fn product(title: &str, price: &str, stock: i32, category_id: i64) -> CreateProductRequest {
+    CreateProductRequest {
+        title: title.into(),
+        description: format!("{title}, described"),
+        price: price.into(),
+        stock,
+        category_id,
+        image_url: String::new(),
+    }
 }

@@ -2,8 +2,11 @@
 //! per test, spoken to only through the gateway with generated clients (and,
 //! where a test is about what a backend accepts, directly to that backend).
 
+mod catalog;
+mod events;
 mod gateway;
 mod harness;
 mod identity;
+mod inventory;
 mod policy;
 mod tokens;
