@@ -40,6 +40,22 @@ pub enum Command {
         #[command(flatten)]
         config: Box<SuiteConfig>,
     },
+    /// Fill the catalog with realistic random categories and products (bulk
+    /// COPY, with their catalog events). Only adds what is missing to reach the
+    /// targets, so running it twice is harmless.
+    Seed {
+        /// How many live products the catalog should hold.
+        #[arg(long, default_value_t = 1000)]
+        products: u64,
+        /// How many categories the catalog should hold.
+        #[arg(long, default_value_t = 20)]
+        categories: u64,
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Load-test a running suite through its gateway and print throughput and
+    /// latency (p50/p90/p99/max). See bench/README.md.
+    Bench(crate::bench::BenchArgs),
     /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
     /// else from standard input (never from the command line).
     CreateAdmin {
@@ -81,6 +97,27 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             tracing::info!(service = ?service, addr = %running.addr, "listening");
             running.task.await.context("server task panicked")?
         }
+        Command::Seed { products, categories, database } => {
+            shop_platform::db::ensure_database(&database).await?;
+            let pool = shop_catalog::connect(&database, 4).await?;
+            let bar = indicatif::ProgressBar::new(products);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} products ({per_sec}, {eta} left)")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let started = std::time::Instant::now();
+            let seeded =
+                shop_catalog::seed::seed(&pool, products, categories, |written| bar.set_position(written)).await?;
+            bar.finish_and_clear();
+            println!(
+                "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",
+                seeded.categories_added,
+                seeded.products_added,
+                started.elapsed().as_secs_f64()
+            );
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args).await,
         Command::CreateAdmin { username, email, database, identity } => {
             // Deliberately not a clap argument: a flag would put it in argv.
             let password = match std::env::var(ADMIN_PASSWORD_ENV) {

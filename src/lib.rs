@@ -3,6 +3,7 @@
 //! runs one alone, `shop create-admin` makes the first admin. This crate only
 //! wires the service crates together; tests call [`up`] exactly as `shop up` does.
 
+pub mod bench;
 pub mod cli;
 
 use std::future::Future;

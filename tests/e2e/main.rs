@@ -9,4 +9,5 @@ mod harness;
 mod identity;
 mod inventory;
 mod policy;
+mod seed;
 mod tokens;

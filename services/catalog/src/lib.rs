@@ -13,6 +13,7 @@ pub mod events;
 pub mod grpc;
 pub mod inventory;
 pub mod repo;
+pub mod seed;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -1,0 +1,383 @@
+//! `shop seed`: fills the catalog with realistic random products, fast. Rows
+//! go in through COPY, in one transaction with their outbox events and the
+//! live-product counts, so readers of the event feed (reporting) see every
+//! seeded product like any other. Idempotent in size: it only adds what is
+//! missing to reach the target.
+
+use std::fmt::Write as _;
+
+use prost::Message as _;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use shop_platform::money::Money;
+use shop_proto::catalog::catalog_event::Payload;
+use shop_proto::catalog::{CatalogEvent, ProductUpserted};
+use sqlx::PgPool;
+
+use crate::catalog::{Catalog, CategoryFields};
+use crate::domain::{CategoryName, Slug};
+use crate::repo;
+
+const CATEGORY_NAMES: &[&str] = &[
+    "Electronics",
+    "Books",
+    "Garden",
+    "Toys",
+    "Kitchen",
+    "Sports",
+    "Outdoors",
+    "Beauty",
+    "Health",
+    "Automotive",
+    "Music",
+    "Movies",
+    "Games",
+    "Office",
+    "Pets",
+    "Baby",
+    "Jewelry",
+    "Shoes",
+    "Men's Fashion",
+    "Women's Fashion",
+    "Tools",
+    "Home Decor",
+    "Furniture",
+    "Lighting",
+    "Bedding",
+    "Bath",
+    "Grocery",
+    "Snacks",
+    "Beverages",
+    "Crafts",
+    "Art Supplies",
+    "Stationery",
+    "Travel",
+    "Luggage",
+    "Watches",
+    "Phones",
+    "Computers",
+    "Cameras",
+    "Audio",
+    "Video",
+    "Smart Home",
+    "Fitness",
+    "Cycling",
+    "Camping",
+    "Fishing",
+    "Hunting",
+    "Party",
+    "Seasonal",
+    "Collectibles",
+    "Industrial",
+];
+
+const ADJECTIVES: &[&str] = &[
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "silver",
+    "golden",
+    "small",
+    "large",
+    "compact",
+    "portable",
+    "wireless",
+    "classic",
+    "modern",
+    "vintage",
+    "premium",
+    "soft",
+    "durable",
+    "light",
+    "heavy",
+    "smart",
+    "quiet",
+    "fast",
+    "warm",
+    "cool",
+    "organic",
+    "handmade",
+    "waterproof",
+    "foldable",
+    "ergonomic",
+    "deluxe",
+    "basic",
+    "rustic",
+    "sleek",
+];
+const MATERIALS: &[&str] = &[
+    "cotton",
+    "leather",
+    "steel",
+    "wooden",
+    "ceramic",
+    "glass",
+    "bamboo",
+    "wool",
+    "linen",
+    "plastic",
+    "aluminium",
+    "silk",
+    "denim",
+    "marble",
+    "copper",
+    "rubber",
+    "canvas",
+    "velvet",
+];
+const NOUNS: &[&str] = &[
+    "shirt",
+    "lamp",
+    "chair",
+    "table",
+    "mug",
+    "kettle",
+    "speaker",
+    "headphones",
+    "backpack",
+    "jacket",
+    "watch",
+    "camera",
+    "blanket",
+    "pillow",
+    "bottle",
+    "knife",
+    "pan",
+    "notebook",
+    "pen",
+    "keyboard",
+    "mouse",
+    "monitor",
+    "tent",
+    "ball",
+    "racket",
+    "helmet",
+    "bicycle",
+    "scarf",
+    "boots",
+    "sneakers",
+    "wallet",
+    "belt",
+    "vase",
+    "frame",
+    "clock",
+    "drill",
+    "hammer",
+    "brush",
+    "candle",
+    "rug",
+    "shelf",
+    "desk",
+    "sofa",
+    "mirror",
+    "toaster",
+    "blender",
+    "puzzle",
+    "doll",
+    "guitar",
+    "drum",
+];
+const PHRASES: &[&str] = &[
+    "built to last",
+    "easy to clean",
+    "perfect gift",
+    "for everyday use",
+    "with a lifetime warranty",
+    "made in small batches",
+    "loved by customers",
+    "great value",
+    "for home and office",
+    "designed for comfort",
+    "ready to ship",
+];
+
+/// From this many new products on, indexes are rebuilt rather than updated.
+const REBUILD_INDEXES_FROM: u64 = 100_000;
+
+/// How many rows go in one COPY statement.
+const COPY_BATCH: u64 = 50_000;
+
+fn pick<'a>(rng: &mut SmallRng, words: &[&'a str]) -> &'a str {
+    words[rng.random_range(0..words.len())]
+}
+
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+struct SeedCategory {
+    id: i64,
+    name: String,
+    slug: String,
+}
+
+/// What a seed run did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Seeded {
+    pub categories_added: u64,
+    pub products_added: u64,
+}
+
+/// Brings the catalog to at least `categories` categories and `products` live
+/// products. `progress` hears how many products were written so far.
+pub async fn seed(
+    pool: &PgPool,
+    products: u64,
+    categories: u64,
+    mut progress: impl FnMut(u64),
+) -> anyhow::Result<Seeded> {
+    let catalog = Catalog::new(pool.clone());
+    let mut seeded = Seeded::default();
+    let existing = catalog.categories().await?;
+    for n in existing.len() as u64..categories {
+        let name =
+            CATEGORY_NAMES.get(n as usize).map_or_else(|| format!("Category {}", n + 1), |name| name.to_string());
+        let name = CategoryName::parse(&name).map_err(|reason| anyhow::anyhow!("category name {name}: {reason}"))?;
+        let slug = Slug::derive(&name).map_err(|reason| anyhow::anyhow!("category slug: {reason}"))?;
+        catalog.create_category(CategoryFields { name, slug }).await?;
+        seeded.categories_added += 1;
+    }
+    let categories: Vec<SeedCategory> = catalog
+        .categories()
+        .await?
+        .into_iter()
+        .map(|category| SeedCategory { id: category.id, name: category.name, slug: category.slug })
+        .collect();
+    anyhow::ensure!(!categories.is_empty() || products == 0, "products need at least one category");
+
+    let live = repo::categories::live_count(&mut *pool.acquire().await?, None).await? as u64;
+    let missing = products.saturating_sub(live);
+    if missing == 0 {
+        return Ok(seeded);
+    }
+
+    let mut tx = pool.begin().await?;
+    // Bulk work: the pool's per-statement limit is for serving calls, not this.
+    sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await?;
+    // No one else inserts products or events while ids and sequences are handed out in bulk.
+    sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+    let last_sequence: i64 =
+        sqlx::query_scalar("SELECT last_sequence FROM outbox_head FOR UPDATE").fetch_one(&mut *tx).await?;
+    let last_id: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM products").fetch_one(&mut *tx).await?;
+
+    // Building an index once is far cheaper than updating it a million times:
+    // for a big seed, drop the listing/search indexes and rebuild them after.
+    // Their definitions come from the database, so the migration stays the one source.
+    let rebuilt_indexes: Vec<(String, String)> = if missing >= REBUILD_INDEXES_FROM {
+        sqlx::query("SET LOCAL maintenance_work_mem = '512MB'").execute(&mut *tx).await?;
+        let indexes: Vec<(String, String)> = sqlx::query_as(
+            "SELECT indexname::text, indexdef FROM pg_indexes
+              WHERE schemaname = current_schema() AND tablename = 'products' AND indexname <> 'products_pkey'",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (name, _) in &indexes {
+            sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).execute(&mut *tx).await?;
+        }
+        indexes
+    } else {
+        Vec::new()
+    };
+
+    let mut rng = SmallRng::seed_from_u64(last_id as u64);
+    let now = chrono::Utc::now();
+    let mut per_category = vec![0_i64; categories.len()];
+    let mut written = 0_u64;
+    while written < missing {
+        let batch = COPY_BATCH.min(missing - written);
+        let mut products_tsv = String::with_capacity(batch as usize * 200);
+        let mut events_tsv = String::with_capacity(batch as usize * 160);
+        for n in 0..batch {
+            let offset = (written + n + 1) as i64;
+            let id = last_id + offset;
+            let which = rng.random_range(0..categories.len());
+            let category = &categories[which];
+            per_category[which] += 1;
+            let title = format!(
+                "{} {} {}",
+                capitalized(pick(&mut rng, ADJECTIVES)),
+                pick(&mut rng, MATERIALS),
+                pick(&mut rng, NOUNS)
+            );
+            let description = format!(
+                "A {} {} {} {}, {}.",
+                pick(&mut rng, ADJECTIVES),
+                pick(&mut rng, ADJECTIVES),
+                pick(&mut rng, MATERIALS),
+                pick(&mut rng, NOUNS),
+                pick(&mut rng, PHRASES)
+            );
+            // Prices spread like a real shop's: many cheap, a few expensive.
+            let cents = (10f64.powf(rng.random_range(2.0..5.3))) as i64;
+            let price = Money::from_decimal(rust_decimal::Decimal::new(cents, 2));
+            let stock: i32 = rng.random_range(0..500);
+            // Created over the past year, so date orderings look like a real shop's.
+            let created_at = now - chrono::Duration::seconds(rng.random_range(0..365 * 24 * 3600));
+            let _ = writeln!(
+                products_tsv,
+                "{id}\t{title}\t{description}\t{price}\t{stock}\t{}\t{}",
+                category.id,
+                created_at.to_rfc3339()
+            );
+            let event = CatalogEvent {
+                sequence: 0,
+                occurred_at: None,
+                payload: Some(Payload::ProductUpserted(ProductUpserted {
+                    product_id: id,
+                    title,
+                    category_id: category.id,
+                    category_name: category.name.clone(),
+                    category_slug: category.slug.clone(),
+                    price: price.to_string(),
+                    stock,
+                    sold_count: 0,
+                })),
+            };
+            let _ = write!(events_tsv, "{}\t\\\\x", last_sequence + offset);
+            for byte in event.encode_to_vec() {
+                let _ = write!(events_tsv, "{byte:02x}");
+            }
+            events_tsv.push('\n');
+        }
+        copy(
+            &mut tx,
+            "COPY products (id, title, description, price, stock, category_id, created_at) FROM STDIN",
+            products_tsv,
+        )
+        .await?;
+        copy(&mut tx, "COPY outbox (sequence, payload) FROM STDIN", events_tsv).await?;
+        written += batch;
+        progress(written);
+    }
+    for (_, definition) in &rebuilt_indexes {
+        sqlx::query(definition).execute(&mut *tx).await?;
+    }
+    // Later inserts continue after the seeded ids.
+    sqlx::query("SELECT setval(pg_get_serial_sequence('products', 'id'), $1)")
+        .bind(last_id + missing as i64)
+        .execute(&mut *tx)
+        .await?;
+    for (category, added) in categories.iter().zip(&per_category) {
+        repo::categories::add_to_count(&mut tx, category.id, *added).await?;
+    }
+    sqlx::query("UPDATE outbox_head SET last_sequence = $1")
+        .bind(last_sequence + missing as i64)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(repo::outbox::CHANNEL).execute(&mut *tx).await?;
+    tx.commit().await?;
+    // Fresh statistics, so the planner picks the listing indexes right away.
+    sqlx::query("ANALYZE products").execute(pool).await?;
+    seeded.products_added = missing;
+    Ok(seeded)
+}
+
+async fn copy(conn: &mut sqlx::PgConnection, statement: &str, rows: String) -> anyhow::Result<()> {
+    let mut copy = conn.copy_in_raw(statement).await?;
+    copy.send(rows.into_bytes()).await?;
+    copy.finish().await?;
+    Ok(())
+}

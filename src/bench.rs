@@ -1,0 +1,220 @@
+//! `shop bench`: a closed-loop load generator. `--concurrency` virtual users
+//! each send one call, wait for the answer, and send the next, for
+//! `--duration`, over a few shared HTTP/2 connections to the gateway.
+//! Latencies go into HDR histograms (microsecond resolution).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use hdrhistogram::Histogram;
+use rand::Rng as _;
+use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
+use shop_proto::catalog::{GetProductRequest, ListCategoriesRequest, ListProductsRequest};
+use shop_proto::identity::identity_service_client::IdentityServiceClient;
+use shop_proto::identity::{LoginRequest, RegisterRequest};
+use tonic::transport::{Channel, Endpoint};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// ListProducts, default page (newest first, 10 per page).
+    ListProducts,
+    /// ListProducts with a category, a price range and a random ordering.
+    ListFiltered,
+    /// ListProducts searching one or two common words.
+    Search,
+    /// GetProduct of a random product id.
+    GetProduct,
+    /// Login of one bench user (run identity with rate limits off: see bench/README.md).
+    Login,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// What each virtual user does.
+    #[arg(value_enum)]
+    pub scenario: Scenario,
+    /// Virtual users calling at once.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// How long to run, e.g. 30s, 2m.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// The gateway to load.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub target: String,
+    /// HTTP/2 connections shared by the virtual users.
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What every virtual user needs to make its calls.
+#[derive(Clone)]
+struct Fixture {
+    max_product_id: i64,
+    category_slugs: Vec<String>,
+    login: Option<(String, String)>,
+}
+
+const SEARCHES: &[&str] = &["red", "cotton", "lamp", "wooden", "red cotton", "leather boots", "smart", "steel knife"];
+const ORDERINGS: &[&str] =
+    &["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title"];
+const PRICE_FLOORS: &[&str] = &["1", "5", "10", "25", "50", "100"];
+
+async fn fixture(channel: Channel, scenario: Scenario) -> anyhow::Result<Fixture> {
+    let mut catalog = CatalogServiceClient::new(channel.clone());
+    let total = catalog.list_products(ListProductsRequest { page_size: 1, ..Default::default() }).await?.into_inner();
+    let category_slugs: Vec<String> = catalog
+        .list_categories(ListCategoriesRequest {})
+        .await?
+        .into_inner()
+        .categories
+        .into_iter()
+        .map(|c| c.slug)
+        .collect();
+    if matches!(scenario, Scenario::GetProduct | Scenario::ListFiltered) {
+        anyhow::ensure!(
+            total.total_count > 0 && !category_slugs.is_empty(),
+            "the catalog is empty: run `shop seed` first"
+        );
+    }
+    let login = if scenario == Scenario::Login {
+        let username = format!("bench-{}", rand::rng().random_range(0..u32::MAX));
+        let password = "bench-Password-771".to_owned();
+        IdentityServiceClient::new(channel)
+            .register(RegisterRequest {
+                username: username.clone(),
+                email: format!("{username}@bench.example.com"),
+                password: password.clone(),
+                password_confirm: password.clone(),
+                is_admin: false,
+            })
+            .await
+            .context("registering the bench user")?;
+        Some((username, password))
+    } else {
+        None
+    };
+    // Seeded ids run from 1 to about the total; misses show up as NOT_FOUND.
+    Ok(Fixture { max_product_id: total.total_count.max(1), category_slugs, login })
+}
+
+/// One call of the scenario; `Err` carries the gRPC code.
+async fn call(scenario: Scenario, channel: &Channel, fixture: &Fixture) -> Result<(), tonic::Code> {
+    let mut catalog = CatalogServiceClient::new(channel.clone());
+    let result = match scenario {
+        Scenario::ListProducts => catalog.list_products(ListProductsRequest::default()).await.map(drop),
+        Scenario::ListFiltered => {
+            let request = {
+                let mut rng = rand::rng();
+                let floor: f64 = PRICE_FLOORS[rng.random_range(0..PRICE_FLOORS.len())].parse().unwrap_or(1.0);
+                ListProductsRequest {
+                    category: fixture.category_slugs[rng.random_range(0..fixture.category_slugs.len())].clone(),
+                    min_price: format!("{floor:.2}"),
+                    max_price: format!("{:.2}", floor * 4.0),
+                    ordering: ORDERINGS[rng.random_range(0..ORDERINGS.len())].to_owned(),
+                    ..Default::default()
+                }
+            };
+            catalog.list_products(request).await.map(drop)
+        }
+        Scenario::Search => {
+            let search = SEARCHES[rand::rng().random_range(0..SEARCHES.len())].to_owned();
+            catalog.list_products(ListProductsRequest { search, ..Default::default() }).await.map(drop)
+        }
+        Scenario::GetProduct => {
+            let id = rand::rng().random_range(1..=fixture.max_product_id);
+            catalog.get_product(GetProductRequest { id }).await.map(drop)
+        }
+        Scenario::Login => {
+            let (username, password) = fixture.login.clone().unwrap_or_default();
+            IdentityServiceClient::new(channel.clone()).login(LoginRequest { username, password }).await.map(drop)
+        }
+    };
+    result.map_err(|status| status.code())
+}
+
+/// What a run measured.
+pub struct Report {
+    pub requests: u64,
+    pub elapsed: Duration,
+    pub latency: Histogram<u64>,
+    pub errors: BTreeMap<String, u64>,
+}
+
+pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
+    anyhow::ensure!(args.concurrency > 0 && args.connections > 0, "--concurrency and --connections must be positive");
+    let endpoint = Endpoint::from_shared(format!("http://{}", args.target)).context("--target is not host:port")?;
+    let mut channels = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        channels.push(endpoint.clone().tcp_nodelay(true).connect().await.context("cannot reach the gateway")?);
+    }
+    let fixture = fixture(channels[0].clone(), args.scenario).await?;
+    let started = Instant::now();
+    let deadline = started + args.duration;
+    let mut users = tokio::task::JoinSet::new();
+    for user in 0..args.concurrency {
+        let channel = channels[user % channels.len()].clone();
+        let fixture = fixture.clone();
+        let scenario = args.scenario;
+        users.spawn(async move {
+            // Constant bounds that satisfy the crate's rules (low ≥ 1, high ≥ 2·low, 3 digits): cannot fail.
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
+            let mut errors = BTreeMap::<String, u64>::new();
+            while Instant::now() < deadline {
+                let sent = Instant::now();
+                let outcome = call(scenario, &channel, &fixture).await;
+                latency.saturating_record(sent.elapsed().as_micros() as u64);
+                if let Err(code) = outcome {
+                    *errors.entry(format!("{code:?}")).or_default() += 1;
+                }
+            }
+            (latency, errors)
+        });
+    }
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
+    let mut errors = BTreeMap::new();
+    while let Some(joined) = users.join_next().await {
+        let (user_latency, user_errors) = joined?;
+        latency.add(&user_latency)?;
+        for (code, count) in user_errors {
+            *errors.entry(code).or_default() += count;
+        }
+    }
+    Ok(Report { requests: latency.len(), elapsed: started.elapsed(), latency, errors })
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let report = measure(&args).await?;
+    let millis = |quantile: f64| report.latency.value_at_quantile(quantile) as f64 / 1000.0;
+    let per_second = report.requests as f64 / report.elapsed.as_secs_f64();
+    let scenario = format!("{:?}", args.scenario);
+    if args.json {
+        let json = serde_json::json!({
+            "scenario": scenario,
+            "concurrency": args.concurrency,
+            "duration_secs": report.elapsed.as_secs_f64(),
+            "requests": report.requests,
+            "requests_per_sec": per_second,
+            "latency_ms": { "p50": millis(0.50), "p90": millis(0.90), "p99": millis(0.99), "max": report.latency.max() as f64 / 1000.0 },
+            "errors": report.errors,
+        });
+        println!("{json}");
+    } else {
+        println!("scenario     {scenario} ({} users, {} connections)", args.concurrency, args.connections);
+        println!("requests     {} in {:.1} s = {per_second:.0} req/s", report.requests, report.elapsed.as_secs_f64());
+        println!(
+            "latency ms   p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+            millis(0.50),
+            millis(0.90),
+            millis(0.99),
+            report.latency.max() as f64 / 1000.0
+        );
+        let errors: u64 = report.errors.values().sum();
+        println!("errors       {errors} {:?}", report.errors);
+    }
+    Ok(())
+}

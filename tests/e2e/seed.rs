@@ -1,0 +1,44 @@
+//! `shop seed`: reaches its targets, only adds what is missing, and every
+//! seeded product is in listings, totals and the event feed.
+
+use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
+use shop_proto::catalog::{ListCategoriesRequest, ListProductsRequest, SubscribeCatalogEventsRequest};
+
+use crate::harness::TestShop;
+
+#[tokio::test]
+async fn seeding_reaches_the_targets_once_with_events_for_everything() {
+    let shop = TestShop::start().await;
+    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let mut reported = Vec::new();
+    let first = shop_catalog::seed::seed(&pool, 300, 4, |written| reported.push(written)).await.unwrap();
+    assert_eq!((first.categories_added, first.products_added), (4, 300));
+    assert_eq!(reported.last(), Some(&300));
+    let again = shop_catalog::seed::seed(&pool, 300, 4, |_| {}).await.unwrap();
+    assert_eq!((again.categories_added, again.products_added), (0, 0));
+
+    let categories = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap().into_inner().categories;
+    assert_eq!(categories.len(), 4);
+    let listed = shop.catalog().list_products(ListProductsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(listed.total_count, 300);
+    let mut per_category = 0;
+    for category in &categories {
+        let request = ListProductsRequest { category: category.slug.clone(), ..Default::default() };
+        per_category += shop.catalog().list_products(request).await.unwrap().into_inner().total_count;
+    }
+    assert_eq!(per_category, 300, "tracked totals add up");
+    let search = ListProductsRequest { search: listed.products[0].title.clone(), ..Default::default() };
+    assert!(shop.catalog().list_products(search).await.unwrap().into_inner().total_count >= 1);
+
+    // 4 category events, then 300 product events, numbered without gaps.
+    let mut events = CatalogEventsServiceClient::new(shop.catalog_internal().await);
+    let mut stream =
+        events.subscribe(SubscribeCatalogEventsRequest { after_sequence: 303 }).await.unwrap().into_inner();
+    assert_eq!(stream.message().await.unwrap().unwrap().sequence, 304);
+
+    // A product created after seeding gets the next id and the next sequence.
+    let admin = shop.admin("root").await;
+    let created = shop.create_product(&admin, crate::harness::product("After", "1", 1, categories[0].id)).await;
+    assert!(created.id > listed.products.iter().map(|p| p.id).max().unwrap());
+    assert_eq!(stream.message().await.unwrap().unwrap().sequence, 305);
+}
