@@ -16,3 +16,4 @@ pub mod paging;
 pub mod server;
 pub mod telemetry;
 pub mod testing;
+pub mod time;

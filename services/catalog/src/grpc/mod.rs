@@ -9,15 +9,12 @@ pub use events::CatalogEventsApi;
 pub use inventory::InventoryApi;
 
 use shop_platform::money::Money;
+use shop_platform::time::timestamp;
 use shop_proto::catalog::{Category, Product, ReservedLine};
 
 use crate::repo::categories::CategoryRow;
 use crate::repo::products::ProductRow;
 use crate::repo::reservations::LineRow;
-
-fn timestamp(at: chrono::DateTime<chrono::Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }
-}
 
 impl From<CategoryRow> for Category {
     fn from(row: CategoryRow) -> Self {

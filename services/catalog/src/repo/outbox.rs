@@ -45,10 +45,7 @@ pub async fn after(conn: &mut PgConnection, after: i64, limit: i64) -> Result<Ve
             let mut event = CatalogEvent::decode(payload.as_slice())
                 .map_err(|error| Error::Database(sqlx::Error::Decode(Box::new(error))))?;
             event.sequence = sequence;
-            event.occurred_at = Some(prost_types::Timestamp {
-                seconds: occurred_at.timestamp(),
-                nanos: occurred_at.timestamp_subsec_nanos() as i32,
-            });
+            event.occurred_at = Some(shop_platform::time::timestamp(occurred_at));
             Ok(event)
         })
         .collect()

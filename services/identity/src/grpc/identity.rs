@@ -7,10 +7,10 @@ use shop_proto::identity::{
 };
 use tonic::{Request, Response, Status};
 
-use super::timestamp;
 use crate::accounts::{Accounts, IssuedTokens, Registration};
 use crate::error::Error;
 use crate::repo::users::UserRow;
+use shop_platform::time::timestamp;
 
 pub struct IdentityApi {
     accounts: Accounts,
