@@ -96,6 +96,12 @@ pub fn is_code(error: &sqlx::Error, sqlstate: &str) -> bool {
     error.as_database_error().and_then(|db| db.code()).is_some_and(|code| code == sqlstate)
 }
 
+/// The name of the constraint a query violated, for sites that map several:
+/// `match constraint(&error) { Some("users_email_key") => …, _ => error.into() }`.
+pub fn constraint(error: &sqlx::Error) -> Option<&str> {
+    error.as_database_error().and_then(|db| db.constraint())
+}
+
 /// Turns a named constraint's violation into a client error right where the
 /// query runs: `.on_constraint("users_email_key", || Error::AlreadyExists("email"))`.
 pub trait OnConstraint<T> {
@@ -104,7 +110,7 @@ pub trait OnConstraint<T> {
 
 impl<T> OnConstraint<T> for Result<T, sqlx::Error> {
     fn on_constraint<E: From<sqlx::Error>>(self, name: &str, map: impl FnOnce() -> E) -> Result<T, E> {
-        self.map_err(|error| match error.as_database_error().and_then(|db| db.constraint()) {
+        self.map_err(|error| match constraint(&error) {
             Some(constraint) if constraint == name => map(),
             _ => E::from(error),
         })

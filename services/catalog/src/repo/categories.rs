@@ -1,4 +1,4 @@
-use shop_platform::db::OnConstraint as _;
+use shop_platform::db::{OnConstraint as _, constraint};
 use sqlx::PgConnection;
 
 use crate::error::Error;
@@ -10,14 +10,12 @@ pub struct CategoryRow {
     pub slug: String,
 }
 
-fn map_unique(error: Error) -> Error {
-    match error {
-        Error::Database(ref source)
-            if source.as_database_error().and_then(|db| db.constraint()) == Some("categories_name_key") =>
-        {
-            Error::AlreadyExists("category name")
-        }
-        other => other,
+/// Both unique keys of a category are the caller's to fix.
+fn unique_violation(error: sqlx::Error) -> Error {
+    match constraint(&error) {
+        Some("categories_slug_key") => Error::AlreadyExists("category slug"),
+        Some("categories_name_key") => Error::AlreadyExists("category name"),
+        _ => error.into(),
     }
 }
 
@@ -27,8 +25,7 @@ pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<C
         .bind(slug)
         .fetch_one(&mut *conn)
         .await
-        .on_constraint("categories_slug_key", || Error::AlreadyExists("category slug"))
-        .map_err(map_unique)?;
+        .map_err(unique_violation)?;
     Ok(row)
 }
 
@@ -39,8 +36,7 @@ pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) ->
         .bind(slug)
         .fetch_one(conn)
         .await
-        .on_constraint("categories_slug_key", || Error::AlreadyExists("category slug"))
-        .map_err(map_unique)
+        .map_err(unique_violation)
 }
 
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {

@@ -1,5 +1,5 @@
 use chrono::{DateTime, Utc};
-use shop_platform::db::OnConstraint as _;
+use shop_platform::db::constraint;
 use sqlx::PgConnection;
 
 use crate::error::Error;
@@ -31,15 +31,11 @@ pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<Use
     .bind(user.is_admin)
     .fetch_one(conn)
     .await
-    .on_constraint("users_username_key", || Error::AlreadyExists("username"))
-    .map_err(|error| match error {
-        Error::Database(source) if constraint(&source) == Some("users_email_key") => Error::AlreadyExists("email"),
-        other => other,
+    .map_err(|error| match constraint(&error) {
+        Some("users_username_key") => Error::AlreadyExists("username"),
+        Some("users_email_key") => Error::AlreadyExists("email"),
+        _ => error.into(),
     })
-}
-
-fn constraint(error: &sqlx::Error) -> Option<&str> {
-    error.as_database_error().and_then(|db| db.constraint())
 }
 
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<UserRow>, Error> {
