@@ -12,7 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::{Request, Status};
 
 /// Metadata the gateway sets for the backend and removes from client calls.
@@ -36,6 +36,8 @@ const MIN_SERVICE_TOKEN_CHARS: usize = 32;
 #[derive(Clone)]
 pub struct ServiceCredentials {
     token: Arc<SecretString>,
+    /// The same secret as the header every outgoing call carries, built once.
+    header: MetadataValue<Ascii>,
 }
 
 impl std::fmt::Debug for ServiceCredentials {
@@ -51,25 +53,20 @@ impl ServiceCredentials {
             length >= MIN_SERVICE_TOKEN_CHARS,
             "SHOP_SERVICE_TOKEN must be at least {MIN_SERVICE_TOKEN_CHARS} characters"
         );
-        anyhow::ensure!(
-            MetadataValue::try_from(token.expose_secret()).is_ok(),
-            "SHOP_SERVICE_TOKEN must be printable ASCII"
-        );
-        Ok(Self { token: Arc::new(token) })
+        let header = MetadataValue::try_from(token.expose_secret())
+            .map_err(|_| anyhow::anyhow!("SHOP_SERVICE_TOKEN must be printable ASCII"))?;
+        Ok(Self { token: Arc::new(token), header })
     }
 
     /// A fresh random credential, for `shop up` where every service shares one process.
     pub fn random() -> Self {
         let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        Self { token: Arc::new(SecretString::from(token)) }
+        Self::new(SecretString::from(token)).expect("64 hex digits are a valid service token")
     }
 
     /// Adds the credential to an outgoing call.
     pub fn attach(&self, metadata: &mut MetadataMap) {
-        // Checked printable in `new`, and `random` is hex.
-        if let Ok(value) = MetadataValue::try_from(self.token.expose_secret()) {
-            metadata.insert(SERVICE_TOKEN_HEADER, value);
-        }
+        metadata.insert(SERVICE_TOKEN_HEADER, self.header.clone());
     }
 
     /// Whether an incoming call carries the credential (constant-time).
@@ -197,15 +194,21 @@ pub enum TokenError {
 
 /// The public keys access tokens may be signed with, by `kid`. Shared by the
 /// gateway's request path and its background refresher.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct TokenVerifier {
     keys: Arc<RwLock<HashMap<String, DecodingKey>>>,
-    leeway_secs: u64,
+    /// What every access token must satisfy, built once rather than per call.
+    validation: Arc<Validation>,
 }
 
 impl TokenVerifier {
     pub fn new(leeway_secs: u64) -> Self {
-        Self { keys: Arc::default(), leeway_secs }
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[TOKEN_ISSUER]);
+        validation.set_audience(&[TOKEN_AUDIENCE]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = leeway_secs;
+        Self { keys: Arc::default(), validation: Arc::new(validation) }
     }
 
     /// Replaces the key set. `keys` are (kid, base64url Ed25519 public key).
@@ -233,12 +236,7 @@ impl TokenVerifier {
         let kid = header.kid.ok_or(TokenError::Malformed)?;
         let keys = self.keys.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         let key = keys.get(&kid).ok_or(TokenError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_issuer(&[TOKEN_ISSUER]);
-        validation.set_audience(&[TOKEN_AUDIENCE]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.leeway_secs;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &validation).map_err(|error| {
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(|error| {
             use jsonwebtoken::errors::ErrorKind;
             match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
