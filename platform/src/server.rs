@@ -51,8 +51,11 @@ pub async fn serve(
     }
     health.set_service_status("", ServingStatus::Serving).await;
 
-    let reflection_v1 = reflection_builder(&services.names)?.build_v1().context("reflection descriptors")?;
-    let reflection_v1alpha = reflection_builder(&services.names)?.build_v1alpha().context("reflection descriptors")?;
+    let descriptors = descriptors_serving(&services.names)?;
+    let reflection_v1 =
+        reflection_builder(&services.names, descriptors.clone()).build_v1().context("reflection descriptors")?;
+    let reflection_v1alpha =
+        reflection_builder(&services.names, descriptors).build_v1alpha().context("reflection descriptors")?;
     let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
     let mut builder = Server::builder()
@@ -86,12 +89,15 @@ pub async fn serve(
     Ok(Running { addr, task })
 }
 
-fn reflection_builder(names: &[&'static str]) -> anyhow::Result<tonic_reflection::server::Builder<'static>> {
+fn reflection_builder(
+    names: &[&'static str],
+    descriptors: prost_types::FileDescriptorSet,
+) -> tonic_reflection::server::Builder<'static> {
     let builder = tonic_reflection::server::Builder::configure()
-        .register_file_descriptor_set(descriptors_serving(names)?)
+        .register_file_descriptor_set(descriptors)
         // `grpcurl list` should show the shop's services, not the plumbing.
         .include_reflection_service(false);
-    Ok(names.iter().fold(builder, |builder, name| builder.with_service_name(*name)))
+    names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
 }
 
 /// The contract's descriptors with every service this server does not serve
