@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod money;
+pub mod outbox;
 pub mod paging;
 pub mod server;
 pub mod telemetry;

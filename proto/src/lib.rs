@@ -51,3 +51,32 @@ pub const PUBLIC_SERVICES: &[&str] = &[
     "shop.order.v1.OrderService",
     "shop.reporting.v1.ReportingService",
 ];
+
+/// A message of one of the ordered event streams (catalog, orders). The
+/// outbox stores it without its position; readers stamp it on the way out.
+pub trait StreamEvent: prost::Message + Default + Send + 'static {
+    fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp);
+    fn sequence(&self) -> i64;
+}
+
+impl StreamEvent for catalog::CatalogEvent {
+    fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp) {
+        self.sequence = sequence;
+        self.occurred_at = Some(occurred_at);
+    }
+
+    fn sequence(&self) -> i64 {
+        self.sequence
+    }
+}
+
+impl StreamEvent for order::OrderEvent {
+    fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp) {
+        self.sequence = sequence;
+        self.occurred_at = Some(occurred_at);
+    }
+
+    fn sequence(&self) -> i64 {
+        self.sequence
+    }
+}

@@ -9,7 +9,6 @@
 pub mod catalog;
 pub mod domain;
 pub mod error;
-pub mod events;
 pub mod grpc;
 pub mod inventory;
 pub mod repo;
@@ -20,6 +19,7 @@ use std::net::SocketAddr;
 
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::outbox::EventFeed;
 use shop_platform::server::{self, Running, Services};
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
 use shop_proto::catalog::catalog_service_server::CatalogServiceServer;
@@ -60,7 +60,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
-    let feed = events::EventFeed::new(pool.clone());
+    let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();
 
     let catalog =

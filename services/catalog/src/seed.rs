@@ -367,7 +367,7 @@ pub async fn seed(
         .bind(last_sequence + missing as i64)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("SELECT pg_notify($1, '')").bind(repo::outbox::CHANNEL).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(repo::outbox::OUTBOX.channel()).execute(&mut *tx).await?;
     tx.commit().await?;
     // Fresh statistics, so the planner picks the listing indexes at once, and
     // a visibility map, so filtered counts are index-only scans (64 ms → 0.8 ms

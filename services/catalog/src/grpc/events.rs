@@ -1,3 +1,4 @@
+use shop_platform::outbox::EventFeed;
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsService;
 use shop_proto::catalog::{CatalogEvent, SubscribeCatalogEventsRequest};
 use tokio_stream::wrappers::ReceiverStream;
@@ -5,15 +6,14 @@ use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::error::Error;
-use crate::events::EventFeed;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct CatalogEventsApi {
-    feed: EventFeed,
+    feed: EventFeed<CatalogEvent>,
 }
 
 impl CatalogEventsApi {
-    pub fn new(feed: EventFeed) -> Self {
+    pub fn new(feed: EventFeed<CatalogEvent>) -> Self {
         Self { feed }
     }
 }

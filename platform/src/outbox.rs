@@ -1,0 +1,171 @@
+//! The transactional outbox and the live feed that reads it, the same for
+//! every service that publishes an ordered event stream. Each such schema has
+//! an `outbox` table and a one-row `outbox_head`.
+//!
+//! [`Outbox::append`] runs inside the writing transaction, so an event commits
+//! with its change or not at all. Numbers come from `outbox_head`, whose row
+//! stays locked until commit, so they are gap-free and in commit order (at the
+//! price of serializing the writers of one schema from append to commit).
+//!
+//! [`EventFeed::subscribe`] sends the backlog after a sequence, then live
+//! events. Commits are heard through Postgres NOTIFY, so events written by any
+//! replica wake every subscriber; a one-second poll is the safety net.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use shop_proto::StreamEvent;
+use sqlx::postgres::PgListener;
+use sqlx::{PgConnection, PgPool};
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+use tonic::Status;
+
+const BATCH: i64 = 500;
+const POLL: Duration = Duration::from_secs(1);
+
+/// One schema's outbox; `channel` is where its commits are announced.
+#[derive(Debug, Clone, Copy)]
+pub struct Outbox {
+    channel: &'static str,
+}
+
+impl Outbox {
+    pub const fn new(channel: &'static str) -> Self {
+        Self { channel }
+    }
+
+    pub fn channel(self) -> &'static str {
+        self.channel
+    }
+
+    /// Appends `event` (its sequence and time are set on reading). Call it
+    /// last in the transaction: it holds the head row until commit.
+    pub async fn append<E: StreamEvent>(self, conn: &mut PgConnection, event: &E) -> Result<i64, sqlx::Error> {
+        let sequence: i64 =
+            sqlx::query_scalar("UPDATE outbox_head SET last_sequence = last_sequence + 1 RETURNING last_sequence")
+                .fetch_one(&mut *conn)
+                .await?;
+        sqlx::query("INSERT INTO outbox (sequence, payload) VALUES ($1, $2)")
+            .bind(sequence)
+            .bind(event.encode_to_vec())
+            .execute(&mut *conn)
+            .await?;
+        // Delivered to listeners when (and only if) the transaction commits.
+        sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel).bind(sequence.to_string()).execute(conn).await?;
+        Ok(sequence)
+    }
+
+    /// Up to `limit` events after `after`, in order, stamped.
+    pub async fn after<E: StreamEvent>(
+        self,
+        conn: &mut PgConnection,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<E>, sqlx::Error> {
+        let rows: Vec<(i64, DateTime<Utc>, Vec<u8>)> = sqlx::query_as(
+            "SELECT sequence, occurred_at, payload FROM outbox WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+        )
+        .bind(after)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?;
+        rows.into_iter()
+            .map(|(sequence, occurred_at, payload)| {
+                let mut event = E::decode(payload.as_slice()).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+                event.stamp(sequence, crate::time::timestamp(occurred_at));
+                Ok(event)
+            })
+            .collect()
+    }
+}
+
+/// Streams one outbox to any number of subscribers.
+pub struct EventFeed<E> {
+    pool: PgPool,
+    outbox: Outbox,
+    wake: Arc<Notify>,
+    _events: PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for EventFeed<E> {
+    fn clone(&self) -> Self {
+        Self { pool: self.pool.clone(), outbox: self.outbox, wake: self.wake.clone(), _events: PhantomData }
+    }
+}
+
+impl<E: StreamEvent> EventFeed<E> {
+    pub fn new(pool: PgPool, outbox: Outbox) -> Self {
+        Self { pool, outbox, wake: Arc::new(Notify::new()), _events: PhantomData }
+    }
+
+    /// Listens for committed events and wakes subscribers; reconnects with
+    /// backoff when the connection drops.
+    pub fn spawn_listener(&self) -> JoinHandle<()> {
+        let feed = self.clone();
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(100);
+            loop {
+                if let Err(error) = feed.listen().await {
+                    tracing::warn!(error = %error, channel = feed.outbox.channel, "event listener lost its connection; retrying");
+                }
+                // Whatever was missed meanwhile, subscribers re-read from their cursor.
+                feed.wake.notify_waiters();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        })
+    }
+
+    async fn listen(&self) -> Result<(), sqlx::Error> {
+        let mut listener = PgListener::connect_with(&self.pool).await?;
+        listener.listen(self.outbox.channel).await?;
+        loop {
+            listener.recv().await?;
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// Events after `after_sequence`, backlog then live, until the receiver goes away.
+    pub fn subscribe(&self, after_sequence: i64) -> mpsc::Receiver<Result<E, Status>> {
+        let (sender, receiver) = mpsc::channel(BATCH as usize);
+        let feed = self.clone();
+        tokio::spawn(async move {
+            let mut cursor = after_sequence;
+            loop {
+                // Registered before reading, so an event committed in between still wakes us.
+                let woken = feed.wake.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                let batch = match feed.pool.acquire().await {
+                    Ok(mut conn) => feed.outbox.after::<E>(&mut conn, cursor, BATCH).await,
+                    Err(error) => Err(error),
+                };
+                let batch = match batch {
+                    Ok(batch) => batch,
+                    Err(error) => {
+                        let _ = sender.send(Err(crate::error::database(error))).await;
+                        return;
+                    }
+                };
+                let caught_up = (batch.len() as i64) < BATCH;
+                for event in batch {
+                    cursor = event.sequence();
+                    if sender.send(Ok(event)).await.is_err() {
+                        return;
+                    }
+                }
+                if caught_up {
+                    tokio::select! {
+                        () = &mut woken => {}
+                        () = tokio::time::sleep(POLL) => {}
+                        () = sender.closed() => return,
+                    }
+                }
+            }
+        });
+        receiver
+    }
+}
