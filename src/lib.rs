@@ -108,9 +108,21 @@ pub struct Suite {
     pub reporting_addr: SocketAddr,
     tasks: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
     stop: CancellationToken,
+    /// One per server, children of `stop`, so one server can be stopped alone.
+    service_stops: Vec<(&'static str, CancellationToken)>,
 }
 
 impl Suite {
+    /// Stops one server (draining its calls) and waits until it has stopped,
+    /// leaving the others running: how tests take a service down.
+    pub async fn stop_service(&mut self, name: &str) -> anyhow::Result<()> {
+        let (_, stop) = self.service_stops.iter().find(|(service, _)| *service == name).context("no such service")?;
+        stop.cancel();
+        let index = self.tasks.iter().position(|(service, _)| *service == name).context("service already stopped")?;
+        let (_, task) = self.tasks.remove(index);
+        task.await.context("server panicked")?
+    }
+
     /// Waits until every server has stopped. One server failing (or stopping
     /// before shutdown was asked for) stops the others: a half-running suite
     /// is worse than a stopped one. The first failure is returned.
@@ -153,13 +165,18 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     let stop_on_error = stop.clone().drop_guard();
     let credentials = config.credentials_or_random()?;
     shop_platform::db::ensure_database(&config.database).await?;
+    let service_stops: Vec<(&'static str, CancellationToken)> =
+        ["identity", "catalog", "cart-order", "reporting", "gateway"].map(|name| (name, stop.child_token())).into();
+    let stop_of = |name: &str| {
+        service_stops.iter().find(|(service, _)| *service == name).map(|(_, token)| token.clone().cancelled_owned())
+    };
 
     let identity = shop_identity::start(
         &config.identity,
         &config.database,
         &config.server,
         credentials.clone(),
-        stop.clone().cancelled_owned(),
+        stop_of("identity").context("identity stop")?,
     )
     .await?;
     let catalog = shop_catalog::start(
@@ -167,15 +184,18 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         &config.database,
         &config.server,
         credentials.clone(),
-        stop.clone().cancelled_owned(),
+        stop_of("catalog").context("catalog stop")?,
     )
     .await?;
+    // In one process cart-order dials the port catalog really bound.
+    let mut cart_order_config = config.cart_order.clone();
+    cart_order_config.catalog_url = format!("http://{}", catalog.addr);
     let cart_order = shop_cart_order::start(
-        &config.cart_order,
+        &cart_order_config,
         &config.database,
         &config.server,
         credentials.clone(),
-        stop.clone().cancelled_owned(),
+        stop_of("cart-order").context("cart-order stop")?,
     )
     .await?;
     let reporting = shop_reporting::start(
@@ -183,7 +203,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         &config.database,
         &config.server,
         credentials.clone(),
-        stop.clone().cancelled_owned(),
+        stop_of("reporting").context("reporting stop")?,
     )
     .await?;
 
@@ -194,7 +214,8 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     gateway_config.cart_order_url = format!("http://{}", cart_order.addr);
     gateway_config.reporting_url = format!("http://{}", reporting.addr);
     let gateway =
-        shop_gateway::start(&gateway_config, &config.server, credentials, stop.clone().cancelled_owned()).await?;
+        shop_gateway::start(&gateway_config, &config.server, credentials, stop_of("gateway").context("gateway stop")?)
+            .await?;
 
     let suite = Suite {
         gateway_addr: gateway.addr,
@@ -210,6 +231,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
             ("reporting", reporting.task),
         ],
         stop: stop.clone(),
+        service_stops,
     };
     stop_on_error.disarm();
     Ok(suite)

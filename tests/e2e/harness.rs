@@ -5,10 +5,13 @@ use std::time::Duration;
 
 use shop::{Suite, SuiteConfig};
 use shop_platform::testing::TestDatabase;
+use shop_proto::cart::cart_service_client::CartServiceClient;
+use shop_proto::cart::wishlist_service_client::WishlistServiceClient;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::{Category, CreateCategoryRequest, CreateProductRequest, Product};
 use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{LoginRequest, RegisterRequest, TokenPair, User};
+use shop_proto::order::order_service_client::OrderServiceClient;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tonic::metadata::MetadataValue;
 use tonic::service::Interceptor;
@@ -57,11 +60,31 @@ impl TestShop {
     /// A channel straight to the catalog (not through the gateway) whose
     /// calls carry the service credential.
     pub async fn catalog_internal(&self) -> InterceptedService<Channel, impl Interceptor + Clone + use<>> {
-        let channel = connect(self.suite.catalog_addr).await;
-        InterceptedService::new(channel, |mut request: Request<()>| {
-            request.metadata_mut().insert("x-shop-service-token", SERVICE_TOKEN.parse().expect("ascii"));
-            Ok(request)
-        })
+        internal(self.suite.catalog_addr).await
+    }
+
+    /// A channel straight to cart-order carrying the service credential.
+    pub async fn cart_order_internal(&self) -> InterceptedService<Channel, impl Interceptor + Clone + use<>> {
+        internal(self.suite.cart_order_addr).await
+    }
+
+    /// Takes the catalog down (the rest keeps running) until the returned
+    /// outage is restarted.
+    pub async fn stop_catalog(&mut self) -> CatalogOutage {
+        self.suite.stop_service("catalog").await.expect("stop catalog");
+        CatalogOutage { addr: self.suite.catalog_addr, config: self.config.clone() }
+    }
+
+    pub fn cart(&self) -> CartServiceClient<Channel> {
+        CartServiceClient::new(self.gateway.clone())
+    }
+
+    pub fn wishlist(&self) -> WishlistServiceClient<Channel> {
+        WishlistServiceClient::new(self.gateway.clone())
+    }
+
+    pub fn orders(&self) -> OrderServiceClient<Channel> {
+        OrderServiceClient::new(self.gateway.clone())
     }
 
     pub async fn create_category(&self, admin: &str, name: &str) -> Category {
@@ -116,6 +139,41 @@ impl TestShop {
     /// for forging tokens with identity's stored key).
     pub async fn db(&self) -> sqlx::PgPool {
         sqlx::PgPool::connect(&self.database.url).await.expect("connect to test database")
+    }
+}
+
+/// A channel straight to a backend whose calls carry the service credential.
+pub async fn internal(addr: std::net::SocketAddr) -> InterceptedService<Channel, impl Interceptor + Clone + use<>> {
+    let channel = connect(addr).await;
+    InterceptedService::new(channel, |mut request: Request<()>| {
+        request.metadata_mut().insert("x-shop-service-token", SERVICE_TOKEN.parse().expect("ascii"));
+        Ok(request)
+    })
+}
+
+/// A catalog stopped by [`TestShop::stop_catalog`].
+pub struct CatalogOutage {
+    addr: std::net::SocketAddr,
+    config: SuiteConfig,
+}
+
+impl CatalogOutage {
+    /// Starts catalog again on its old address; it stops when the guard drops.
+    pub async fn restart(self) -> DropGuard {
+        let mut catalog = self.config.catalog.clone();
+        catalog.listen_addr = self.addr;
+        let stop = CancellationToken::new();
+        let credentials = shop_platform::auth::ServiceCredentials::new(SERVICE_TOKEN.into()).expect("credentials");
+        shop_catalog::start(
+            &catalog,
+            &self.config.database,
+            &self.config.server,
+            credentials,
+            stop.clone().cancelled_owned(),
+        )
+        .await
+        .expect("restart catalog");
+        stop.drop_guard()
     }
 }
 

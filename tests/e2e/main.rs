@@ -2,12 +2,15 @@
 //! per test, spoken to only through the gateway with generated clients (and,
 //! where a test is about what a backend accepts, directly to that backend).
 
+mod cart;
 mod catalog;
+mod checkout;
 mod events;
 mod gateway;
 mod harness;
 mod identity;
 mod inventory;
+mod orders;
 mod policy;
 mod seed;
 mod tokens;

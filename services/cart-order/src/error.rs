@@ -1,0 +1,73 @@
+//! Cart-order's one error type and its one way out to `tonic::Status`.
+
+use shop_platform::error::{self as platform_error, Invalid};
+use tonic::Status;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{field}: {reason}")]
+    InvalidArgument { field: &'static str, reason: Invalid },
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A rule of state: empty cart, out of stock, wrong order status.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Work that could not finish now and may on a retry.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Another Shop service refused or failed a call.
+    #[error("{service}: {status}")]
+    Downstream { service: &'static str, status: Status },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Error {
+    /// `parse_id(req.id).map_err(Error::field("id"))?`
+    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
+        move |reason| Self::InvalidArgument { field, reason }
+    }
+
+    pub fn catalog(status: Status) -> Self {
+        Self::Downstream { service: "catalog", status }
+    }
+
+    pub fn orders(status: Status) -> Self {
+        Self::Downstream { service: "orders", status }
+    }
+}
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::NotFound(what) => Status::not_found(format!("{what} not found")),
+            Error::FailedPrecondition(message) => Status::failed_precondition(message),
+            Error::Unavailable(message) => Status::unavailable(message),
+            Error::Downstream { service, status } => platform_error::downstream(service, status),
+            Error::Database(source) => platform_error::database(source),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic::Code;
+
+    #[test]
+    fn each_error_maps_to_its_contract_code() {
+        let cases = [
+            (Error::field("quantity")(Invalid::new("bad")), Code::InvalidArgument),
+            (Error::NotFound("order 7".into()), Code::NotFound),
+            (Error::FailedPrecondition("the cart is empty".into()), Code::FailedPrecondition),
+            (Error::Unavailable("try again".into()), Code::Unavailable),
+            (Error::catalog(Status::unavailable("connection refused")), Code::Unavailable),
+            (Error::catalog(Status::failed_precondition("product 3 is out of stock")), Code::FailedPrecondition),
+            (Error::Database(sqlx::Error::RowNotFound), Code::Internal),
+        ];
+        for (error, code) in cases {
+            assert_eq!(Status::from(error).code(), code);
+        }
+    }
+}

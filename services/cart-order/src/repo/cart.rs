@@ -1,0 +1,137 @@
+use rust_decimal::Decimal;
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ItemRow {
+    pub product_id: i64,
+    pub quantity: i32,
+    pub title: String,
+    pub unit_price: Decimal,
+}
+
+/// Locks the user's cart row (creating it), so one user's cart and wishlist
+/// changes apply one after another.
+pub async fn lock(conn: &mut PgConnection, user_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO UPDATE SET updated_at = now()")
+        .bind(user_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The cart's lines, oldest added first.
+pub async fn items(conn: &mut PgConnection, user_id: i64) -> Result<Vec<ItemRow>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT product_id, quantity, title, unit_price FROM cart_items WHERE user_id = $1 ORDER BY position",
+    )
+    .bind(user_id)
+    .fetch_all(conn)
+    .await
+}
+
+pub async fn quantity(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<Option<i32>, sqlx::Error> {
+    sqlx::query_scalar("SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        .bind(user_id)
+        .bind(product_id)
+        .fetch_optional(conn)
+        .await
+}
+
+pub async fn count(conn: &mut PgConnection, user_id: i64) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1").bind(user_id).fetch_one(conn).await
+}
+
+/// Sets a line's quantity, adding the line at the end when it is new.
+pub async fn set(conn: &mut PgConnection, user_id: i64, item: &ItemRow) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO cart_items (user_id, product_id, quantity, title, unit_price) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (user_id, product_id)
+         DO UPDATE SET quantity = EXCLUDED.quantity, title = EXCLUDED.title, unit_price = EXCLUDED.unit_price",
+    )
+    .bind(user_id)
+    .bind(item.product_id)
+    .bind(item.quantity)
+    .bind(&item.title)
+    .bind(item.unit_price)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
+        .bind(user_id)
+        .bind(product_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Takes an order's lines out of the cart, once per order: `false` when this
+/// order's lines were already taken out. Units added since checkout stay.
+pub async fn take_out_order(
+    conn: &mut PgConnection,
+    user_id: i64,
+    order_id: i64,
+    lines: &[(i64, i32)],
+) -> Result<bool, sqlx::Error> {
+    let first: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING order_id",
+    )
+    .bind(order_id)
+    .bind(user_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if first.is_none() {
+        return Ok(false);
+    }
+    let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|(_, quantity)| *quantity).collect();
+    sqlx::query(
+        "DELETE FROM cart_items c USING unnest($2::bigint[], $3::int[]) AS o(product_id, quantity)
+          WHERE c.user_id = $1 AND c.product_id = o.product_id AND c.quantity <= o.quantity",
+    )
+    .bind(user_id)
+    .bind(&ids)
+    .bind(&quantities)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE cart_items c SET quantity = c.quantity - o.quantity
+           FROM unnest($2::bigint[], $3::int[]) AS o(product_id, quantity)
+          WHERE c.user_id = $1 AND c.product_id = o.product_id",
+    )
+    .bind(user_id)
+    .bind(&ids)
+    .bind(&quantities)
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+/// The wishlist's product ids, newest added first.
+pub async fn wishlist(conn: &mut PgConnection, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
+    sqlx::query_scalar("SELECT product_id FROM wishlist_items WHERE user_id = $1 ORDER BY position DESC")
+        .bind(user_id)
+        .fetch_all(conn)
+        .await
+}
+
+/// Adds a product to the wishlist; one already there keeps its place.
+pub async fn wish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("INSERT INTO wishlist_items (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(user_id)
+        .bind(product_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn unwish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2")
+        .bind(user_id)
+        .bind(product_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
