@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use rand::Rng as _;
+use shop_proto::cart::cart_service_client::CartServiceClient;
+use shop_proto::cart::{AddCartItemRequest, CheckoutRequest, RemoveCartItemRequest};
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::{GetProductRequest, ListCategoriesRequest, ListProductsRequest};
 use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{LoginRequest, RegisterRequest};
+use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -27,6 +30,9 @@ pub enum Scenario {
     GetProduct,
     /// Login of one bench user (run identity with rate limits off: see bench/README.md).
     Login,
+    /// Each virtual user (its own account) adds 1-3 random products to its
+    /// cart, then checks out. Counts checkouts; latency is the Checkout call's.
+    Checkout,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -57,6 +63,8 @@ struct Fixture {
     max_product_id: i64,
     category_slugs: Vec<String>,
     login: Option<(String, String)>,
+    /// One access token per virtual user (checkout).
+    tokens: Vec<String>,
 }
 
 const SEARCHES: &[&str] = &["red", "cotton", "lamp", "wooden", "red cotton", "leather boots", "smart", "steel knife"];
@@ -64,7 +72,7 @@ const ORDERINGS: &[&str] =
     &["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title"];
 const PRICE_FLOORS: &[&str] = &["1", "5", "10", "25", "50", "100"];
 
-async fn fixture(channel: Channel, scenario: Scenario) -> anyhow::Result<Fixture> {
+async fn fixture(channel: Channel, scenario: Scenario, users: usize) -> anyhow::Result<Fixture> {
     let mut catalog = CatalogServiceClient::new(channel.clone());
     let total = catalog.list_products(ListProductsRequest { page_size: 1, ..Default::default() }).await?.into_inner();
     let category_slugs: Vec<String> = catalog
@@ -81,30 +89,97 @@ async fn fixture(channel: Channel, scenario: Scenario) -> anyhow::Result<Fixture
             "the catalog is empty: run `shop seed` first"
         );
     }
-    let login = if scenario == Scenario::Login {
-        let username = format!("bench-{}", rand::rng().random_range(0..u32::MAX));
-        let password = "bench-Password-771".to_owned();
-        IdentityServiceClient::new(channel)
-            .register(RegisterRequest {
-                username: username.clone(),
-                email: format!("{username}@bench.example.com"),
-                password: password.clone(),
-                password_confirm: password.clone(),
-                is_admin: false,
-            })
-            .await
-            .context("registering the bench user")?;
-        Some((username, password))
-    } else {
-        None
-    };
+    let login = if scenario == Scenario::Login { Some(bench_user(&channel).await?) } else { None };
+    let mut tokens = Vec::new();
+    if scenario == Scenario::Checkout {
+        anyhow::ensure!(total.total_count > 0, "the catalog is empty: run `shop seed` first");
+        for _ in 0..users {
+            let (username, password) = bench_user(&channel).await?;
+            let pair = IdentityServiceClient::new(channel.clone())
+                .login(LoginRequest { username, password })
+                .await
+                .context("logging the bench user in")?
+                .into_inner();
+            tokens.push(pair.access_token);
+        }
+    }
     // Seeded ids run from 1 to about the total; misses show up as NOT_FOUND.
-    Ok(Fixture { max_product_id: total.total_count.max(1), category_slugs, login })
+    Ok(Fixture { max_product_id: total.total_count.max(1), category_slugs, login, tokens })
 }
 
-/// One call of the scenario; `Err` carries the gRPC code.
-async fn call(scenario: Scenario, channel: &Channel, fixture: &Fixture) -> Result<(), tonic::Code> {
+/// Registers a fresh customer; returns its username and password.
+async fn bench_user(channel: &Channel) -> anyhow::Result<(String, String)> {
+    let username = format!("bench-{}", rand::rng().random_range(0..u32::MAX));
+    let password = "bench-Password-771".to_owned();
+    IdentityServiceClient::new(channel.clone())
+        .register(RegisterRequest {
+            username: username.clone(),
+            email: format!("{username}@bench.example.com"),
+            password: password.clone(),
+            password_confirm: password.clone(),
+            is_admin: false,
+        })
+        .await
+        .context("registering a bench user (lift identity's register rate limits: see bench/README.md)")?;
+    Ok((username, password))
+}
+
+fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = MetadataValue::try_from(format!("Bearer {token}")) {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// One checkout round of a virtual user: 1-3 random products into the cart,
+/// then Checkout; returns the Checkout's latency. A failed round empties what
+/// it added so the next round starts clean.
+async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (Duration, Result<(), tonic::Code>) {
+    let token = &fixture.tokens[user];
+    let mut cart = CartServiceClient::new(channel.clone());
+    let ids: Vec<i64> = {
+        let mut rng = rand::rng();
+        let count = rng.random_range(1..=3);
+        (0..count).map(|_| rng.random_range(1..=fixture.max_product_id)).collect()
+    };
+    let started = Instant::now();
+    let mut outcome = Ok(());
+    for &product_id in &ids {
+        if let Err(status) = cart.add_cart_item(bearer(AddCartItemRequest { product_id, quantity: 1 }, token)).await {
+            outcome = Err(status.code());
+            break;
+        }
+    }
+    let mut latency = started.elapsed();
+    if outcome.is_ok() {
+        let sent = Instant::now();
+        let key = format!("bench-{}", rand::rng().random_range(0..u64::MAX));
+        outcome = cart
+            .checkout(bearer(CheckoutRequest { idempotency_key: key }, token))
+            .await
+            .map(drop)
+            .map_err(|status| status.code());
+        latency = sent.elapsed();
+    }
+    if outcome.is_err() {
+        for product_id in ids {
+            let _ = cart.remove_cart_item(bearer(RemoveCartItemRequest { product_id }, token)).await;
+        }
+    }
+    (latency, outcome)
+}
+
+/// One call (or, for checkout, one round) of the scenario and how long it
+/// took; `Err` carries the gRPC code.
+async fn call(
+    scenario: Scenario,
+    channel: &Channel,
+    fixture: &Fixture,
+    user: usize,
+) -> (Duration, Result<(), tonic::Code>) {
     let mut catalog = CatalogServiceClient::new(channel.clone());
+    let sent = Instant::now();
     let result = match scenario {
         Scenario::ListProducts => catalog.list_products(ListProductsRequest::default()).await.map(drop),
         Scenario::ListFiltered => {
@@ -133,8 +208,9 @@ async fn call(scenario: Scenario, channel: &Channel, fixture: &Fixture) -> Resul
             let (username, password) = fixture.login.clone().unwrap_or_default();
             IdentityServiceClient::new(channel.clone()).login(LoginRequest { username, password }).await.map(drop)
         }
+        Scenario::Checkout => return checkout_round(channel, fixture, user).await,
     };
-    result.map_err(|status| status.code())
+    (sent.elapsed(), result.map_err(|status| status.code()))
 }
 
 /// What a run measured.
@@ -152,7 +228,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     for _ in 0..args.connections {
         channels.push(endpoint.clone().tcp_nodelay(true).connect().await.context("cannot reach the gateway")?);
     }
-    let fixture = fixture(channels[0].clone(), args.scenario).await?;
+    let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency).await?;
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut users = tokio::task::JoinSet::new();
@@ -165,9 +241,8 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
             let mut errors = BTreeMap::<String, u64>::new();
             while Instant::now() < deadline {
-                let sent = Instant::now();
-                let outcome = call(scenario, &channel, &fixture).await;
-                latency.saturating_record(sent.elapsed().as_micros() as u64);
+                let (took, outcome) = call(scenario, &channel, &fixture, user).await;
+                latency.saturating_record(took.as_micros() as u64);
                 if let Err(code) = outcome {
                     *errors.entry(format!("{code:?}")).or_default() += 1;
                 }

@@ -26,6 +26,28 @@ impl fmt::Display for Invalid {
 
 impl std::error::Error for Invalid {}
 
+/// A refused request field: what every service's `Error::InvalidArgument`
+/// carries, and its one way out (`INVALID_ARGUMENT` naming the field).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidField {
+    pub field: &'static str,
+    pub reason: Invalid,
+}
+
+impl fmt::Display for InvalidField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for InvalidField {}
+
+impl From<InvalidField> for Status {
+    fn from(invalid: InvalidField) -> Self {
+        invalid_argument(invalid.field, &invalid.reason)
+    }
+}
+
 /// `INVALID_ARGUMENT` with a `google.rpc.BadRequest` detail naming `field`.
 pub fn invalid_argument(field: &str, reason: &Invalid) -> Status {
     let mut details = ErrorDetails::new();

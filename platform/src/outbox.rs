@@ -44,18 +44,18 @@ impl Outbox {
     /// Appends `event` (its sequence and time are set on reading). Call it
     /// last in the transaction: it holds the head row until commit.
     pub async fn append<E: StreamEvent>(self, conn: &mut PgConnection, event: &E) -> Result<i64, sqlx::Error> {
-        let sequence: i64 =
-            sqlx::query_scalar("UPDATE outbox_head SET last_sequence = last_sequence + 1 RETURNING last_sequence")
-                .fetch_one(&mut *conn)
-                .await?;
-        sqlx::query("INSERT INTO outbox (sequence, payload) VALUES ($1, $2)")
-            .bind(sequence)
-            .bind(event.encode_to_vec())
-            .execute(&mut *conn)
-            .await?;
-        // Delivered to listeners when (and only if) the transaction commits.
-        sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel).bind(sequence.to_string()).execute(conn).await?;
-        Ok(sequence)
+        // One round trip: take the next number, store the event, and queue the
+        // notification, which listeners get when (and only if) the
+        // transaction commits.
+        sqlx::query_scalar(
+            "WITH head AS (UPDATE outbox_head SET last_sequence = last_sequence + 1 RETURNING last_sequence),
+                  stored AS (INSERT INTO outbox (sequence, payload) SELECT last_sequence, $1 FROM head)
+             SELECT last_sequence FROM head, pg_notify($2, last_sequence::text)",
+        )
+        .bind(event.encode_to_vec())
+        .bind(self.channel)
+        .fetch_one(conn)
+        .await
     }
 
     /// Up to `limit` events after `after`, in order, stamped.

@@ -114,7 +114,7 @@ impl Carts {
 
         let mut tx = self.pool.begin().await?;
         repo::cart::lock(&mut tx, user_id).await?;
-        let current = repo::cart::quantity(&mut tx, user_id, product_id).await?;
+        let (current, lines) = repo::cart::line_and_count(&mut tx, user_id, product_id).await?;
         let wanted = match change {
             Change::Add(quantity) => i64::from(current.unwrap_or(0)) + i64::from(quantity),
             Change::Set(quantity) => i64::from(quantity),
@@ -130,7 +130,7 @@ impl Carts {
                 product.title, product.stock
             )));
         }
-        if current.is_none() && repo::cart::count(&mut tx, user_id).await? >= MAX_LINES as i64 {
+        if current.is_none() && lines >= MAX_LINES as i64 {
             return Err(Error::FailedPrecondition(format!("a cart holds at most {MAX_LINES} products")));
         }
         let item = ItemRow { product_id, quantity: wanted as i32, title: product.title.clone(), unit_price };
@@ -187,10 +187,8 @@ impl Carts {
             return Err(Error::Unavailable(format!("order {} is not placed yet; try again", order.id)));
         }
         let lines: Vec<(i64, i32)> = order.items.iter().map(|item| (item.product_id, item.quantity)).collect();
-        let mut tx = self.pool.begin().await?;
-        repo::cart::lock(&mut tx, order.user_id).await?;
-        repo::cart::take_out_order(&mut tx, order.user_id, order.id, &lines).await?;
-        tx.commit().await?;
+        let mut conn = self.pool.acquire().await?;
+        repo::cart::take_out_order(&mut conn, order.user_id, order.id, &lines).await?;
         Ok(order)
     }
 

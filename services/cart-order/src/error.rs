@@ -1,12 +1,12 @@
 //! Cart-order's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid};
+use shop_platform::error::{self as platform_error, Invalid, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: Invalid },
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidField),
     #[error("{0} not found")]
     NotFound(String),
     /// A rule of state: empty cart, out of stock, wrong order status.
@@ -25,7 +25,7 @@ pub enum Error {
 impl Error {
     /// `parse_id(req.id).map_err(Error::field("id"))?`
     pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument { field, reason }
+        move |reason| Self::InvalidArgument(InvalidField { field, reason })
     }
 
     pub fn catalog(status: Status) -> Self {
@@ -40,7 +40,7 @@ impl Error {
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Unavailable(message) => Status::unavailable(message),

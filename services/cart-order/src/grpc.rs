@@ -49,12 +49,14 @@ fn user_call<T>(
     Ok((caller, user_id, CallContext::of(request.metadata(), timeout)))
 }
 
-pub struct CartApi {
+/// CartService and WishlistService: a customer's own cart and wishlist.
+#[derive(Clone)]
+pub struct CustomerApi {
     carts: Carts,
     credentials: ServiceCredentials,
 }
 
-impl CartApi {
+impl CustomerApi {
     pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
         Self { carts, credentials }
     }
@@ -66,7 +68,7 @@ impl CartApi {
 }
 
 #[tonic::async_trait]
-impl CartService for CartApi {
+impl CartService for CustomerApi {
     async fn get_cart(&self, request: Request<GetCartRequest>) -> Result<Response<Cart>, Status> {
         let (user_id, context) = self.call(&request)?;
         Ok(Response::new(self.carts.get(&context, user_id).await?))
@@ -103,24 +105,8 @@ impl CartService for CartApi {
     }
 }
 
-pub struct WishlistApi {
-    carts: Carts,
-    credentials: ServiceCredentials,
-}
-
-impl WishlistApi {
-    pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
-        Self { carts, credentials }
-    }
-
-    fn call<T>(&self, request: &Request<T>) -> Result<(i64, CallContext), Status> {
-        let (_, user_id, context) = user_call(&self.credentials, self.carts.call_timeout(), request)?;
-        Ok((user_id, context))
-    }
-}
-
 #[tonic::async_trait]
-impl WishlistService for WishlistApi {
+impl WishlistService for CustomerApi {
     async fn get_wishlist(&self, request: Request<GetWishlistRequest>) -> Result<Response<Wishlist>, Status> {
         let (user_id, context) = self.call(&request)?;
         Ok(Response::new(self.carts.wishlist(&context, user_id).await?))

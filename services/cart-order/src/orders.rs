@@ -105,15 +105,20 @@ impl Orders {
         lines: &OrderLines,
     ) -> Result<Order, Error> {
         let (id, is_new) = self.claim(user_id, idempotency_key, lines).await?;
-        let (row, _) = self.load(id).await?;
+        if is_new {
+            if self.faults.crashes_at(SagaStep::OrderInserted) {
+                return Err(Error::Unavailable("injected crash after inserting the order".into()));
+            }
+            return self.drive(context, id, lines.lines().to_vec()).await;
+        }
+        let (row, stored) = self.load(id).await?;
         if row.status() != Status::Pending {
             // A repeat of an order that already got placed (or moved on since).
-            return self.message(id).await;
+            return Ok(order_message(&row, &stored));
         }
-        if is_new && self.faults.crashes_at(SagaStep::OrderInserted) {
-            return Err(Error::Unavailable("injected crash after inserting the order".into()));
-        }
-        self.drive(context, id).await
+        // A repeat of an order still being placed (or abandoned by a crash
+        // that recovery has not reached yet): finish it with its own lines.
+        self.drive(context, id, stored.iter().map(|line| (line.product_id, line.quantity)).collect()).await
     }
 
     /// The id of the order to drive: a new PENDING one, or the user's live
@@ -122,28 +127,21 @@ impl Orders {
         // A live order with the key can turn FAILED between the insert that
         // collides with it and the look-up; then the key is free again.
         for _ in 0..3 {
-            let mut tx = self.pool.begin().await?;
-            if let Some(id) = repo::orders::insert_pending(&mut tx, user_id, key, lines.lines()).await? {
-                tx.commit().await?;
+            let mut conn = self.pool.acquire().await?;
+            if let Some(id) = repo::orders::insert_pending(&mut conn, user_id, key, lines.lines()).await? {
                 return Ok((id, true));
             }
-            tx.rollback().await?;
-            if let Some(key) = key {
-                let mut conn = self.pool.acquire().await?;
-                if let Some(existing) = repo::orders::find_by_key(&mut conn, user_id, key).await? {
-                    return Ok((existing.id, false));
-                }
+            if let Some(key) = key
+                && let Some(existing) = repo::orders::find_by_key(&mut conn, user_id, key).await?
+            {
+                return Ok((existing.id, false));
             }
         }
         Err(Error::Unavailable("the order with this idempotency key keeps changing; try again".into()))
     }
 
-    /// Reserves a PENDING order's stock and places it.
-    async fn drive(&self, context: &CallContext, id: i64) -> Result<Order, Error> {
-        let requested: Vec<(i64, i32)> = {
-            let mut conn = self.pool.acquire().await?;
-            repo::orders::lines(&mut conn, &[id]).await?.iter().map(|line| (line.product_id, line.quantity)).collect()
-        };
+    /// Reserves a PENDING order's stock (its `requested` lines) and places it.
+    async fn drive(&self, context: &CallContext, id: i64, requested: Vec<(i64, i32)>) -> Result<Order, Error> {
         let reserved = match self.calls.reserve_stock(context, id, &requested).await {
             Ok(reserved) => reserved,
             Err(status) => {
@@ -176,6 +174,18 @@ impl Orders {
             .sum();
         let total_quantity: i32 = requested.iter().map(|(_, quantity)| quantity).sum();
 
+        let lines: Vec<LineRow> = snapshot
+            .iter()
+            .map(|line| LineRow {
+                order_id: id,
+                product_id: line.product_id,
+                quantity: quantities.get(&line.product_id).copied().unwrap_or(0),
+                title: Some(line.title.clone()),
+                unit_price: Some(line.unit_price),
+                category_name: Some(line.category_name.clone()),
+                category_slug: Some(line.category_slug.clone()),
+            })
+            .collect();
         let mut tx = self.pool.begin().await?;
         let Some(row) = repo::orders::place(&mut tx, id, &snapshot, total_price, total_quantity).await? else {
             tx.rollback().await?;
@@ -188,7 +198,6 @@ impl Orders {
             }
             return self.message(id).await;
         };
-        let lines = repo::orders::lines(&mut tx, &[id]).await?;
         let order = order_message(&row, &lines);
         repo::orders::OUTBOX
             .append(&mut tx, &event(Payload::OrderPlaced(OrderPlaced { order: Some(order.clone()) })))

@@ -1,12 +1,12 @@
 //! Catalog's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid};
+use shop_platform::error::{self as platform_error, Invalid, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: Invalid },
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidField),
     #[error("{0} not found")]
     NotFound(String),
     #[error("{0} already exists")]
@@ -21,14 +21,14 @@ pub enum Error {
 impl Error {
     /// `Title::parse(&req.title).map_err(Error::field("title"))?`
     pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument { field, reason }
+        move |reason| Self::InvalidArgument(InvalidField { field, reason })
     }
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),

@@ -1,12 +1,12 @@
 //! Identity's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid};
+use shop_platform::error::{self as platform_error, Invalid, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{field}: {reason}")]
-    InvalidArgument { field: &'static str, reason: Invalid },
+    #[error(transparent)]
+    InvalidArgument(#[from] InvalidField),
     /// Login failures say the same thing whatever went wrong.
     #[error("{0}")]
     Unauthenticated(&'static str),
@@ -27,14 +27,14 @@ pub enum Error {
 impl Error {
     /// `Username::parse(&req.username).map_err(Error::field("username"))?`
     pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument { field, reason }
+        move |reason| Self::InvalidArgument(InvalidField { field, reason })
     }
 }
 
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
-            Error::InvalidArgument { field, reason } => platform_error::invalid_argument(field, &reason),
+            Error::InvalidArgument(invalid) => invalid.into(),
             Error::Unauthenticated(message) => Status::unauthenticated(message),
             Error::PermissionDenied(message) => Status::permission_denied(message),
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),

@@ -29,16 +29,20 @@ pub async fn items(conn: &mut PgConnection, user_id: i64) -> Result<Vec<ItemRow>
     .await
 }
 
-pub async fn quantity(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<Option<i32>, sqlx::Error> {
-    sqlx::query_scalar("SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2")
-        .bind(user_id)
-        .bind(product_id)
-        .fetch_optional(conn)
-        .await
-}
-
-pub async fn count(conn: &mut PgConnection, user_id: i64) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT count(*) FROM cart_items WHERE user_id = $1").bind(user_id).fetch_one(conn).await
+/// The line's quantity (if the product is in the cart) and how many lines the cart has.
+pub async fn line_and_count(
+    conn: &mut PgConnection,
+    user_id: i64,
+    product_id: i64,
+) -> Result<(Option<i32>, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT (SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2),
+                (SELECT count(*) FROM cart_items WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .bind(product_id)
+    .fetch_one(conn)
+    .await
 }
 
 /// Sets a line's quantity, adding the line at the end when it is new.
@@ -67,8 +71,9 @@ pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> R
     Ok(())
 }
 
-/// Takes an order's lines out of the cart, once per order: `false` when this
-/// order's lines were already taken out. Units added since checkout stay.
+/// Takes an order's lines out of the cart, once per order, in one statement:
+/// `false` when this order's lines were already taken out. Units added since
+/// checkout stay.
 pub async fn take_out_order(
     conn: &mut PgConnection,
     user_id: i64,
@@ -76,37 +81,25 @@ pub async fn take_out_order(
     lines: &[(i64, i32)],
 ) -> Result<bool, sqlx::Error> {
     let first: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING order_id",
+        "WITH first AS (
+             INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING order_id),
+         ordered AS (SELECT * FROM unnest($3::bigint[], $4::int[]) AS o(product_id, quantity)
+                      WHERE EXISTS (SELECT 1 FROM first)),
+         emptied AS (
+             DELETE FROM cart_items c USING ordered o
+              WHERE c.user_id = $2 AND c.product_id = o.product_id AND c.quantity <= o.quantity),
+         reduced AS (
+             UPDATE cart_items c SET quantity = c.quantity - o.quantity FROM ordered o
+              WHERE c.user_id = $2 AND c.product_id = o.product_id AND c.quantity > o.quantity)
+         SELECT order_id FROM first",
     )
     .bind(order_id)
     .bind(user_id)
-    .fetch_optional(&mut *conn)
+    .bind(lines.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, quantity)| *quantity).collect::<Vec<_>>())
+    .fetch_optional(conn)
     .await?;
-    if first.is_none() {
-        return Ok(false);
-    }
-    let ids: Vec<i64> = lines.iter().map(|(id, _)| *id).collect();
-    let quantities: Vec<i32> = lines.iter().map(|(_, quantity)| *quantity).collect();
-    sqlx::query(
-        "DELETE FROM cart_items c USING unnest($2::bigint[], $3::int[]) AS o(product_id, quantity)
-          WHERE c.user_id = $1 AND c.product_id = o.product_id AND c.quantity <= o.quantity",
-    )
-    .bind(user_id)
-    .bind(&ids)
-    .bind(&quantities)
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(
-        "UPDATE cart_items c SET quantity = c.quantity - o.quantity
-           FROM unnest($2::bigint[], $3::int[]) AS o(product_id, quantity)
-          WHERE c.user_id = $1 AND c.product_id = o.product_id",
-    )
-    .bind(user_id)
-    .bind(&ids)
-    .bind(&quantities)
-    .execute(conn)
-    .await?;
-    Ok(true)
+    Ok(first.is_some())
 }
 
 /// The wishlist's product ids, newest added first.

@@ -51,34 +51,31 @@ pub struct Snapshot {
     pub category_slug: String,
 }
 
-/// Inserts a PENDING order with its lines; `None` when the user already has a
-/// live (not FAILED) order with this key.
+/// Inserts a PENDING order with its lines, in one statement; `None` when the
+/// user already has a live (not FAILED) order with this key.
 pub async fn insert_pending(
     conn: &mut PgConnection,
     user_id: i64,
     idempotency_key: Option<&str>,
     lines: &[(i64, i32)],
 ) -> Result<Option<i64>, sqlx::Error> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO orders (user_id, idempotency_key, status) VALUES ($1, $2, 'PENDING')
-         ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL AND status <> 'FAILED'
-         DO NOTHING RETURNING id",
+    sqlx::query_scalar(
+        "WITH inserted AS (
+             INSERT INTO orders (user_id, idempotency_key, status) VALUES ($1, $2, 'PENDING')
+             ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL AND status <> 'FAILED'
+             DO NOTHING RETURNING id),
+         lines AS (
+             INSERT INTO order_lines (order_id, product_id, quantity)
+             SELECT inserted.id, line.product_id, line.quantity
+               FROM inserted, unnest($3::bigint[], $4::int[]) AS line(product_id, quantity))
+         SELECT id FROM inserted",
     )
     .bind(user_id)
     .bind(idempotency_key)
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(id) = id else { return Ok(None) };
-    sqlx::query(
-        "INSERT INTO order_lines (order_id, product_id, quantity)
-         SELECT $1, * FROM unnest($2::bigint[], $3::int[])",
-    )
-    .bind(id)
     .bind(lines.iter().map(|(product_id, _)| *product_id).collect::<Vec<_>>())
     .bind(lines.iter().map(|(_, quantity)| *quantity).collect::<Vec<_>>())
-    .execute(conn)
-    .await?;
-    Ok(Some(id))
+    .fetch_optional(conn)
+    .await
 }
 
 /// The user's live (not FAILED) order placed with this key.
@@ -111,8 +108,8 @@ pub async fn lines(conn: &mut PgConnection, order_ids: &[i64]) -> Result<Vec<Lin
     .await
 }
 
-/// PENDING → PLACED with its totals and line snapshot; `None` when the order
-/// is no longer PENDING.
+/// PENDING → PLACED with its totals and line snapshot, in one statement;
+/// `None` when the order is no longer PENDING.
 pub async fn place(
     conn: &mut PgConnection,
     id: i64,
@@ -120,35 +117,29 @@ pub async fn place(
     total_price: Decimal,
     total_quantity: i32,
 ) -> Result<Option<OrderRow>, sqlx::Error> {
-    let placed: Option<OrderRow> = sqlx::query_as(&format!(
-        "UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = now()
-          WHERE id = $1 AND status = 'PENDING' RETURNING {COLUMNS}"
+    let column = |f: fn(&Snapshot) -> String| snapshot.iter().map(f).collect::<Vec<_>>();
+    sqlx::query_as(&format!(
+        "WITH placed AS (
+             UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = now()
+              WHERE id = $1 AND status = 'PENDING' RETURNING {COLUMNS}),
+         lines AS (
+             UPDATE order_lines l SET title = s.title, unit_price = s.unit_price,
+                    category_name = s.category_name, category_slug = s.category_slug
+               FROM placed, unnest($4::bigint[], $5::text[], $6::numeric[], $7::text[], $8::text[])
+                    AS s(product_id, title, unit_price, category_name, category_slug)
+              WHERE l.order_id = placed.id AND l.product_id = s.product_id)
+         SELECT {COLUMNS} FROM placed"
     ))
     .bind(id)
     .bind(total_price)
     .bind(total_quantity)
-    .fetch_optional(&mut *conn)
-    .await?;
-    if placed.is_none() {
-        return Ok(None);
-    }
-    let column = |f: fn(&Snapshot) -> String| snapshot.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
-        "UPDATE order_lines l SET title = s.title, unit_price = s.unit_price,
-                category_name = s.category_name, category_slug = s.category_slug
-           FROM unnest($2::bigint[], $3::text[], $4::numeric[], $5::text[], $6::text[])
-                AS s(product_id, title, unit_price, category_name, category_slug)
-          WHERE l.order_id = $1 AND l.product_id = s.product_id",
-    )
-    .bind(id)
     .bind(snapshot.iter().map(|line| line.product_id).collect::<Vec<_>>())
     .bind(column(|line| line.title.clone()))
     .bind(snapshot.iter().map(|line| line.unit_price).collect::<Vec<_>>())
     .bind(column(|line| line.category_name.clone()))
     .bind(column(|line| line.category_slug.clone()))
-    .execute(conn)
-    .await?;
-    Ok(placed)
+    .fetch_optional(conn)
+    .await
 }
 
 /// `from` → `to`, only if the order is in `from` (and, given `owner`, is
