@@ -198,8 +198,12 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         stop_of("cart-order").context("cart-order stop")?,
     )
     .await?;
+    // In one process reporting reads the streams where they really are.
+    let mut reporting_config = config.reporting.clone();
+    reporting_config.catalog_url = format!("http://{}", catalog.addr);
+    reporting_config.orders_url = format!("http://{}", cart_order.addr);
     let reporting = shop_reporting::start(
-        &config.reporting,
+        &reporting_config,
         &config.database,
         &config.server,
         credentials.clone(),

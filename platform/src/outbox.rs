@@ -11,6 +11,7 @@
 //! events. Commits are heard through Postgres NOTIFY, so events written by any
 //! replica wake every subscriber; a one-second poll is the safety net.
 
+use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 const BATCH: i64 = 500;
@@ -87,18 +89,40 @@ pub struct EventFeed<E> {
     pool: PgPool,
     outbox: Outbox,
     wake: Arc<Notify>,
+    /// Cancelled when the server stops: open streams end, so a graceful
+    /// shutdown does not wait forever on subscribers that never hang up.
+    closing: CancellationToken,
     _events: PhantomData<fn() -> E>,
 }
 
 impl<E> Clone for EventFeed<E> {
     fn clone(&self) -> Self {
-        Self { pool: self.pool.clone(), outbox: self.outbox, wake: self.wake.clone(), _events: PhantomData }
+        Self {
+            pool: self.pool.clone(),
+            outbox: self.outbox,
+            wake: self.wake.clone(),
+            closing: self.closing.clone(),
+            _events: PhantomData,
+        }
     }
 }
 
 impl<E: StreamEvent> EventFeed<E> {
     pub fn new(pool: PgPool, outbox: Outbox) -> Self {
-        Self { pool, outbox, wake: Arc::new(Notify::new()), _events: PhantomData }
+        Self { pool, outbox, wake: Arc::new(Notify::new()), closing: CancellationToken::new(), _events: PhantomData }
+    }
+
+    /// `shutdown`, which also ends every open subscription when it resolves:
+    /// give this to the server in place of `shutdown`.
+    pub fn closing_with(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let closing = self.closing.clone();
+        async move {
+            shutdown.await;
+            closing.cancel();
+        }
     }
 
     /// Listens for committed events and wakes subscribers; reconnects with
@@ -157,11 +181,15 @@ impl<E: StreamEvent> EventFeed<E> {
                         return;
                     }
                 }
+                if feed.closing.is_cancelled() {
+                    return;
+                }
                 if caught_up {
                     tokio::select! {
                         () = &mut woken => {}
                         () = tokio::time::sleep(POLL) => {}
                         () = sender.closed() => return,
+                        () = feed.closing.cancelled() => return,
                     }
                 }
             }

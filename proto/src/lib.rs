@@ -57,6 +57,7 @@ pub const PUBLIC_SERVICES: &[&str] = &[
 pub trait StreamEvent: prost::Message + Default + Send + 'static {
     fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp);
     fn sequence(&self) -> i64;
+    fn occurred_at(&self) -> Option<prost_types::Timestamp>;
 }
 
 impl StreamEvent for catalog::CatalogEvent {
@@ -68,6 +69,10 @@ impl StreamEvent for catalog::CatalogEvent {
     fn sequence(&self) -> i64 {
         self.sequence
     }
+
+    fn occurred_at(&self) -> Option<prost_types::Timestamp> {
+        self.occurred_at
+    }
 }
 
 impl StreamEvent for order::OrderEvent {
@@ -78,5 +83,9 @@ impl StreamEvent for order::OrderEvent {
 
     fn sequence(&self) -> i64 {
         self.sequence
+    }
+
+    fn occurred_at(&self) -> Option<prost_types::Timestamp> {
+        self.occurred_at
     }
 }

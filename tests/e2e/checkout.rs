@@ -285,7 +285,7 @@ async fn catalog_down_during_checkout_is_unavailable_and_leaves_no_pending_order
     let alice = shop.customer("alice").await;
     add(&shop, &alice, products[0].id, 2).await.unwrap();
 
-    let outage = shop.stop_catalog().await;
+    let outage = shop.stop_service("catalog").await;
     let down = checkout(&shop, &alice, "k").await.unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
     assert!(all_orders(&shop, &admin, OrderStatus::Pending).await.is_empty(), "nothing left PENDING");

@@ -68,11 +68,23 @@ impl TestShop {
         internal(self.suite.cart_order_addr).await
     }
 
-    /// Takes the catalog down (the rest keeps running) until the returned
+    /// Takes one service down (the rest keeps running) until the returned
     /// outage is restarted.
-    pub async fn stop_catalog(&mut self) -> CatalogOutage {
-        self.suite.stop_service("catalog").await.expect("stop catalog");
-        CatalogOutage { addr: self.suite.catalog_addr, config: self.config.clone() }
+    pub async fn stop_service(&mut self, service: &'static str) -> Outage {
+        self.suite.stop_service(service).await.unwrap_or_else(|error| panic!("stop {service}: {error:#}"));
+        let addr = match service {
+            "catalog" => self.suite.catalog_addr,
+            "cart-order" => self.suite.cart_order_addr,
+            "reporting" => self.suite.reporting_addr,
+            other => panic!("tests do not restart {other}"),
+        };
+        Outage {
+            service,
+            addr,
+            config: self.config.clone(),
+            catalog_url: format!("http://{}", self.suite.catalog_addr),
+            cart_order_url: format!("http://{}", self.suite.cart_order_addr),
+        }
     }
 
     pub fn cart(&self) -> CartServiceClient<Channel> {
@@ -151,29 +163,67 @@ pub async fn internal(addr: std::net::SocketAddr) -> InterceptedService<Channel,
     })
 }
 
-/// A catalog stopped by [`TestShop::stop_catalog`].
-pub struct CatalogOutage {
+/// A service stopped by [`TestShop::stop_service`].
+pub struct Outage {
+    service: &'static str,
     addr: std::net::SocketAddr,
     config: SuiteConfig,
+    catalog_url: String,
+    cart_order_url: String,
 }
 
-impl CatalogOutage {
-    /// Starts catalog again on its old address; it stops when the guard drops.
-    pub async fn restart(self) -> DropGuard {
-        let mut catalog = self.config.catalog.clone();
-        catalog.listen_addr = self.addr;
+impl Outage {
+    /// Starts the service again on its old address, dialing the others where
+    /// the suite runs them.
+    pub async fn restart(&self) -> Restarted {
         let stop = CancellationToken::new();
+        let shutdown = stop.clone().cancelled_owned();
         let credentials = shop_platform::auth::ServiceCredentials::new(SERVICE_TOKEN.into()).expect("credentials");
-        shop_catalog::start(
-            &catalog,
-            &self.config.database,
-            &self.config.server,
-            credentials,
-            stop.clone().cancelled_owned(),
-        )
-        .await
-        .expect("restart catalog");
-        stop.drop_guard()
+        let config = &self.config;
+        let running = match self.service {
+            "catalog" => {
+                let mut catalog = config.catalog.clone();
+                catalog.listen_addr = self.addr;
+                shop_catalog::start(&catalog, &config.database, &config.server, credentials, shutdown).await
+            }
+            "cart-order" => {
+                let mut cart_order = config.cart_order.clone();
+                cart_order.listen_addr = self.addr;
+                cart_order.catalog_url = self.catalog_url.clone();
+                shop_cart_order::start(&cart_order, &config.database, &config.server, credentials, shutdown).await
+            }
+            _ => {
+                let mut reporting = config.reporting.clone();
+                reporting.listen_addr = self.addr;
+                reporting.catalog_url = self.catalog_url.clone();
+                reporting.orders_url = self.cart_order_url.clone();
+                shop_reporting::start(&reporting, &config.database, &config.server, credentials, shutdown).await
+            }
+        };
+        let running = running.unwrap_or_else(|error| panic!("restart {}: {error:#}", self.service));
+        Restarted { stop, task: Some(running.task) }
+    }
+}
+
+/// A service restarted by a test; it stops when dropped, or for sure with [`Restarted::stop`].
+pub struct Restarted {
+    stop: CancellationToken,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Restarted {
+    /// Stops it and waits until it has (its port is free again).
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server stopped cleanly");
+        }
+    }
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        self.stop.cancel();
     }
 }
 

@@ -12,5 +12,6 @@ mod identity;
 mod inventory;
 mod orders;
 mod policy;
+mod reporting;
 mod seed;
 mod tokens;

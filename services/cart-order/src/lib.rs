@@ -155,6 +155,7 @@ pub async fn start(
 
     let feed = EventFeed::new(orders_pool.clone(), repo::orders::OUTBOX);
     let listener_task = feed.spawn_listener();
+    let feed_closing = feed.closing_with(shutdown);
     let orders = orders::Orders::new(orders_pool, calls.clone(), config.faults.clone());
     let recovery_task = orders.clone().spawn_recovery(orders::RecoveryPolicy {
         interval: Duration::from_millis(config.recovery_interval_ms.max(10)),
@@ -184,6 +185,6 @@ pub async fn start(
             "shop.order.v1.OrderEventsService",
         ],
     };
-    let running = server::serve(listener, services, server_config, shutdown).await?;
+    let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companion(server::with_companion(running, listener_task), recovery_task))
 }

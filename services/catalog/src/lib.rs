@@ -62,6 +62,7 @@ pub async fn start(
     let pool = connect(database, config.db_max_connections).await?;
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();
+    let feed_closing = feed.closing_with(shutdown);
 
     let catalog =
         CatalogServiceServer::new(grpc::CatalogApi::new(catalog::Catalog::new(pool.clone()), credentials.clone()));
@@ -79,6 +80,6 @@ pub async fn start(
             "shop.catalog.v1.CatalogEventsService",
         ],
     };
-    let running = server::serve(listener, services, server_config, shutdown).await?;
+    let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companion(running, listener_task))
 }

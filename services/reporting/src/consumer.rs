@@ -1,0 +1,172 @@
+//! Stream consumers. Each stream is applied by one replica at a time: the
+//! consumer first takes a Postgres advisory lock on its own connection, and
+//! applies every batch of events on that same connection, in one transaction
+//! with the stream's checkpoint. So a crash at any point rolls back to the
+//! last checkpoint (nothing lost, nothing counted twice), and a replica that
+//! dies frees the lock with its connection, letting another take over.
+
+use std::future::Future;
+use std::time::Duration;
+
+use shop_platform::auth::ServiceCredentials;
+use shop_proto::StreamEvent;
+use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
+use shop_proto::catalog::{CatalogEvent, SubscribeCatalogEventsRequest};
+use shop_proto::order::order_events_service_client::OrderEventsServiceClient;
+use shop_proto::order::{OrderEvent, SubscribeOrderEventsRequest};
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::task::JoinHandle;
+use tokio_stream::StreamExt as _;
+use tonic::Request;
+use tonic::transport::Channel;
+
+use crate::repo;
+
+#[derive(Debug, Clone, Copy)]
+pub struct ConsumerPolicy {
+    pub batch_size: usize,
+    pub retry_max: Duration,
+}
+
+/// One event stream reporting consumes.
+pub trait Source: Send + Sync + 'static {
+    type Event: StreamEvent;
+    /// The stream's checkpoint row.
+    const NAME: &'static str;
+    /// The advisory lock that makes its consumer single across replicas.
+    const LOCK: i64;
+
+    fn subscribe(
+        &self,
+        after_sequence: i64,
+    ) -> impl Future<Output = Result<tonic::Streaming<Self::Event>, tonic::Status>> + Send;
+
+    fn apply(conn: &mut PgConnection, event: &Self::Event) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+fn with_credentials<T>(credentials: &ServiceCredentials, message: T) -> Request<T> {
+    let mut request = Request::new(message);
+    credentials.attach(request.metadata_mut());
+    request
+}
+
+pub struct CatalogSource {
+    channel: Channel,
+    credentials: ServiceCredentials,
+}
+
+impl CatalogSource {
+    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+        Self { channel, credentials }
+    }
+}
+
+impl Source for CatalogSource {
+    type Event = CatalogEvent;
+    const NAME: &'static str = "catalog";
+    // "rpt-cat" in ASCII: distinct from every other lock this database takes.
+    const LOCK: i64 = 0x0072_7074_2d63_6174;
+
+    async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<CatalogEvent>, tonic::Status> {
+        let request = with_credentials(&self.credentials, SubscribeCatalogEventsRequest { after_sequence });
+        Ok(CatalogEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
+    }
+
+    async fn apply(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
+        repo::apply_catalog_event(conn, event).await
+    }
+}
+
+pub struct OrderSource {
+    channel: Channel,
+    credentials: ServiceCredentials,
+}
+
+impl OrderSource {
+    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
+        Self { channel, credentials }
+    }
+}
+
+impl Source for OrderSource {
+    type Event = OrderEvent;
+    const NAME: &'static str = "orders";
+    // "rpt-ord" in ASCII.
+    const LOCK: i64 = 0x0072_7074_2d6f_7264;
+
+    async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<OrderEvent>, tonic::Status> {
+        let request = with_credentials(&self.credentials, SubscribeOrderEventsRequest { after_sequence });
+        Ok(OrderEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
+    }
+
+    async fn apply(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), sqlx::Error> {
+        repo::apply_order_event(conn, event).await
+    }
+}
+
+/// Consumes `source` forever: takes the lock, resumes from the checkpoint,
+/// applies batches; after any failure (stream dropped, database gone, lock
+/// held elsewhere) it waits with backoff and starts over.
+pub fn spawn<S: Source>(source: S, pool: PgPool, policy: ConsumerPolicy) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match consume(&source, &pool, policy).await {
+                Ok(Progress::Applied) => backoff = Duration::from_millis(100),
+                Ok(Progress::LockHeldElsewhere) => {}
+                Err(error) => {
+                    tracing::warn!(
+                        stream = S::NAME,
+                        error = format!("{error:#}"),
+                        "event stream consumer stopped; retrying"
+                    );
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(policy.retry_max);
+        }
+    })
+}
+
+enum Progress {
+    Applied,
+    LockHeldElsewhere,
+}
+
+async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -> anyhow::Result<Progress> {
+    // A connection of its own: the lock lives exactly as long as it does.
+    let mut conn = pool.acquire().await?.detach();
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(S::LOCK).fetch_one(&mut conn).await?;
+    if !locked {
+        return Ok(Progress::LockHeldElsewhere);
+    }
+    let mut applied = repo::checkpoint(&mut conn, S::NAME).await?;
+    let mut stream = source.subscribe(applied).await?;
+    let mut progress = Progress::LockHeldElsewhere;
+    while let Some(first) = stream.next().await {
+        let mut batch = vec![first?];
+        // Whatever else has already arrived joins the same transaction.
+        while batch.len() < policy.batch_size {
+            match tokio::time::timeout(Duration::ZERO, stream.next()).await {
+                Ok(Some(event)) => batch.push(event?),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        let mut tx = conn.begin().await?;
+        for event in &batch {
+            anyhow::ensure!(
+                event.sequence() == applied + 1,
+                "{} stream skipped from {applied} to {}",
+                S::NAME,
+                event.sequence()
+            );
+            S::apply(&mut tx, event).await?;
+            applied = event.sequence();
+        }
+        let occurred_at = batch.last().and_then(StreamEvent::occurred_at);
+        repo::advance(&mut tx, S::NAME, applied, occurred_at).await?;
+        tx.commit().await?;
+        progress = Progress::Applied;
+    }
+    Ok(progress)
+}

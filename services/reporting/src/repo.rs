@@ -1,0 +1,210 @@
+//! Reporting's SQL: checkpoints, applying events to the read model, and the
+//! report's queries. Apply functions run inside the consumer's transaction.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use shop_proto::catalog::CatalogEvent;
+use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
+use shop_proto::order::order_event::Payload as OrderPayload;
+use shop_proto::order::{Order, OrderEvent};
+use sqlx::PgConnection;
+
+/// The last sequence of `stream` applied.
+pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1").bind(stream).fetch_one(conn).await
+}
+
+pub async fn advance(
+    conn: &mut PgConnection,
+    stream: &str,
+    sequence: i64,
+    occurred_at: Option<prost_types::Timestamp>,
+) -> Result<(), sqlx::Error> {
+    let occurred_at = occurred_at.and_then(|at| DateTime::<Utc>::from_timestamp(at.seconds, at.nanos.max(0) as u32));
+    sqlx::query(
+        "UPDATE checkpoints SET last_sequence = $2, last_occurred_at = COALESCE($3, last_occurred_at)
+          WHERE stream = $1",
+    )
+    .bind(stream)
+    .bind(sequence)
+    .bind(occurred_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// When the last applied event of either stream committed at its source.
+pub async fn as_of(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    sqlx::query_scalar("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await
+}
+
+pub async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
+    match &event.payload {
+        Some(CatalogPayload::ProductUpserted(product)) => {
+            sqlx::query(
+                "INSERT INTO product_sales (product_id, title, category_id, category_name, category_slug)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (product_id) DO UPDATE SET title = EXCLUDED.title, category_id = EXCLUDED.category_id,
+                        category_name = EXCLUDED.category_name, category_slug = EXCLUDED.category_slug,
+                        archived = false",
+            )
+            .bind(product.product_id)
+            .bind(&product.title)
+            .bind(product.category_id)
+            .bind(&product.category_name)
+            .bind(&product.category_slug)
+            .execute(conn)
+            .await?;
+        }
+        Some(CatalogPayload::ProductArchived(archived)) => {
+            sqlx::query("UPDATE product_sales SET archived = true WHERE product_id = $1")
+                .bind(archived.product_id)
+                .execute(conn)
+                .await?;
+        }
+        Some(CatalogPayload::CategoryUpserted(category)) => {
+            sqlx::query(
+                "INSERT INTO categories (category_id, name, slug) VALUES ($1, $2, $3)
+                 ON CONFLICT (category_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug",
+            )
+            .bind(category.category_id)
+            .bind(&category.name)
+            .bind(&category.slug)
+            .execute(&mut *conn)
+            .await?;
+            // Products take their category's new name and slug.
+            sqlx::query(
+                "UPDATE product_sales SET category_name = $2, category_slug = $3
+                  WHERE category_id = $1 AND (category_name, category_slug) IS DISTINCT FROM ($2, $3)",
+            )
+            .bind(category.category_id)
+            .bind(&category.name)
+            .bind(&category.slug)
+            .execute(conn)
+            .await?;
+        }
+        Some(CatalogPayload::CategoryDeleted(deleted)) => {
+            sqlx::query("DELETE FROM categories WHERE category_id = $1")
+                .bind(deleted.category_id)
+                .execute(conn)
+                .await?;
+        }
+        // Stock moves do not change sales: those come from order snapshots.
+        Some(CatalogPayload::StockReserved(_) | CatalogPayload::StockReleased(_)) | None => {}
+    }
+    Ok(())
+}
+
+pub async fn apply_order_event(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), sqlx::Error> {
+    match &event.payload {
+        Some(OrderPayload::OrderPlaced(placed)) => count_sales(conn, placed.order.as_ref(), 1).await,
+        Some(OrderPayload::OrderCancelled(cancelled)) => count_sales(conn, cancelled.order.as_ref(), -1).await,
+        // Shipped and delivered orders still count as they did.
+        Some(OrderPayload::OrderStatusChanged(_)) | None => Ok(()),
+    }
+}
+
+/// Adds (`sign` 1) or takes back (`sign` -1) an order's lines. A product not
+/// heard of from catalog yet enters with its snapshot's title and category;
+/// a cancellation always finds its rows, since the placement came first in
+/// the same stream.
+async fn count_sales(conn: &mut PgConnection, order: Option<&Order>, sign: i64) -> Result<(), sqlx::Error> {
+    let Some(order) = order else { return Ok(()) };
+    for item in &order.items {
+        let line_total = Decimal::from_str(&item.line_total)
+            .map_err(|error| sqlx::Error::Decode(format!("line_total of order {}: {error}", order.id).into()))?;
+        let units = i64::from(item.quantity);
+        if sign > 0 {
+            sqlx::query(
+                "INSERT INTO product_sales AS p (product_id, title, category_name, category_slug,
+                                                 units_sold, order_count, revenue)
+                 VALUES ($1, $2, $3, $4, $5, 1, $6)
+                 ON CONFLICT (product_id) DO UPDATE SET units_sold = p.units_sold + EXCLUDED.units_sold,
+                        order_count = p.order_count + 1, revenue = p.revenue + EXCLUDED.revenue",
+            )
+            .bind(item.product_id)
+            .bind(&item.title)
+            .bind(&item.category_name)
+            .bind(&item.category_slug)
+            .bind(units)
+            .bind(line_total)
+            .execute(&mut *conn)
+            .await?;
+        } else {
+            sqlx::query(
+                "UPDATE product_sales SET units_sold = units_sold - $2, order_count = order_count - 1,
+                        revenue = revenue - $3
+                  WHERE product_id = $1",
+            )
+            .bind(item.product_id)
+            .bind(units)
+            .bind(line_total)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SalesRow {
+    pub product_id: i64,
+    pub title: String,
+    pub category_name: String,
+    pub category_slug: String,
+    pub units_sold: i64,
+    pub order_count: i64,
+    pub revenue: Decimal,
+}
+
+/// Whether a category with this slug is known (from catalog, or from an
+/// order snapshot of a product catalog has not told us about yet).
+pub async fn category_exists(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM categories WHERE slug = $1)
+             OR EXISTS (SELECT 1 FROM product_sales WHERE category_slug = $1 AND listed)",
+    )
+    .bind(slug)
+    .fetch_one(conn)
+    .await
+}
+
+/// Rows the report would list under these filters (`slug` "" = all).
+pub async fn count(conn: &mut PgConnection, slug: &str, sold_only: bool) -> Result<i64, sqlx::Error> {
+    let column = if sold_only { "sold" } else { "listed" };
+    let count: Option<i64> = sqlx::query_scalar(&format!("SELECT {column} FROM report_counts WHERE slug = $1"))
+        .bind(slug)
+        .fetch_optional(conn)
+        .await?;
+    Ok(count.unwrap_or(0))
+}
+
+/// One page of the report.
+pub async fn page(
+    conn: &mut PgConnection,
+    slug: Option<&str>,
+    sold_only: bool,
+    most_sold_first: bool,
+    limit: i64,
+    offset: i64,
+) -> Result<Vec<SalesRow>, sqlx::Error> {
+    let mut query = sqlx::QueryBuilder::new(
+        "SELECT product_id, title, category_name, category_slug, units_sold, order_count, revenue
+           FROM product_sales WHERE listed",
+    );
+    if let Some(slug) = slug {
+        query.push(" AND category_slug = ").push_bind(slug);
+    }
+    if sold_only {
+        query.push(" AND units_sold > 0");
+    }
+    query.push(if most_sold_first {
+        " ORDER BY units_sold DESC, title, product_id"
+    } else {
+        " ORDER BY units_sold, title, product_id"
+    });
+    query.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
+    query.build_query_as().fetch_all(conn).await
+}
