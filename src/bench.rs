@@ -15,6 +15,8 @@ use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::{GetProductRequest, ListCategoriesRequest, ListProductsRequest};
 use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{LoginRequest, RegisterRequest};
+use shop_proto::reporting::GetProductSalesReportRequest;
+use shop_proto::reporting::reporting_service_client::ReportingServiceClient;
 use tonic::metadata::MetadataValue;
 use tonic::transport::{Channel, Endpoint};
 
@@ -33,6 +35,9 @@ pub enum Scenario {
     /// Each virtual user (its own account) adds 1-3 random products to its
     /// cart, then checks out. Counts checkouts; latency is the Checkout call's.
     Checkout,
+    /// GetProductSalesReport, default page (most sold, 50 rows), as an admin
+    /// (`--admin`, password in SHOP_ADMIN_PASSWORD).
+    SalesReport,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,6 +60,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// The admin the sales-report scenario logs in as (see `shop create-admin`);
+    /// the password is read from SHOP_ADMIN_PASSWORD.
+    #[arg(long, default_value = "admin")]
+    pub admin: String,
 }
 
 /// What every virtual user needs to make its calls.
@@ -63,7 +72,7 @@ struct Fixture {
     max_product_id: i64,
     category_slugs: Vec<String>,
     login: Option<(String, String)>,
-    /// One access token per virtual user (checkout).
+    /// One access token per virtual user (checkout), or the admin's (sales-report).
     tokens: Vec<String>,
 }
 
@@ -72,7 +81,7 @@ const ORDERINGS: &[&str] =
     &["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title"];
 const PRICE_FLOORS: &[&str] = &["1", "5", "10", "25", "50", "100"];
 
-async fn fixture(channel: Channel, scenario: Scenario, users: usize) -> anyhow::Result<Fixture> {
+async fn fixture(channel: Channel, scenario: Scenario, users: usize, admin: &str) -> anyhow::Result<Fixture> {
     let mut catalog = CatalogServiceClient::new(channel.clone());
     let total = catalog.list_products(ListProductsRequest { page_size: 1, ..Default::default() }).await?.into_inner();
     let category_slugs: Vec<String> = catalog
@@ -91,6 +100,16 @@ async fn fixture(channel: Channel, scenario: Scenario, users: usize) -> anyhow::
     }
     let login = if scenario == Scenario::Login { Some(bench_user(&channel).await?) } else { None };
     let mut tokens = Vec::new();
+    if scenario == Scenario::SalesReport {
+        let password = std::env::var("SHOP_ADMIN_PASSWORD")
+            .context("the sales-report scenario logs in as --admin: set SHOP_ADMIN_PASSWORD")?;
+        let pair = IdentityServiceClient::new(channel.clone())
+            .login(LoginRequest { username: admin.to_owned(), password })
+            .await
+            .context("logging the admin in")?
+            .into_inner();
+        tokens.push(pair.access_token);
+    }
     if scenario == Scenario::Checkout {
         anyhow::ensure!(total.total_count > 0, "the catalog is empty: run `shop seed` first");
         for _ in 0..users {
@@ -209,6 +228,10 @@ async fn call(
             IdentityServiceClient::new(channel.clone()).login(LoginRequest { username, password }).await.map(drop)
         }
         Scenario::Checkout => return checkout_round(channel, fixture, user).await,
+        Scenario::SalesReport => {
+            let request = bearer(GetProductSalesReportRequest::default(), &fixture.tokens[0]);
+            ReportingServiceClient::new(channel.clone()).get_product_sales_report(request).await.map(drop)
+        }
     };
     (sent.elapsed(), result.map_err(|status| status.code()))
 }
@@ -228,7 +251,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     for _ in 0..args.connections {
         channels.push(endpoint.clone().tcp_nodelay(true).connect().await.context("cannot reach the gateway")?);
     }
-    let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency).await?;
+    let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency, &args.admin).await?;
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut users = tokio::task::JoinSet::new();

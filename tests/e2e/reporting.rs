@@ -144,11 +144,90 @@ async fn the_report_answers_from_its_read_model_while_its_sources_are_down() {
     })
     .await;
 
-    let _catalog_down = shop.stop_service("catalog").await;
-    let _orders_down = shop.stop_service("cart-order").await;
+    let catalog_down = shop.stop_service("catalog").await;
+    let orders_down = shop.stop_service("cart-order").await;
     let during = report(&shop, &admin, GetProductSalesReportRequest::default()).await.expect("still answers");
     assert_eq!(rows(&during), rows(&before));
     assert_eq!(during.as_of, before.as_of);
+
+    // When they are back, the consumers reconnect and go on from their checkpoints.
+    let _catalog = catalog_down.restart().await;
+    let _orders = orders_down.restart().await;
+    add(&shop, &alice, products[0].id, 1).await.unwrap();
+    checkout(&shop, &alice, "").await.unwrap();
+    report_when(&shop, &admin, GetProductSalesReportRequest::default(), |report| {
+        report.rows.first().is_some_and(|row| (row.units_sold, row.order_count) == (3, 2))
+    })
+    .await;
+}
+
+/// The report straight from one reporting replica (not through the gateway),
+/// as an admin the gateway vouched for.
+async fn report_from(addr: std::net::SocketAddr) -> GetProductSalesReportResponse {
+    let mut request = tonic::Request::new(GetProductSalesReportRequest::default());
+    request.metadata_mut().insert("x-shop-service-token", crate::harness::SERVICE_TOKEN.parse().unwrap());
+    request.metadata_mut().insert("x-shop-user-id", "1".parse().unwrap());
+    request.metadata_mut().insert("x-shop-user-is-admin", "true".parse().unwrap());
+    ReportingServiceClient::new(crate::harness::connect(addr).await)
+        .get_product_sales_report(request)
+        .await
+        .expect("report from a replica")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_second_replica_serves_reads_and_takes_over_consuming_when_the_first_dies() {
+    let mut shop = TestShop::start_with(|config| config.reporting.retry_max_ms = 200).await;
+    let (admin, products) = stocked(&shop, &[("Desk lamp", "10.00", 50)]).await;
+    let alice = shop.customer("alice").await;
+    add(&shop, &alice, products[0].id, 1).await.unwrap();
+    checkout(&shop, &alice, "").await.unwrap();
+    report_when(&shop, &admin, GetProductSalesReportRequest::default(), |report| {
+        report.rows.first().is_some_and(|row| row.units_sold == 1)
+    })
+    .await;
+
+    let mut second_config = shop.config.reporting.clone();
+    second_config.listen_addr = "127.0.0.1:0".parse().unwrap();
+    second_config.catalog_url = format!("http://{}", shop.suite.catalog_addr);
+    second_config.orders_url = format!("http://{}", shop.suite.cart_order_addr);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let credentials = shop_platform::auth::ServiceCredentials::new(crate::harness::SERVICE_TOKEN.into()).unwrap();
+    let second = shop_reporting::start(
+        &second_config,
+        &shop.config.database,
+        &shop.config.server,
+        credentials,
+        stop.clone().cancelled_owned(),
+    )
+    .await
+    .expect("second replica");
+    let _stop_second = stop.drop_guard();
+    assert_eq!(report_from(second.addr).await.rows[0].units_sold, 1, "the second replica serves reads");
+
+    // One consumer per stream across both replicas: one lock holder each.
+    let db = shop.db().await;
+    let holders: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_one(&db)
+    .await
+    .unwrap();
+    assert_eq!(holders, 2, "one lock per stream, held by one replica");
+
+    let _first_down = shop.stop_service("reporting").await;
+    add(&shop, &alice, products[0].id, 2).await.unwrap();
+    checkout(&shop, &alice, "").await.unwrap();
+    let mut units = 0;
+    for _ in 0..100 {
+        units = report_from(second.addr).await.rows[0].units_sold;
+        if units == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(units, 3, "the second replica took over and applied the new order once");
 }
 
 #[tokio::test]

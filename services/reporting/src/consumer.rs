@@ -152,6 +152,7 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
                 Ok(None) | Err(_) => break,
             }
         }
+        let from = applied;
         let mut tx = conn.begin().await?;
         for event in &batch {
             anyhow::ensure!(
@@ -164,7 +165,11 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
             applied = event.sequence();
         }
         let occurred_at = batch.last().and_then(StreamEvent::occurred_at);
-        repo::advance(&mut tx, S::NAME, applied, occurred_at).await?;
+        anyhow::ensure!(
+            repo::advance(&mut tx, S::NAME, from, applied, occurred_at).await?,
+            "{} checkpoint moved under this consumer; starting over",
+            S::NAME
+        );
         tx.commit().await?;
         progress = Progress::Applied;
     }

@@ -16,23 +16,28 @@ pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, sq
     sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1").bind(stream).fetch_one(conn).await
 }
 
+/// Moves `stream`'s checkpoint from `from` to `to`. `false` when it was not at
+/// `from`: someone else applied those events, and this transaction must not
+/// commit (the advisory lock makes that a should-never-happen).
 pub async fn advance(
     conn: &mut PgConnection,
     stream: &str,
-    sequence: i64,
+    from: i64,
+    to: i64,
     occurred_at: Option<prost_types::Timestamp>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let occurred_at = occurred_at.and_then(|at| DateTime::<Utc>::from_timestamp(at.seconds, at.nanos.max(0) as u32));
-    sqlx::query(
-        "UPDATE checkpoints SET last_sequence = $2, last_occurred_at = COALESCE($3, last_occurred_at)
-          WHERE stream = $1",
+    let moved = sqlx::query(
+        "UPDATE checkpoints SET last_sequence = $3, last_occurred_at = COALESCE($4, last_occurred_at)
+          WHERE stream = $1 AND last_sequence = $2",
     )
     .bind(stream)
-    .bind(sequence)
+    .bind(from)
+    .bind(to)
     .bind(occurred_at)
     .execute(conn)
     .await?;
-    Ok(())
+    Ok(moved.rows_affected() == 1)
 }
 
 /// When the last applied event of either stream committed at its source.
