@@ -208,8 +208,10 @@ async fn a_second_replica_serves_reads_and_takes_over_consuming_when_the_first_d
     // One consumer per stream across both replicas: one lock holder each.
     let db = shop.db().await;
     let holders: i64 = sqlx::query_scalar(
+        // The consumers' session locks ("rpt-cat", "rpt-ord"), not a batch's passing write turn.
         "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted
-            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND objid::bigint IN (x'2d636174'::bigint, x'2d6f7264'::bigint)",
     )
     .fetch_one(&db)
     .await

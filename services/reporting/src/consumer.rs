@@ -154,6 +154,7 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
         }
         let from = applied;
         let mut tx = conn.begin().await?;
+        repo::take_write_turn(&mut tx).await?;
         for event in &batch {
             anyhow::ensure!(
                 event.sequence() == applied + 1,

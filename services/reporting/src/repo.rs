@@ -11,6 +11,17 @@ use shop_proto::order::order_event::Payload as OrderPayload;
 use shop_proto::order::{Order, OrderEvent};
 use sqlx::PgConnection;
 
+/// Both consumers write the same rows (a product's sales, the report's
+/// counts): each batch first takes this lock, so their transactions take
+/// turns instead of deadlocking. "rpt-wrt" in ASCII.
+const WRITER_LOCK: i64 = 0x0072_7074_2d77_7274;
+
+/// Waits for the read model's write turn; held until the transaction ends.
+pub async fn take_write_turn(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(conn).await?;
+    Ok(())
+}
+
 /// The last sequence of `stream` applied.
 pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1").bind(stream).fetch_one(conn).await
