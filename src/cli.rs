@@ -56,6 +56,24 @@ pub enum Command {
     /// Load-test a running suite through its gateway and print throughput and
     /// latency (p50/p90/p99/max). See bench/README.md.
     Bench(crate::bench::BenchArgs),
+    /// Create the database if missing and run every service's migrations, then
+    /// exit (the one-shot migrations step of docker-compose and Kubernetes).
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseConfig,
+    },
+    /// Ask a Shop server whether it is serving (grpc.health.v1); exits 0 if
+    /// so, 1 if not. For container health checks: images need no other tool.
+    Healthcheck {
+        /// The server's host:port.
+        addr: String,
+        /// A service to ask about (empty: the server as a whole).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
     /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
     /// else from standard input (never from the command line).
     CreateAdmin {
@@ -118,6 +136,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Migrate { database } => {
+            crate::migrate(&database).await?;
+            println!("Every schema is migrated.");
+            Ok(())
+        }
+        Command::Healthcheck { addr, service, timeout_secs } => {
+            let serving = crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs)).await?;
+            anyhow::ensure!(serving, "{addr} is not serving");
+            Ok(())
+        }
         Command::CreateAdmin { username, email, database, identity } => {
             // Deliberately not a clap argument: a flag would put it in argv.
             let password = match std::env::var(ADMIN_PASSWORD_ENV) {

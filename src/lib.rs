@@ -290,3 +290,32 @@ pub async fn create_admin(
     let user = shop_identity::create_admin(database, identity, username, email, password).await?;
     Ok(user.id)
 }
+
+/// `shop migrate`: the database and every service's schema, migrated.
+pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
+    shop_platform::db::ensure_database(database).await?;
+    shop_identity::connect(database, 1).await?.close().await;
+    shop_catalog::connect(database, 1).await?.close().await;
+    let (cart, orders) = shop_cart_order::connect(database, 1).await?;
+    cart.close().await;
+    orders.close().await;
+    shop_reporting::connect(database, 1).await?.close().await;
+    Ok(())
+}
+
+/// `shop healthcheck`: whether the server at `addr` reports SERVING.
+pub async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) -> anyhow::Result<bool> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let check = async {
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .context("the address must be host:port")?
+            .connect()
+            .await
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        let response =
+            HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await?.into_inner();
+        anyhow::Ok(response.status == ServingStatus::Serving as i32)
+    };
+    tokio::time::timeout(timeout, check).await.with_context(|| format!("{addr} did not answer in time"))?
+}

@@ -31,8 +31,9 @@ use crate::error::Error;
 pub const SCHEMA: &str = "identity";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-pub async fn connect(database: &DatabaseConfig, config: &IdentityConfig) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, SCHEMA, config.db_max_connections, &MIGRATOR).await
+/// The identity schema, migrated, behind a pool of `max_connections`.
+pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
+    shop_platform::db::connect(database, SCHEMA, max_connections, &MIGRATOR).await
 }
 
 /// Migrates identity's schema and starts serving; returns once the port is bound.
@@ -45,7 +46,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     config.validate()?;
     let listener = server::bind(config.listen_addr, "identity").await?;
-    let pool = connect(database, config).await?;
+    let pool = connect(database, config.db_max_connections).await?;
     let accounts = Accounts::new(pool, config).await?;
 
     let limits_owner = accounts.clone();
@@ -77,7 +78,7 @@ pub async fn create_admin(
     password: &str,
 ) -> Result<repo::users::UserRow, anyhow::Error> {
     let registration = Registration::parse(username, email, password, password, true).map_err(describe)?;
-    let pool = connect(database, config).await?;
+    let pool = connect(database, config.db_max_connections).await?;
     let accounts = Accounts::new(pool, config).await?;
     accounts.register(registration).await.map_err(describe)
 }
