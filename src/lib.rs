@@ -83,18 +83,16 @@ impl SuiteConfig {
     }
 
     fn credentials_or_random(&self) -> anyhow::Result<ServiceCredentials> {
-        match &self.credentials.service_token {
-            Some(token) => ServiceCredentials::new(token.clone()),
+        match self.credentials.token()? {
+            Some(token) => ServiceCredentials::new(token),
             None => Ok(ServiceCredentials::random()),
         }
     }
 
     fn required_credentials(&self) -> anyhow::Result<ServiceCredentials> {
-        let token = self
-            .credentials
-            .service_token
-            .clone()
-            .context("SHOP_SERVICE_TOKEN must be set when services run apart (the same value for all of them)")?;
+        let token = self.credentials.token()?.context(
+            "SHOP_SERVICE_TOKEN (or SHOP_SERVICE_TOKEN_FILE) must be set when services run apart (the same value for all of them)",
+        )?;
         ServiceCredentials::new(token)
     }
 }

@@ -1,8 +1,10 @@
 //! Settings every service shares. Each field is an env var (`SHOP_*`) with a
 //! laptop-friendly default and a doc comment, so `shop --help` lists them all.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
 /// The Postgres server and database all schemas live in.
@@ -34,11 +36,26 @@ pub struct DatabaseConfig {
         default_value_t = 10_000
     )]
     pub statement_timeout_ms: u64,
+    /// How long a starting service keeps retrying to reach Postgres (with
+    /// backoff) before it gives up, in seconds: services may start before
+    /// their database is up.
+    #[arg(
+        id = "db-connect-retry-secs",
+        long = "db-connect-retry-secs",
+        env = "SHOP_DB_CONNECT_RETRY_SECS",
+        default_value_t = 30
+    )]
+    pub connect_retry_secs: u64,
 }
 
 impl DatabaseConfig {
     pub fn for_url(url: impl Into<String>) -> Self {
-        Self { url: SecretString::from(url.into()), acquire_timeout_secs: 5, statement_timeout_ms: 10_000 }
+        Self {
+            url: SecretString::from(url.into()),
+            acquire_timeout_secs: 5,
+            statement_timeout_ms: 10_000,
+            connect_retry_secs: 0,
+        }
     }
 
     pub fn url(&self) -> &str {
@@ -47,6 +64,10 @@ impl DatabaseConfig {
 
     pub fn acquire_timeout(&self) -> Duration {
         Duration::from_secs(self.acquire_timeout_secs)
+    }
+
+    pub fn connect_retry(&self) -> Duration {
+        Duration::from_secs(self.connect_retry_secs)
     }
 }
 
@@ -95,4 +116,50 @@ pub struct ServiceCredentialsConfig {
     /// requires it.
     #[arg(id = "service-token", long = "service-token", env = "SHOP_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<SecretString>,
+    /// A file holding the service token (Docker and Kubernetes secrets), in
+    /// place of SHOP_SERVICE_TOKEN.
+    #[arg(id = "service-token-file", long = "service-token-file", env = "SHOP_SERVICE_TOKEN_FILE")]
+    pub service_token_file: Option<PathBuf>,
+}
+
+impl ServiceCredentialsConfig {
+    /// The token, from the variable or from the file.
+    pub fn token(&self) -> anyhow::Result<Option<SecretString>> {
+        secret(self.service_token.as_ref(), self.service_token_file.as_deref(), "SHOP_SERVICE_TOKEN")
+    }
+}
+
+/// A secret given either inline (`name`) or as a file (`name_FILE`), as
+/// container platforms mount them; surrounding white space in the file is
+/// dropped. Both at once is refused.
+pub fn secret(inline: Option<&SecretString>, file: Option<&Path>, name: &str) -> anyhow::Result<Option<SecretString>> {
+    match (inline, file) {
+        (Some(_), Some(_)) => anyhow::bail!("set {name} or {name}_FILE, not both"),
+        (Some(inline), None) => Ok(Some(inline.clone())),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {name}_FILE ({})", path.display()))?;
+            Ok(Some(SecretString::from(text.trim().to_owned())))
+        }
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_its_file_but_not_both() {
+        let path = std::env::temp_dir().join(format!("shop-secret-{}", std::process::id()));
+        std::fs::write(&path, "from-a-file\n").unwrap();
+        let from_file = secret(None, Some(&path), "X").unwrap().unwrap();
+        assert_eq!(from_file.expose_secret(), "from-a-file");
+        let inline = SecretString::from("inline");
+        assert_eq!(secret(Some(&inline), None, "X").unwrap().unwrap().expose_secret(), "inline");
+        assert!(secret(Some(&inline), Some(&path), "X").is_err());
+        assert!(secret(None, None, "X").unwrap().is_none());
+        assert!(secret(None, Some(Path::new("/no/such/file")), "X").is_err());
+        std::fs::remove_file(path).unwrap();
+    }
 }

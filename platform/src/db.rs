@@ -2,14 +2,46 @@
 //! `search_path` to its own schema, so its tables and its `_sqlx_migrations`
 //! bookkeeping live there and no service can see another's tables by accident.
 
+use std::future::Future;
 use std::str::FromStr;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use backon::{ExponentialBuilder, Retryable as _};
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::config::DatabaseConfig;
+
+/// Whether a failed connection attempt is worth another try: Postgres not
+/// reachable yet, starting up, or refusing connections for now.
+fn is_not_up_yet(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut)
+        || error
+            .as_database_error()
+            .and_then(|db| db.code())
+            .is_some_and(|code| code.starts_with("08") || code == "57P03")
+}
+
+/// Runs a connection attempt again while Postgres is not up yet, with
+/// backoff, for up to `SHOP_DB_CONNECT_RETRY_SECS`: services may start before
+/// their database does (docker-compose, Kubernetes).
+async fn connecting<T, Fut>(config: &DatabaseConfig, attempt: impl FnMut() -> Fut) -> Result<T, sqlx::Error>
+where
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let backoff = ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        .with_max_delay(Duration::from_secs(2))
+        .without_max_times()
+        .with_total_delay(Some(config.connect_retry()));
+    attempt
+        .retry(backoff)
+        .when(is_not_up_yet)
+        .notify(|error, wait| tracing::warn!(error = %error, ?wait, "Postgres is not reachable yet; retrying"))
+        .await
+}
 
 /// Creates the database named in the URL when it does not exist yet, by
 /// connecting to the server's `postgres` database.
@@ -19,10 +51,8 @@ pub async fn ensure_database(config: &DatabaseConfig) -> anyhow::Result<()> {
     if name == "postgres" {
         return Ok(());
     }
-    let mut admin = options
-        .clone()
-        .database("postgres")
-        .connect()
+    let admin_options = options.clone().database("postgres");
+    let mut admin = connecting(config, || admin_options.connect())
         .await
         .context("cannot reach the Postgres server in DATABASE_URL")?;
     let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
@@ -48,7 +78,9 @@ pub async fn ensure_database(config: &DatabaseConfig) -> anyhow::Result<()> {
 pub async fn ensure_schema(config: &DatabaseConfig, schema: &str) -> anyhow::Result<()> {
     let options = PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?;
     let options = options.options([("client_min_messages", "warning")]);
-    let mut setup = PgConnection::connect_with(&options).await.context("cannot connect to Postgres (DATABASE_URL)")?;
+    let mut setup = connecting(config, || PgConnection::connect_with(&options))
+        .await
+        .context("cannot connect to Postgres (DATABASE_URL)")?;
     let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
     if let Err(error) = sqlx::query(&create).execute(&mut setup).await {
         // Two replicas starting together race on IF NOT EXISTS.
@@ -77,10 +109,9 @@ pub async fn connect(
             // "already exists, skipping" notices from migrations are not news.
             ("client_min_messages", "warning"),
         ]);
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(config.acquire_timeout())
-        .connect_with(options)
+    let pool_options =
+        PgPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(config.acquire_timeout());
+    let pool = connecting(config, || pool_options.clone().connect_with(options.clone()))
         .await
         .context("cannot connect to Postgres (DATABASE_URL)")?;
     migrator.run(&pool).await.with_context(|| format!("migrations of schema {schema} failed"))?;

@@ -101,7 +101,12 @@ pub struct Accounts {
 
 impl Accounts {
     pub async fn new(pool: PgPool, config: &IdentityConfig) -> anyhow::Result<Self> {
-        let signing = match &config.signing_key {
+        let configured = shop_platform::config::secret(
+            config.signing_key.as_ref(),
+            config.signing_key_file.as_deref(),
+            "SHOP_IDENTITY_SIGNING_KEY",
+        )?;
+        let signing = match &configured {
             Some(configured) => SigningMaterial::from_config(configured)?,
             None => load_or_create_signing_key(&pool).await?,
         };

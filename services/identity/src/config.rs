@@ -44,6 +44,14 @@ pub struct IdentityConfig {
         hide_env_values = true
     )]
     pub signing_key: Option<SecretString>,
+    /// A file holding the signing key (Docker and Kubernetes secrets), in
+    /// place of SHOP_IDENTITY_SIGNING_KEY.
+    #[arg(
+        id = "identity-signing-key-file",
+        long = "identity-signing-key-file",
+        env = "SHOP_IDENTITY_SIGNING_KEY_FILE"
+    )]
+    pub signing_key_file: Option<std::path::PathBuf>,
     /// Most password hashes computed at once (0 = one per CPU core). Hashing
     /// runs on the blocking pool, so other RPCs never wait behind it.
     #[arg(
