@@ -14,28 +14,20 @@ pub mod proxy;
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use shop_platform::auth::{ServiceCredentials, TokenVerifier};
+use shop_platform::client::lazy_channel;
 use shop_platform::config::ServerConfig;
 use shop_platform::server::{self, Running, Services};
 use tonic::service::Routes;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 pub use config::GatewayConfig;
 
 use crate::keys::KeyCache;
 use crate::proxy::{Backends, Proxy};
 
-fn channel(url: &str, env: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{env} is not a valid URL"))?;
-    // Lazy: the gateway starts even when a backend is not up yet; calls to a
-    // backend that is down fail fast with UNAVAILABLE.
-    Ok(endpoint
-        .connect_timeout(Duration::from_millis(config.connect_timeout_ms.max(1)))
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
+fn channel(url: &str, setting: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
+    lazy_channel(url, setting, Duration::from_millis(config.connect_timeout_ms.max(1)))
 }
 
 /// Starts the gateway; returns once the port is bound.

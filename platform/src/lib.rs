@@ -8,6 +8,7 @@
 //! [`auth`] for how a backend decides who is calling.
 
 pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -7,9 +7,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable as _};
 use shop_platform::auth::ServiceCredentials;
+use shop_platform::client::lazy_channel;
 use shop_proto::catalog::ReservedLine;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::inventory_service_client::InventoryServiceClient;
@@ -18,7 +18,7 @@ use shop_proto::order::order_placement_service_client::OrderPlacementServiceClie
 use shop_proto::order::{FindOrderRequest, Order, PlaceOrderLine, PlaceOrderRequest};
 use tokio::time::Instant;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Status};
 
 /// Trace-context headers passed from an incoming call to the calls it makes.
@@ -88,16 +88,6 @@ pub struct Calls {
     policy: CallPolicy,
 }
 
-fn lazy_channel(url: &str, what: &str, policy: CallPolicy) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{what} is not a valid URL"))?;
-    Ok(endpoint
-        .connect_timeout(policy.connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
-}
-
 impl Calls {
     pub fn new(
         catalog_url: &str,
@@ -106,8 +96,8 @@ impl Calls {
         credentials: ServiceCredentials,
     ) -> anyhow::Result<Self> {
         Ok(Self {
-            catalog: lazy_channel(catalog_url, "SHOP_CART_ORDER_CATALOG_URL", policy)?,
-            orders: lazy_channel(orders_url, "SHOP_CART_ORDER_ORDERS_URL", policy)?,
+            catalog: lazy_channel(catalog_url, "SHOP_CART_ORDER_CATALOG_URL", policy.connect_timeout)?,
+            orders: lazy_channel(orders_url, "SHOP_CART_ORDER_ORDERS_URL", policy.connect_timeout)?,
             credentials,
             policy,
         })

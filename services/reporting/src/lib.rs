@@ -17,14 +17,13 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context as _;
 use shop_platform::auth::ServiceCredentials;
+use shop_platform::client::lazy_channel;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::server::{self, Running, Services};
 use shop_proto::reporting::reporting_service_server::ReportingServiceServer;
 use sqlx::PgPool;
 use tonic::service::Routes;
-use tonic::transport::{Channel, Endpoint};
 
 pub const SCHEMA: &str = "reporting";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -96,16 +95,6 @@ pub struct ReportingConfig {
 /// The reporting schema, migrated, behind a pool of `max_connections`.
 pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
     shop_platform::db::connect(database, SCHEMA, max_connections, &MIGRATOR).await
-}
-
-fn lazy_channel(url: &str, what: &str, connect_timeout: Duration) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{what} is not a valid URL"))?;
-    Ok(endpoint
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .http2_keep_alive_interval(Duration::from_secs(30))
-        .keep_alive_while_idle(true)
-        .connect_lazy())
 }
 
 /// Migrates the schema, starts both stream consumers and serves the report;
