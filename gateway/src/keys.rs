@@ -30,13 +30,19 @@ impl KeyCache {
         Self { verifier, identity, credentials, last_fetch: Arc::default() }
     }
 
-    /// Fetches the keys unless a fetch ended within the last second (callers
-    /// that queued behind a fetch then use its result). Returns whether this
-    /// call fetched them successfully.
+    /// Fetches the keys, at most once per second: a caller that queued behind
+    /// a fetch uses that fetch's result; one that comes within a second of the
+    /// last fetch waits out the second and then fetches (so a token minted by
+    /// an identity that just came up is not refused for a whole second).
+    /// Returns whether this call fetched them successfully.
     pub async fn refresh(&self) -> bool {
+        let asked = Instant::now();
         let mut last_fetch = self.last_fetch.lock().await;
-        if last_fetch.is_some_and(|at| at.elapsed() < MIN_REFRESH_INTERVAL) {
-            return false;
+        if let Some(at) = *last_fetch {
+            if at >= asked {
+                return false;
+            }
+            tokio::time::sleep(MIN_REFRESH_INTERVAL.saturating_sub(at.elapsed())).await;
         }
         let fetched = self.fetch().await;
         *last_fetch = Some(Instant::now());

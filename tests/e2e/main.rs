@@ -12,6 +12,7 @@ mod identity;
 mod inventory;
 mod orders;
 mod policy;
+mod processes;
 mod reporting;
 mod seed;
 mod tokens;
