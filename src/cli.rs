@@ -98,6 +98,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     shop_platform::telemetry::init();
     match cli.command {
         Command::Up(config) => {
+            if let Some(addr) = config.metrics.addr {
+                shop_platform::metrics::serve(addr)?;
+            }
             let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
             println!("Shop is up. Gateway: {} (plaintext gRPC)", suite.gateway_addr);
             tracing::info!(
@@ -111,6 +114,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             suite.wait().await
         }
         Command::Serve { service, config } => {
+            if let Some(addr) = config.metrics.addr {
+                shop_platform::metrics::serve(addr)?;
+            }
             let running = crate::serve(service, *config, shop_platform::server::shutdown_signal()).await?;
             tracing::info!(service = ?service, addr = %running.addr, "listening");
             running.task.await.context("server task panicked")?

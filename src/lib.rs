@@ -40,6 +40,8 @@ pub struct SuiteConfig {
     pub reporting: ReportingConfig,
     #[command(flatten)]
     pub gateway: GatewayConfig,
+    #[command(flatten)]
+    pub metrics: shop_platform::metrics::MetricsConfig,
 }
 
 impl SuiteConfig {

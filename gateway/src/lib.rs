@@ -60,7 +60,7 @@ pub async fn start(
 
     let proxy = Proxy::new(backends, keys, credentials);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
-    let services = Services { routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
+    let services = Services { server: "gateway", routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    Ok(server::with_companion(running, refresher))
+    Ok(server::with_companions(running, [refresher]))
 }

@@ -12,6 +12,7 @@ pub mod client;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod metrics;
 pub mod money;
 pub mod outbox;
 pub mod paging;

@@ -152,6 +152,17 @@ impl<E: StreamEvent> EventFeed<E> {
         }
     }
 
+    /// `shop_outbox_subscriber_lag_events{outbox}`: how far the last batch
+    /// sent is behind the newest event.
+    async fn report_lag(&self, sent: i64) {
+        let head: Result<i64, sqlx::Error> =
+            sqlx::query_scalar("SELECT last_sequence FROM outbox_head").fetch_one(&self.pool).await;
+        if let Ok(head) = head {
+            metrics::gauge!("shop_outbox_subscriber_lag_events", "outbox" => self.outbox.channel)
+                .set((head - sent).max(0) as f64);
+        }
+    }
+
     /// Events after `after_sequence`, backlog then live, until the receiver goes away.
     pub fn subscribe(&self, after_sequence: i64) -> mpsc::Receiver<Result<E, Status>> {
         let (sender, receiver) = mpsc::channel(BATCH as usize);
@@ -175,6 +186,9 @@ impl<E: StreamEvent> EventFeed<E> {
                     }
                 };
                 let caught_up = (batch.len() as i64) < BATCH;
+                if let Some(last) = batch.last() {
+                    feed.report_lag(last.sequence()).await;
+                }
                 for event in batch {
                     cursor = event.sequence();
                     if sender.send(Ok(event)).await.is_err() {

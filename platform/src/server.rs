@@ -33,6 +33,8 @@ pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 /// What one server exposes: its routes and the fully qualified names of the
 /// gRPC services among them (for health and reflection).
 pub struct Services {
+    /// The server's name in metrics (`server` label): identity, catalog, …
+    pub server: &'static str,
     pub routes: Routes,
     pub names: Vec<&'static str>,
 }
@@ -74,9 +76,11 @@ pub async fn serve(
     if config.concurrency_per_connection > 0 {
         builder = builder.concurrency_limit_per_connection(config.concurrency_per_connection);
     }
+    let server = services.server;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         builder
+            .layer(crate::metrics::RpcMetricsLayer { server })
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;
@@ -113,12 +117,15 @@ fn descriptors_serving(names: &[&str]) -> anyhow::Result<prost_types::FileDescri
     Ok(set)
 }
 
-/// Ends `companion` (a background task of a service) when its server stops.
-pub fn with_companion(running: Running, companion: JoinHandle<()>) -> Running {
+/// Ends `companions` (a service's background tasks) when its server stops.
+pub fn with_companions(running: Running, companions: impl IntoIterator<Item = JoinHandle<()>>) -> Running {
+    let companions: Vec<JoinHandle<()>> = companions.into_iter().collect();
     let server = running.task;
     let task = tokio::spawn(async move {
         let result = server.await;
-        companion.abort();
+        for companion in companions {
+            companion.abort();
+        }
         result?
     });
     Running { addr: running.addr, task }

@@ -10,6 +10,7 @@ mod gateway;
 mod harness;
 mod identity;
 mod inventory;
+mod metrics;
 mod orders;
 mod policy;
 mod processes;

@@ -100,8 +100,15 @@ impl CartService for CustomerApi {
         let (user_id, context) = self.call(&request)?;
         let key =
             domain::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
-        let order = self.carts.checkout(&context, user_id, key).await?;
-        Ok(Response::new(CheckoutResponse { order: Some(order) }))
+        let placed = self.carts.checkout(&context, user_id, key).await.map_err(Status::from);
+        let outcome = match &placed {
+            Ok(_) => "placed",
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => "refused",
+            Err(status) if status.code() == tonic::Code::Unavailable => "unavailable",
+            Err(_) => "error",
+        };
+        metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(1);
+        Ok(Response::new(CheckoutResponse { order: Some(placed?) }))
     }
 }
 

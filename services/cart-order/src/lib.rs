@@ -142,6 +142,8 @@ pub async fn start(
     let listener = server::bind(config.listen_addr, "cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);
     let (cart_pool, orders_pool) = connect(database, config.db_max_connections).await?;
+    let cart_watch = shop_platform::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA);
+    let orders_watch = shop_platform::metrics::watch_pool(orders_pool.clone(), ORDERS_SCHEMA);
     let calls = calls::Calls::new(
         &config.catalog_url,
         config.orders_url.as_deref().unwrap_or(&own_url),
@@ -172,6 +174,7 @@ pub async fn start(
     let events_api =
         OrderEventsServiceServer::with_interceptor(grpc::OrderEventsApi::new(feed), credentials.interceptor());
     let services = Services {
+        server: "cart-order",
         routes: Routes::new(cart_api)
             .add_service(wishlist_api)
             .add_service(order_api)
@@ -186,5 +189,5 @@ pub async fn start(
         ],
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
-    Ok(server::with_companion(server::with_companion(running, listener_task), recovery_task))
+    Ok(server::with_companions(running, [listener_task, recovery_task, cart_watch, orders_watch]))
 }

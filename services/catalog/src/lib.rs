@@ -60,6 +60,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
+    let pool_for_metrics = pool.clone();
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
@@ -73,6 +74,7 @@ pub async fn start(
     let events =
         CatalogEventsServiceServer::with_interceptor(grpc::CatalogEventsApi::new(feed), credentials.interceptor());
     let services = Services {
+        server: "catalog",
         routes: Routes::new(catalog).add_service(inventory).add_service(events),
         names: vec![
             "shop.catalog.v1.CatalogService",
@@ -81,5 +83,6 @@ pub async fn start(
         ],
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
-    Ok(server::with_companion(running, listener_task))
+    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA);
+    Ok(server::with_companions(running, [listener_task, pool_watch]))
 }

@@ -47,6 +47,7 @@ pub async fn start(
     config.validate()?;
     let listener = server::bind(config.listen_addr, "identity").await?;
     let pool = connect(database, config.db_max_connections).await?;
+    let pool_for_metrics = pool.clone();
     let accounts = Accounts::new(pool, config).await?;
 
     let limits_owner = accounts.clone();
@@ -62,11 +63,13 @@ pub async fn start(
     let keys =
         SigningKeysServiceServer::with_interceptor(grpc::SigningKeysApi::new(accounts), credentials.interceptor());
     let services = Services {
+        server: "identity",
         routes: Routes::new(identity).add_service(keys),
         names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    Ok(server::with_companion(running, sweeper))
+    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA);
+    Ok(server::with_companions(running, [sweeper, pool_watch]))
 }
 
 /// `shop create-admin`: the first admin, with every Register rule applied.

@@ -173,6 +173,11 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
         );
         tx.commit().await?;
         progress = Progress::Applied;
+        metrics::gauge!("shop_reporting_checkpoint", "stream" => S::NAME).set(applied as f64);
+        if let Some(at) = occurred_at {
+            let behind = chrono::Utc::now().timestamp_millis() - (at.seconds * 1000 + i64::from(at.nanos) / 1_000_000);
+            metrics::gauge!("shop_reporting_lag_seconds", "stream" => S::NAME).set(behind.max(0) as f64 / 1000.0);
+        }
     }
     Ok(progress)
 }

@@ -108,6 +108,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "reporting").await?;
     let pool = connect(database, config.db_max_connections).await?;
+    let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA);
     let connect_timeout = Duration::from_millis(config.connect_timeout_ms.max(1));
     let policy = consumer::ConsumerPolicy {
         batch_size: config.batch_size.max(1),
@@ -125,7 +126,8 @@ pub async fn start(
     let orders_consumer = consumer::spawn(orders, pool.clone(), policy);
 
     let api = ReportingServiceServer::new(grpc::ReportingApi::new(report::Reports::new(pool), credentials));
-    let services = Services { routes: Routes::new(api), names: vec!["shop.reporting.v1.ReportingService"] };
+    let services =
+        Services { server: "reporting", routes: Routes::new(api), names: vec!["shop.reporting.v1.ReportingService"] };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    Ok(server::with_companion(server::with_companion(running, catalog_consumer), orders_consumer))
+    Ok(server::with_companions(running, [catalog_consumer, orders_consumer, pool_watch]))
 }
