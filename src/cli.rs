@@ -95,7 +95,12 @@ pub const ADMIN_PASSWORD_ENV: &str = "SHOP_ADMIN_PASSWORD";
 
 /// Runs the parsed command to completion.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    shop_platform::telemetry::init();
+    let service_name = match &cli.command {
+        Command::Serve { service, .. } => format!("shop-{}", service.name()),
+        _ => "shop".to_owned(),
+    };
+    // Kept to the end: dropping it flushes the spans not exported yet.
+    let _telemetry = shop_platform::telemetry::init(&service_name);
     match cli.command {
         Command::Up(config) => {
             if let Some(addr) = config.metrics.addr {

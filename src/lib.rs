@@ -251,6 +251,19 @@ pub enum ServiceName {
     Gateway,
 }
 
+impl ServiceName {
+    /// As `shop serve` spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ServiceName::Identity => "identity",
+            ServiceName::Catalog => "catalog",
+            ServiceName::CartOrder => "cart-order",
+            ServiceName::Reporting => "reporting",
+            ServiceName::Gateway => "gateway",
+        }
+    }
+}
+
 /// Runs one service alone, configured from the environment.
 pub async fn serve(
     service: ServiceName,

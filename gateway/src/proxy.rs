@@ -86,6 +86,8 @@ impl Inner {
         strip_internal_metadata(headers);
         headers.remove(http::header::AUTHORIZATION);
         caller.write_to(headers);
+        // The backend's span becomes a child of this one (when tracing).
+        shop_platform::telemetry::inject_into_headers(headers);
         if let Some(ip) = client_addr.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
             headers.insert(CLIENT_ADDR_HEADER, ip);
         }

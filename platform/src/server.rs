@@ -60,23 +60,29 @@ pub async fn serve(
         reflection_builder(&services.names, descriptors).build_v1alpha().context("reflection descriptors")?;
     let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
 
+    let server = services.server;
     let mut builder = Server::builder()
         .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
         .http2_keepalive_interval(
             (config.http2_keepalive_secs > 0).then(|| Duration::from_secs(config.http2_keepalive_secs)),
         )
-        .trace_fn(|request| {
-            tracing::info_span!(
+        .trace_fn(move |request| {
+            let span = tracing::info_span!(
                 "rpc",
+                server,
                 rpc.method = %request.uri().path(),
                 request_id = %request_id(request.headers()),
+                trace_id = tracing::field::Empty,
                 user_id = tracing::field::Empty,
-            )
+            );
+            if let Some(trace_id) = crate::telemetry::join_trace(&span, request.headers()) {
+                span.record("trace_id", trace_id);
+            }
+            span
         });
     if config.concurrency_per_connection > 0 {
         builder = builder.concurrency_limit_per_connection(config.concurrency_per_connection);
     }
-    let server = services.server;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let task = tokio::spawn(async move {
         builder

@@ -17,3 +17,4 @@ mod processes;
 mod reporting;
 mod seed;
 mod tokens;
+mod traces;

@@ -119,8 +119,12 @@ impl Calls {
         let mut request = Request::new(message);
         request.set_timeout(left);
         self.credentials.attach(request.metadata_mut());
-        for (name, value) in &context.trace {
-            request.metadata_mut().insert(*name, value.clone());
+        // This call's span is the parent when tracing; else the incoming
+        // trace context goes on as it came.
+        if !shop_platform::telemetry::inject_into_metadata(request.metadata_mut()) {
+            for (name, value) in &context.trace {
+                request.metadata_mut().insert(*name, value.clone());
+            }
         }
         match tokio::time::timeout(left, call(request)).await {
             Ok(response) => response.map(tonic::Response::into_inner),
