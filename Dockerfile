@@ -17,7 +17,12 @@ COPY services/identity/Cargo.toml services/identity/
 COPY services/catalog/Cargo.toml services/catalog/
 COPY services/cart-order/Cargo.toml services/cart-order/
 COPY services/reporting/Cargo.toml services/reporting/
-RUN cargo fetch --locked
+# Cargo needs a target per package to read the workspace; empty ones do.
+RUN for crate in . proto platform gateway services/identity services/catalog services/cart-order services/reporting; do \
+        mkdir -p "$crate/src" && touch "$crate/src/lib.rs"; \
+    done \
+    && echo 'fn main() {}' > src/main.rs \
+    && cargo fetch --locked
 COPY . .
 # The compiled dependencies are kept between builds in a cache mount.
 RUN --mount=type=cache,target=/src/target,sharing=locked \
