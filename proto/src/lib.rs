@@ -60,32 +60,24 @@ pub trait StreamEvent: prost::Message + Default + Send + 'static {
     fn occurred_at(&self) -> Option<prost_types::Timestamp>;
 }
 
-impl StreamEvent for catalog::CatalogEvent {
-    fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp) {
-        self.sequence = sequence;
-        self.occurred_at = Some(occurred_at);
-    }
+/// Both streams' events carry their position the same way.
+macro_rules! stream_event {
+    ($($event:ty),+) => {$(
+        impl StreamEvent for $event {
+            fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp) {
+                self.sequence = sequence;
+                self.occurred_at = Some(occurred_at);
+            }
 
-    fn sequence(&self) -> i64 {
-        self.sequence
-    }
+            fn sequence(&self) -> i64 {
+                self.sequence
+            }
 
-    fn occurred_at(&self) -> Option<prost_types::Timestamp> {
-        self.occurred_at
-    }
+            fn occurred_at(&self) -> Option<prost_types::Timestamp> {
+                self.occurred_at
+            }
+        }
+    )+};
 }
 
-impl StreamEvent for order::OrderEvent {
-    fn stamp(&mut self, sequence: i64, occurred_at: prost_types::Timestamp) {
-        self.sequence = sequence;
-        self.occurred_at = Some(occurred_at);
-    }
-
-    fn sequence(&self) -> i64 {
-        self.sequence
-    }
-
-    fn occurred_at(&self) -> Option<prost_types::Timestamp> {
-        self.occurred_at
-    }
-}
+stream_event!(catalog::CatalogEvent, order::OrderEvent);
