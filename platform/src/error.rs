@@ -86,6 +86,9 @@ pub fn database(error: sqlx::Error) -> Status {
 /// `UNAVAILABLE` naming it; its own client errors pass through as they are.
 pub fn downstream(service: &str, status: Status) -> Status {
     match status.code() {
+        // The called service already said which service further down is
+        // unavailable (this function's own wording): keep its word.
+        Code::Unavailable if status.message().ends_with(" is unavailable") => Status::unavailable(status.message()),
         Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
             Status::unavailable(format!("{service} is unavailable"))
         }
@@ -127,6 +130,8 @@ mod tests {
         assert_eq!(down.message(), "catalog is unavailable");
         let not_found = downstream("catalog", Status::not_found("product not found"));
         assert_eq!(not_found.code(), Code::NotFound);
+        let relayed = downstream("orders", downstream("catalog", Status::unavailable("tcp connect error")));
+        assert_eq!(relayed.message(), "catalog is unavailable", "the service really down is named");
         let bug = downstream("catalog", Status::internal("SELECT … panicked"));
         assert_eq!(bug.message(), "internal error");
     }

@@ -288,6 +288,7 @@ async fn catalog_down_during_checkout_is_unavailable_and_leaves_no_pending_order
     let outage = shop.stop_service("catalog").await;
     let down = checkout(&shop, &alice, "k").await.unwrap_err();
     assert_eq!(down.code(), Code::Unavailable, "{down:?}");
+    assert_eq!(down.message(), "catalog is unavailable", "names the service that is down");
     assert!(all_orders(&shop, &admin, OrderStatus::Pending).await.is_empty(), "nothing left PENDING");
     let _catalog = outage.restart().await;
 
