@@ -131,7 +131,9 @@ async fn admins_move_orders_only_along_the_life_cycle() {
     let delivered = move_to(orders[0].id, OrderStatus::Delivered).await.unwrap().into_inner();
     assert_eq!(delivered.status, OrderStatus::Delivered as i32);
 
-    assert_invalid_field(&move_to(orders[1].id, OrderStatus::Placed).await.unwrap_err(), "status");
+    assert_eq!(move_to(orders[0].id, OrderStatus::Placed).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(move_to(orders[1].id, OrderStatus::Pending).await.unwrap_err().code(), Code::FailedPrecondition);
+    assert_eq!(move_to(999_999, OrderStatus::Placed).await.unwrap_err().code(), Code::NotFound);
     assert_invalid_field(&move_to(orders[1].id, OrderStatus::Unspecified).await.unwrap_err(), "status");
     assert_eq!(move_to(999_999, OrderStatus::Shipped).await.unwrap_err().code(), Code::NotFound);
     let cancelled = move_to(orders[1].id, OrderStatus::Cancelled).await.unwrap().into_inner();

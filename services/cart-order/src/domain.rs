@@ -122,13 +122,13 @@ impl Status {
         }
     }
 
-    /// UpdateOrderStatus' target: SHIPPED, DELIVERED or CANCELLED.
+    /// UpdateOrderStatus' target: a real status (unset or unknown is
+    /// refused). Only SHIPPED, DELIVERED and CANCELLED can be reached; any
+    /// other target is a move no order allows, a rule of state.
     pub fn parse_target(raw: i32) -> Result<Self, Invalid> {
         match OrderStatus::try_from(raw) {
-            Ok(OrderStatus::Shipped) => Ok(Status::Shipped),
-            Ok(OrderStatus::Delivered) => Ok(Status::Delivered),
-            Ok(OrderStatus::Cancelled) => Ok(Status::Cancelled),
-            _ => Err(Invalid::new("must be ORDER_STATUS_SHIPPED, ORDER_STATUS_DELIVERED or ORDER_STATUS_CANCELLED")),
+            Ok(OrderStatus::Unspecified) | Err(_) => Err(Invalid::new("must be an order status")),
+            Ok(status) => Ok(status.into()),
         }
     }
 
@@ -203,7 +203,9 @@ mod tests {
     #[test]
     fn only_the_contracts_moves_are_allowed() {
         assert_eq!(Status::parse_target(OrderStatus::Shipped as i32), Ok(Status::Shipped));
-        assert!(Status::parse_target(OrderStatus::Placed as i32).is_err());
+        assert_eq!(Status::parse_target(OrderStatus::Placed as i32), Ok(Status::Placed));
+        assert_eq!(Status::Placed.required_before(), None, "no move leads back to PLACED");
+        assert!(Status::parse_target(OrderStatus::Unspecified as i32).is_err());
         assert!(Status::parse_target(99).is_err());
         assert_eq!(Status::Delivered.required_before(), Some(Status::Shipped));
         assert_eq!(Status::Cancelled.required_before(), Some(Status::Placed));

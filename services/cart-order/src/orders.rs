@@ -292,7 +292,12 @@ impl Orders {
         to: Status,
         viewer: Viewer,
     ) -> Result<Order, Error> {
-        let from = to.required_before().ok_or_else(|| Error::FailedPrecondition(format!("cannot move to {to}")))?;
+        let Some(from) = to.required_before() else {
+            // Unknown (or hidden) orders stay NOT_FOUND; known ones cannot get there.
+            let current = self.get(id, viewer).await?;
+            let status = OrderStatus::try_from(current.status).map_or(Status::Failed, Status::from);
+            return Err(Error::FailedPrecondition(format!("order {id} is {status}; no order can be moved to {to}")));
+        };
         let owner = match viewer {
             Viewer::Owner(user_id) => Some(user_id),
             Viewer::Admin => None,
