@@ -90,11 +90,19 @@ async fn the_report_counts_placed_orders_from_their_snapshots() {
         ..Default::default()
     };
     shop.catalog().update_product(bearer(reprice, &admin)).await.unwrap();
+    // Rows show a product's current title.
+    let rename = UpdateProductRequest {
+        id: lamps[2].id,
+        title: "Cable, braided".into(),
+        update_mask: Some(prost_types::FieldMask { paths: vec!["title".into()] }),
+        ..Default::default()
+    };
+    shop.catalog().update_product(bearer(rename, &admin)).await.unwrap();
 
     let most_sold = expected(&[
         ("Bulb", 4, 1, "6.00"),
         ("Desk lamp", 3, 2, "30.00"),
-        ("Cable", 0, 0, "0.00"),
+        ("Cable, braided", 0, 0, "0.00"),
         ("Stool", 0, 0, "0.00"),
     ]);
     let all =
@@ -106,7 +114,7 @@ async fn the_report_counts_placed_orders_from_their_snapshots() {
     let least = GetProductSalesReportRequest { sort: ReportSort::LeastSold as i32, ..Default::default() };
     let least = report(&shop, &admin, least).await.unwrap();
     let titles: Vec<&str> = least.rows.iter().map(|row| row.title.as_str()).collect();
-    assert_eq!(titles, ["Cable", "Stool", "Desk lamp", "Bulb"], "never-sold first, ties by title");
+    assert_eq!(titles, ["Cable, braided", "Stool", "Desk lamp", "Bulb"], "never-sold first, ties by title");
 
     let sold = GetProductSalesReportRequest { exclude_unsold: true, ..Default::default() };
     let sold = report(&shop, &admin, sold).await.unwrap();

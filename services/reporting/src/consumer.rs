@@ -41,7 +41,8 @@ pub trait Source: Send + Sync + 'static {
         after_sequence: i64,
     ) -> impl Future<Output = Result<tonic::Streaming<Self::Event>, tonic::Status>> + Send;
 
-    fn apply(conn: &mut PgConnection, event: &Self::Event) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Applies a batch of events, in order, inside the consumer's transaction.
+    fn apply(conn: &mut PgConnection, events: &[Self::Event]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
 fn with_credentials<T>(credentials: &ServiceCredentials, message: T) -> Request<T> {
@@ -72,8 +73,8 @@ impl Source for CatalogSource {
         Ok(CatalogEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
     }
 
-    async fn apply(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
-        repo::apply_catalog_event(conn, event).await
+    async fn apply(conn: &mut PgConnection, events: &[CatalogEvent]) -> Result<(), sqlx::Error> {
+        repo::apply_catalog_events(conn, events).await
     }
 }
 
@@ -99,8 +100,11 @@ impl Source for OrderSource {
         Ok(OrderEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
     }
 
-    async fn apply(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), sqlx::Error> {
-        repo::apply_order_event(conn, event).await
+    async fn apply(conn: &mut PgConnection, events: &[OrderEvent]) -> Result<(), sqlx::Error> {
+        for event in events {
+            repo::apply_order_event(conn, event).await?;
+        }
+        Ok(())
     }
 }
 
@@ -162,9 +166,9 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
                 S::NAME,
                 event.sequence()
             );
-            S::apply(&mut tx, event).await?;
             applied = event.sequence();
         }
+        S::apply(&mut tx, &batch).await?;
         let occurred_at = batch.last().and_then(StreamEvent::occurred_at);
         anyhow::ensure!(
             repo::advance(&mut tx, S::NAME, from, applied, occurred_at).await?,

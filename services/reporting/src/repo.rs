@@ -1,12 +1,13 @@
 //! Reporting's SQL: checkpoints, applying events to the read model, and the
 //! report's queries. Apply functions run inside the consumer's transaction.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shop_proto::catalog::CatalogEvent;
 use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
+use shop_proto::catalog::{CatalogEvent, ProductUpserted};
 use shop_proto::order::order_event::Payload as OrderPayload;
 use shop_proto::order::{Order, OrderEvent};
 use sqlx::PgConnection;
@@ -56,24 +57,55 @@ pub async fn as_of(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, sql
     sqlx::query_scalar("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await
 }
 
-pub async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
-    match &event.payload {
-        Some(CatalogPayload::ProductUpserted(product)) => {
-            sqlx::query(
-                "INSERT INTO product_sales (product_id, title, category_id, category_name, category_slug)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (product_id) DO UPDATE SET title = EXCLUDED.title, category_id = EXCLUDED.category_id,
-                        category_name = EXCLUDED.category_name, category_slug = EXCLUDED.category_slug,
-                        archived = false",
-            )
-            .bind(product.product_id)
-            .bind(&product.title)
-            .bind(product.category_id)
-            .bind(&product.category_name)
-            .bind(&product.category_slug)
-            .execute(conn)
-            .await?;
+/// Applies catalog events in order. Runs of product upserts (a seeded
+/// catalog sends a million in a row) go in one statement each.
+pub async fn apply_catalog_events(conn: &mut PgConnection, events: &[CatalogEvent]) -> Result<(), sqlx::Error> {
+    let mut run: Vec<&ProductUpserted> = Vec::new();
+    for event in events {
+        match &event.payload {
+            Some(CatalogPayload::ProductUpserted(product)) => run.push(product),
+            _ => {
+                upsert_products(conn, &mut run).await?;
+                apply_catalog_event(conn, event).await?;
+            }
         }
+    }
+    upsert_products(conn, &mut run).await
+}
+
+/// Upserts a run of products (emptying it). A product changed twice in the
+/// run keeps its last state: one statement may not touch a row twice.
+async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductUpserted>) -> Result<(), sqlx::Error> {
+    if run.is_empty() {
+        return Ok(());
+    }
+    let mut latest: HashMap<i64, &ProductUpserted> = HashMap::with_capacity(run.len());
+    for product in run.drain(..) {
+        latest.insert(product.product_id, product);
+    }
+    let products: Vec<&ProductUpserted> = latest.into_values().collect();
+    let text = |f: fn(&ProductUpserted) -> &str| products.iter().map(|p| f(p).to_owned()).collect::<Vec<_>>();
+    sqlx::query(
+        "INSERT INTO product_sales (product_id, title, category_id, category_name, category_slug)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[])
+         ON CONFLICT (product_id) DO UPDATE SET title = EXCLUDED.title, category_id = EXCLUDED.category_id,
+                category_name = EXCLUDED.category_name, category_slug = EXCLUDED.category_slug,
+                archived = false",
+    )
+    .bind(products.iter().map(|p| p.product_id).collect::<Vec<_>>())
+    .bind(text(|p| &p.title))
+    .bind(products.iter().map(|p| p.category_id).collect::<Vec<_>>())
+    .bind(text(|p| &p.category_name))
+    .bind(text(|p| &p.category_slug))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// One catalog event other than a product upsert.
+async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
+    match &event.payload {
+        Some(CatalogPayload::ProductUpserted(product)) => upsert_products(conn, &mut vec![product]).await?,
         Some(CatalogPayload::ProductArchived(archived)) => {
             sqlx::query("UPDATE product_sales SET archived = true WHERE product_id = $1")
                 .bind(archived.product_id)
