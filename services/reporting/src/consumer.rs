@@ -45,22 +45,26 @@ pub trait Source: Send + Sync + 'static {
     fn apply(conn: &mut PgConnection, events: &[Self::Event]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
 }
 
-fn with_credentials<T>(credentials: &ServiceCredentials, message: T) -> Request<T> {
-    let mut request = Request::new(message);
-    credentials.attach(request.metadata_mut());
-    request
-}
-
-pub struct CatalogSource {
+/// Where a stream comes from: a channel to its service, and the credential
+/// internal calls carry.
+pub struct Upstream {
     channel: Channel,
     credentials: ServiceCredentials,
 }
 
-impl CatalogSource {
+impl Upstream {
     pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
         Self { channel, credentials }
     }
+
+    fn request<T>(&self, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        self.credentials.attach(request.metadata_mut());
+        request
+    }
 }
+
+pub struct CatalogSource(pub Upstream);
 
 impl Source for CatalogSource {
     type Event = CatalogEvent;
@@ -69,8 +73,8 @@ impl Source for CatalogSource {
     const LOCK: i64 = 0x0072_7074_2d63_6174;
 
     async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<CatalogEvent>, tonic::Status> {
-        let request = with_credentials(&self.credentials, SubscribeCatalogEventsRequest { after_sequence });
-        Ok(CatalogEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
+        let request = self.0.request(SubscribeCatalogEventsRequest { after_sequence });
+        Ok(CatalogEventsServiceClient::new(self.0.channel.clone()).subscribe(request).await?.into_inner())
     }
 
     async fn apply(conn: &mut PgConnection, events: &[CatalogEvent]) -> Result<(), sqlx::Error> {
@@ -78,16 +82,7 @@ impl Source for CatalogSource {
     }
 }
 
-pub struct OrderSource {
-    channel: Channel,
-    credentials: ServiceCredentials,
-}
-
-impl OrderSource {
-    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
-        Self { channel, credentials }
-    }
-}
+pub struct OrderSource(pub Upstream);
 
 impl Source for OrderSource {
     type Event = OrderEvent;
@@ -96,8 +91,8 @@ impl Source for OrderSource {
     const LOCK: i64 = 0x0072_7074_2d6f_7264;
 
     async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<OrderEvent>, tonic::Status> {
-        let request = with_credentials(&self.credentials, SubscribeOrderEventsRequest { after_sequence });
-        Ok(OrderEventsServiceClient::new(self.channel.clone()).subscribe(request).await?.into_inner())
+        let request = self.0.request(SubscribeOrderEventsRequest { after_sequence });
+        Ok(OrderEventsServiceClient::new(self.0.channel.clone()).subscribe(request).await?.into_inner())
     }
 
     async fn apply(conn: &mut PgConnection, events: &[OrderEvent]) -> Result<(), sqlx::Error> {

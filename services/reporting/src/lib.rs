@@ -114,14 +114,14 @@ pub async fn start(
         batch_size: config.batch_size.max(1),
         retry_max: Duration::from_millis(config.retry_max_ms.max(100)),
     };
-    let catalog = consumer::CatalogSource::new(
+    let catalog = consumer::CatalogSource(consumer::Upstream::new(
         lazy_channel(&config.catalog_url, "SHOP_REPORTING_CATALOG_URL", connect_timeout)?,
         credentials.clone(),
-    );
-    let orders = consumer::OrderSource::new(
+    ));
+    let orders = consumer::OrderSource(consumer::Upstream::new(
         lazy_channel(&config.orders_url, "SHOP_REPORTING_ORDERS_URL", connect_timeout)?,
         credentials.clone(),
-    );
+    ));
     let catalog_consumer = consumer::spawn(catalog, pool.clone(), policy);
     let orders_consumer = consumer::spawn(orders, pool.clone(), policy);
 

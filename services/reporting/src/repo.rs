@@ -105,7 +105,6 @@ async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductUpserted
 /// One catalog event other than a product upsert.
 async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
     match &event.payload {
-        Some(CatalogPayload::ProductUpserted(product)) => upsert_products(conn, &mut vec![product]).await?,
         Some(CatalogPayload::ProductArchived(archived)) => {
             sqlx::query("UPDATE product_sales SET archived = true WHERE product_id = $1")
                 .bind(archived.product_id)
@@ -139,8 +138,12 @@ async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> R
                 .execute(conn)
                 .await?;
         }
-        // Stock moves do not change sales: those come from order snapshots.
-        Some(CatalogPayload::StockReserved(_) | CatalogPayload::StockReleased(_)) | None => {}
+        // Upserts are applied in runs by `apply_catalog_events`. Stock moves
+        // do not change sales: those come from order snapshots.
+        Some(
+            CatalogPayload::ProductUpserted(_) | CatalogPayload::StockReserved(_) | CatalogPayload::StockReleased(_),
+        )
+        | None => {}
     }
     Ok(())
 }
