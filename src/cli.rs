@@ -135,8 +135,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let started = std::time::Instant::now();
-            let seeded =
-                shop_catalog::seed::seed(&pool, products, categories, |written| bar.set_position(written)).await?;
+            let seeded = shop_catalog::seed(&pool, products, categories, |written| bar.set_position(written)).await?;
             bar.finish_and_clear();
             println!(
                 "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",

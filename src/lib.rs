@@ -300,8 +300,7 @@ pub async fn create_admin(
     password: &str,
 ) -> anyhow::Result<i64> {
     shop_platform::db::ensure_database(database).await?;
-    let user = shop_identity::create_admin(database, identity, username, email, password).await?;
-    Ok(user.id)
+    shop_identity::create_admin(database, identity, username, email, password).await
 }
 
 /// `shop migrate`: the database and every service's schema, migrated.

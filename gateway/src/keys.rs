@@ -6,28 +6,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shop_platform::auth::{ServiceCredentials, TokenVerifier};
+use shop_platform::auth::TokenVerifier;
+use shop_platform::client::{CallContext, Peer};
 use shop_proto::identity::ListSigningKeysRequest;
 use shop_proto::identity::signing_keys_service_client::SigningKeysServiceClient;
 use tokio::sync::Mutex;
-use tonic::transport::Channel;
 
 /// On-demand refreshes are at most this frequent, so forged key ids cannot
 /// turn the gateway into a flood against identity.
 const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
-const FETCH_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct KeyCache {
     pub verifier: TokenVerifier,
-    identity: Channel,
-    credentials: ServiceCredentials,
+    identity: Peer,
     last_fetch: Arc<Mutex<Option<Instant>>>,
 }
 
 impl KeyCache {
-    pub fn new(verifier: TokenVerifier, identity: Channel, credentials: ServiceCredentials) -> Self {
-        Self { verifier, identity, credentials, last_fetch: Arc::default() }
+    pub fn new(verifier: TokenVerifier, identity: Peer) -> Self {
+        Self { verifier, identity, last_fetch: Arc::default() }
     }
 
     /// Fetches the keys, at most once per second: a caller that queued behind
@@ -59,11 +57,13 @@ impl KeyCache {
     }
 
     async fn fetch(&self) -> anyhow::Result<usize> {
-        let mut request = tonic::Request::new(ListSigningKeysRequest {});
-        request.set_timeout(FETCH_TIMEOUT);
-        self.credentials.attach(request.metadata_mut());
-        let response =
-            SigningKeysServiceClient::new(self.identity.clone()).list_signing_keys(request).await?.into_inner();
+        let context = CallContext::background(self.identity.timeout());
+        let response = self
+            .identity
+            .call(&context, ListSigningKeysRequest {}, |channel, request| async move {
+                SigningKeysServiceClient::new(channel).list_signing_keys(request).await
+            })
+            .await?;
         let keys = response.keys.into_iter().map(|key| (key.kid, key.x));
         self.verifier.set_keys(keys)
     }

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use shop_platform::auth::{ServiceCredentials, TokenVerifier};
-use shop_platform::client::lazy_channel;
+use shop_platform::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::config::ServerConfig;
 use shop_platform::server::{self, Running, Services};
 use tonic::service::Routes;
@@ -26,8 +26,15 @@ pub use config::GatewayConfig;
 use crate::keys::KeyCache;
 use crate::proxy::{Backends, Proxy};
 
+/// Longest wait for identity's public keys.
+const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn connect_timeout(config: &GatewayConfig) -> Duration {
+    Duration::from_millis(config.connect_timeout_ms.max(1))
+}
+
 fn channel(url: &str, setting: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
-    lazy_channel(url, setting, Duration::from_millis(config.connect_timeout_ms.max(1)))
+    lazy_channel(url, setting, connect_timeout(config))
 }
 
 /// Starts the gateway; returns once the port is bound.
@@ -53,7 +60,12 @@ pub async fn start(
     .collect();
 
     let listener = server::bind(config.listen_addr, "gateway").await?;
-    let keys = KeyCache::new(TokenVerifier::new(config.jwt_leeway_secs), identity, credentials.clone());
+    let identity = Peer::on(
+        identity,
+        credentials.clone(),
+        CallPolicy { timeout: KEY_FETCH_TIMEOUT, connect_timeout: connect_timeout(config), retries: 0 },
+    );
+    let keys = KeyCache::new(TokenVerifier::new(config.jwt_leeway_secs), identity);
     // Try once before serving so the first calls find the keys in place.
     keys.refresh().await;
     let refresher = keys.clone().spawn_refresher(Duration::from_secs(config.key_refresh_secs.max(1)));

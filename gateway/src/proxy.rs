@@ -8,7 +8,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use axum::body::Body as AxumBody;
 use http::{HeaderMap, Request, Response};
@@ -81,7 +80,7 @@ impl Inner {
 
         let client_addr =
             request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).map(|addr| addr.ip());
-        let deadline = grpc_timeout(request.headers());
+        let deadline = shop_platform::client::incoming_timeout(request.headers());
         let headers = request.headers_mut();
         strip_internal_metadata(headers);
         headers.remove(http::header::AUTHORIZATION);
@@ -177,43 +176,9 @@ fn strip_internal_metadata(headers: &mut HeaderMap) {
     }
 }
 
-/// The client's deadline from `grpc-timeout` (e.g. `250m`, `3S`).
-fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
-    if value.len() < 2 || value.len() > 9 {
-        return None;
-    }
-    let (amount, unit) = value.split_at(value.len() - 1);
-    let amount: u64 = amount.parse().ok()?;
-    Some(match unit {
-        "H" => Duration::from_secs(amount.checked_mul(3600)?),
-        "M" => Duration::from_secs(amount.checked_mul(60)?),
-        "S" => Duration::from_secs(amount),
-        "m" => Duration::from_millis(amount),
-        "u" => Duration::from_micros(amount),
-        "n" => Duration::from_nanos(amount),
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn grpc_timeouts_parse_in_every_unit() {
-        let parse = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert("grpc-timeout", value.parse().unwrap());
-            grpc_timeout(&headers)
-        };
-        assert_eq!(parse("250m"), Some(Duration::from_millis(250)));
-        assert_eq!(parse("3S"), Some(Duration::from_secs(3)));
-        assert_eq!(parse("1H"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse("5u"), Some(Duration::from_micros(5)));
-        assert_eq!(parse("abc"), None);
-        assert_eq!(parse("10x"), None);
-    }
 
     #[test]
     fn internal_metadata_from_a_client_is_removed() {

@@ -3,12 +3,14 @@
 //! bookkeeping live there and no service can see another's tables by accident.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable as _};
-use sqlx::migrate::Migrator;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, Migrator};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgConnection};
 
@@ -92,19 +94,44 @@ pub async fn ensure_schema(config: &DatabaseConfig, schema: &str) -> anyhow::Res
     Ok(())
 }
 
-/// A pool whose connections use `schema`, after creating the schema and
-/// running the service's embedded migrations in it.
-pub async fn connect(
-    config: &DatabaseConfig,
-    schema: &str,
-    max_connections: u32,
-    migrator: &Migrator,
-) -> anyhow::Result<PgPool> {
-    ensure_schema(config, schema).await?;
+/// One service's schema: its name, its own embedded migrations, and the
+/// outbox it publishes events from, if any (whose tables
+/// [`crate::outbox`] defines, once for every schema).
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub name: &'static str,
+    pub migrator: &'static Migrator,
+    pub outbox: Option<crate::outbox::Outbox>,
+}
+
+impl Schema {
+    /// Every migration of the schema: its own, then the outbox's.
+    pub async fn migrator(&self) -> Result<Migrator, sqlx::migrate::MigrateError> {
+        Migrator::new(SchemaMigrations(*self)).await
+    }
+}
+
+#[derive(Debug)]
+struct SchemaMigrations(Schema);
+
+impl<'s> MigrationSource<'s> for SchemaMigrations {
+    fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let mut migrations: Vec<Migration> = self.0.migrator.iter().cloned().collect();
+        if self.0.outbox.is_some() {
+            migrations.extend(crate::outbox::migrations());
+        }
+        Box::pin(async move { Ok(migrations) })
+    }
+}
+
+/// A pool whose connections use the schema, after creating it and running
+/// its migrations.
+pub async fn connect(config: &DatabaseConfig, schema: &Schema, max_connections: u32) -> anyhow::Result<PgPool> {
+    ensure_schema(config, schema.name).await?;
     let statement_timeout = config.statement_timeout_ms.to_string();
     let options =
         PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?.options([
-            ("search_path", schema),
+            ("search_path", schema.name),
             ("statement_timeout", statement_timeout.as_str()),
             // "already exists, skipping" notices from migrations are not news.
             ("client_min_messages", "warning"),
@@ -114,7 +141,8 @@ pub async fn connect(
     let pool = connecting(config, || pool_options.clone().connect_with(options.clone()))
         .await
         .context("cannot connect to Postgres (DATABASE_URL)")?;
-    migrator.run(&pool).await.with_context(|| format!("migrations of schema {schema} failed"))?;
+    let migrator = schema.migrator().await.with_context(|| format!("migrations of schema {}", schema.name))?;
+    migrator.run(&pool).await.with_context(|| format!("migrations of schema {} failed", schema.name))?;
     Ok(pool)
 }
 

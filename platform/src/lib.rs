@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod metrics;
 pub mod money;
+pub mod order_lines;
 pub mod outbox;
 pub mod paging;
 pub mod server;

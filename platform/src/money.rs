@@ -60,6 +60,13 @@ impl Money {
     }
 }
 
+/// What the database hands back: `numeric(10,2)` columns already hold the rules.
+impl From<Decimal> for Money {
+    fn from(amount: Decimal) -> Self {
+        Money(amount)
+    }
+}
+
 impl std::ops::Add for Money {
     type Output = Money;
     fn add(self, other: Money) -> Money {

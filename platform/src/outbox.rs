@@ -1,6 +1,8 @@
 //! The transactional outbox and the live feed that reads it, the same for
 //! every service that publishes an ordered event stream. Each such schema has
-//! an `outbox` table and a one-row `outbox_head`.
+//! an `outbox` table and a one-row `outbox_head`, defined here once
+//! ([`migrations`]) and added to the schema's own migrations by
+//! [`crate::db::connect`].
 //!
 //! [`Outbox::append`] runs inside the writing transaction, so an event commits
 //! with its change or not at all. Numbers come from `outbox_head`, whose row
@@ -11,6 +13,8 @@
 //! events. Commits are heard through Postgres NOTIFY, so events written by any
 //! replica wake every subscriber; a one-second poll is the safety net.
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -18,6 +22,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use shop_proto::StreamEvent;
+use sqlx::migrate::{Migration, MigrationType};
 use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Notify, mpsc};
@@ -26,6 +31,21 @@ use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 const BATCH: i64 = 500;
+
+/// Outbox migrations get versions far above any service's own, so the two
+/// sets never collide in a schema's `_sqlx_migrations`.
+const FIRST_VERSION: i64 = 1_000_000_001;
+
+/// The outbox tables' migrations, in order.
+pub fn migrations() -> Vec<Migration> {
+    vec![Migration::new(
+        FIRST_VERSION,
+        Cow::Borrowed("outbox tables"),
+        MigrationType::Simple,
+        Cow::Borrowed(include_str!("../migrations/outbox.sql")),
+        false,
+    )]
+}
 const POLL: Duration = Duration::from_secs(1);
 
 /// One schema's outbox; `channel` is where its commits are announced.
@@ -58,6 +78,32 @@ impl Outbox {
         .bind(self.channel)
         .fetch_one(conn)
         .await
+    }
+
+    /// Appends `events` in one go (COPY), for bulk loads such as `shop
+    /// seed`, with the same guarantees as [`Outbox::append`]; returns the
+    /// last sequence. Call it last in the transaction.
+    pub async fn append_many<E: StreamEvent>(self, conn: &mut PgConnection, events: &[E]) -> Result<i64, sqlx::Error> {
+        let count = events.len() as i64;
+        let last: i64 =
+            sqlx::query_scalar("UPDATE outbox_head SET last_sequence = last_sequence + $1 RETURNING last_sequence")
+                .bind(count)
+                .fetch_one(&mut *conn)
+                .await?;
+        let mut rows = String::with_capacity(events.len() * 160);
+        for (sequence, event) in (last - count + 1..).zip(events) {
+            // COPY's text format: bytea as \x + hex, the backslash escaped.
+            let _ = write!(rows, "{sequence}\t\\\\x");
+            for byte in event.encode_to_vec() {
+                let _ = write!(rows, "{byte:02x}");
+            }
+            rows.push('\n');
+        }
+        let mut copy = conn.copy_in_raw("COPY outbox (sequence, payload) FROM STDIN").await?;
+        copy.send(rows.into_bytes()).await?;
+        copy.finish().await?;
+        sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel).bind(last.to_string()).execute(conn).await?;
+        Ok(last)
     }
 
     /// Up to `limit` events after `after`, in order, stamped.

@@ -11,10 +11,10 @@ async fn seeding_reaches_the_targets_once_with_events_for_everything() {
     let shop = TestShop::start().await;
     let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
     let mut reported = Vec::new();
-    let first = shop_catalog::seed::seed(&pool, 300, 4, |written| reported.push(written)).await.unwrap();
+    let first = shop_catalog::seed(&pool, 300, 4, |written| reported.push(written)).await.unwrap();
     assert_eq!((first.categories_added, first.products_added), (4, 300));
     assert_eq!(reported.last(), Some(&300));
-    let again = shop_catalog::seed::seed(&pool, 300, 4, |_| {}).await.unwrap();
+    let again = shop_catalog::seed(&pool, 300, 4, |_| {}).await.unwrap();
     assert_eq!((again.categories_added, again.products_added), (0, 0));
 
     let categories = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap().into_inner().categories;

@@ -20,6 +20,9 @@ pub enum Error {
     Downstream { service: &'static str, status: Status },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A bug of ours: logged, never shown.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl From<Error> for Status {
             Error::Unavailable(message) => Status::unavailable(message),
             Error::Downstream { service, status } => platform_error::downstream(service, status),
             Error::Database(source) => platform_error::database(source),
+            Error::Internal(cause) => platform_error::internal(&cause),
         }
     }
 }

@@ -2,30 +2,31 @@
 //! `cart` and `orders` schemas and reads no other; it learns about products
 //! only from catalog, over gRPC.
 //!
-//! Checkout crosses three hops, each a gRPC call ([`cart::Carts::checkout`] →
-//! `OrderPlacementService.PlaceOrder` → [`orders::Orders::place`] →
-//! `InventoryService.ReserveStock`), so the cart half and the order half keep
-//! to their own schema even in one process. [`orders::Orders::recover`] repairs
-//! what a crash leaves between the steps.
+//! Checkout crosses three hops, each a gRPC call (`CartService.Checkout` →
+//! `OrderPlacementService.PlaceOrder` → `InventoryService.ReserveStock`), so
+//! the cart half and the order half keep to their own schema even in one
+//! process. A recovery loop repairs what a crash leaves between the steps.
 //!
-//! Start at [`start`]; rules are in [`domain`], SQL in [`repo`], calls to other
-//! services in [`calls`], the gRPC edge in [`grpc`].
+//! Every service has the same rooms: `config` (settings), `error` (the one
+//! error type and its way out to `tonic::Status`), `domain` (rules and use
+//! cases: `domain::cart`, `domain::placement`, `domain::orders`), `repo`
+//! (SQL), `grpc` (one file per gRPC service: protobuf in, one use-case call,
+//! protobuf out) and `calls` (calls to other services). Start at [`start`].
 
-pub mod calls;
-pub mod cart;
-pub mod domain;
-pub mod error;
-pub mod faults;
-pub mod grpc;
-pub mod orders;
-pub mod repo;
+mod calls;
+mod config;
+mod domain;
+mod error;
+mod grpc;
+mod repo;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use shop_platform::auth::ServiceCredentials;
+use shop_platform::client::CallPolicy;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::db::Schema;
 use shop_platform::outbox::EventFeed;
 use shop_platform::server::{self, Running, Services};
 use shop_proto::cart::cart_service_server::CartServiceServer;
@@ -36,97 +37,25 @@ use shop_proto::order::order_service_server::OrderServiceServer;
 use sqlx::PgPool;
 use tonic::service::Routes;
 
-pub use faults::{Faults, SagaStep};
+pub use config::CartOrderConfig;
+pub use domain::faults::{Faults, SagaStep};
 
-pub const CART_SCHEMA: &str = "cart";
-pub const ORDERS_SCHEMA: &str = "orders";
+use crate::domain::cart::Carts;
+use crate::domain::orders::Orders;
+use crate::domain::placement::{Placement, RecoveryPolicy};
+
 static CART_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/cart");
 static ORDERS_MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/orders");
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct CartOrderConfig {
-    /// Where the cart-order gRPC server listens. Port 0 lets the OS pick.
-    #[arg(
-        id = "cart-order-addr",
-        long = "cart-order-addr",
-        env = "SHOP_CART_ORDER_ADDR",
-        default_value = "127.0.0.1:50054"
-    )]
-    pub listen_addr: SocketAddr,
-    /// Most Postgres connections each of the two cart-order pools (schemas
-    /// `cart` and `orders`) opens.
-    #[arg(
-        id = "cart-order-db-max-connections",
-        long = "cart-order-db-max-connections",
-        env = "SHOP_CART_ORDER_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
-    pub db_max_connections: u32,
-    /// Where cart-order reaches catalog (product lookups, stock reservations).
-    #[arg(
-        id = "cart-order-catalog-url",
-        long = "cart-order-catalog-url",
-        env = "SHOP_CART_ORDER_CATALOG_URL",
-        default_value = "http://127.0.0.1:50053"
-    )]
-    pub catalog_url: String,
-    /// Where checkout reaches OrderPlacementService. Unset: this server itself.
-    #[arg(id = "cart-order-orders-url", long = "cart-order-orders-url", env = "SHOP_CART_ORDER_ORDERS_URL")]
-    pub orders_url: Option<String>,
-    /// Deadline of one call to another service, in milliseconds (a shorter
-    /// deadline of the incoming call wins).
-    #[arg(
-        id = "cart-order-call-timeout-ms",
-        long = "cart-order-call-timeout-ms",
-        env = "SHOP_CART_ORDER_CALL_TIMEOUT_MS",
-        default_value_t = 5_000
-    )]
-    pub call_timeout_ms: u64,
-    /// Milliseconds to wait for a connection to another service.
-    #[arg(
-        id = "cart-order-connect-timeout-ms",
-        long = "cart-order-connect-timeout-ms",
-        env = "SHOP_CART_ORDER_CONNECT_TIMEOUT_MS",
-        default_value_t = 1_000
-    )]
-    pub connect_timeout_ms: u64,
-    /// Retries of an idempotent call that found its service UNAVAILABLE
-    /// (exponential backoff with jitter from 50 ms; 0 = no retry).
-    #[arg(
-        id = "cart-order-call-retries",
-        long = "cart-order-call-retries",
-        env = "SHOP_CART_ORDER_CALL_RETRIES",
-        default_value_t = 3
-    )]
-    pub call_retries: usize,
-    /// How often the recovery loop looks for orders a crash or an outage left
-    /// half-done, in milliseconds.
-    #[arg(
-        id = "cart-order-recovery-interval-ms",
-        long = "cart-order-recovery-interval-ms",
-        env = "SHOP_CART_ORDER_RECOVERY_INTERVAL_MS",
-        default_value_t = 5_000
-    )]
-    pub recovery_interval_ms: u64,
-    /// A PENDING order older than this many milliseconds was abandoned by a
-    /// crash: recovery marks it FAILED and gives its stock back. Keep it well
-    /// above the call timeout.
-    #[arg(
-        id = "cart-order-pending-timeout-ms",
-        long = "cart-order-pending-timeout-ms",
-        env = "SHOP_CART_ORDER_PENDING_TIMEOUT_MS",
-        default_value_t = 60_000
-    )]
-    pub pending_timeout_ms: u64,
-    /// Test-only fault injection; never set from the environment.
-    #[arg(skip)]
-    pub faults: Faults,
-}
+/// Carts and wishlists.
+pub const CART_SCHEMA: Schema = Schema { name: "cart", migrator: &CART_MIGRATOR, outbox: None };
+/// Orders, with the outbox the order event stream is read from.
+pub const ORDERS_SCHEMA: Schema =
+    Schema { name: "orders", migrator: &ORDERS_MIGRATOR, outbox: Some(repo::orders::OUTBOX) };
 
 /// Both schemas, migrated, each behind its own pool.
 pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<(PgPool, PgPool)> {
-    let cart = shop_platform::db::connect(database, CART_SCHEMA, max_connections, &CART_MIGRATOR).await?;
-    let orders = shop_platform::db::connect(database, ORDERS_SCHEMA, max_connections, &ORDERS_MIGRATOR).await?;
+    let cart = shop_platform::db::connect(database, &CART_SCHEMA, max_connections).await?;
+    let orders = shop_platform::db::connect(database, &ORDERS_SCHEMA, max_connections).await?;
     Ok((cart, orders))
 }
 
@@ -142,12 +71,12 @@ pub async fn start(
     let listener = server::bind(config.listen_addr, "cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);
     let (cart_pool, orders_pool) = connect(database, config.db_max_connections).await?;
-    let cart_watch = shop_platform::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA);
-    let orders_watch = shop_platform::metrics::watch_pool(orders_pool.clone(), ORDERS_SCHEMA);
+    let cart_watch = shop_platform::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA.name);
+    let orders_watch = shop_platform::metrics::watch_pool(orders_pool.clone(), ORDERS_SCHEMA.name);
     let calls = calls::Calls::new(
         &config.catalog_url,
         config.orders_url.as_deref().unwrap_or(&own_url),
-        calls::CallPolicy {
+        CallPolicy {
             timeout: Duration::from_millis(config.call_timeout_ms.max(1)),
             connect_timeout: Duration::from_millis(config.connect_timeout_ms.max(1)),
             retries: config.call_retries,
@@ -158,19 +87,19 @@ pub async fn start(
     let feed = EventFeed::new(orders_pool.clone(), repo::orders::OUTBOX);
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
-    let orders = orders::Orders::new(orders_pool, calls.clone(), config.faults.clone());
-    let recovery_task = orders.clone().spawn_recovery(orders::RecoveryPolicy {
+    let placement = Placement::new(orders_pool.clone(), calls.clone(), config.faults.clone());
+    let recovery_task = placement.clone().spawn_recovery(RecoveryPolicy {
         interval: Duration::from_millis(config.recovery_interval_ms.max(10)),
         pending_timeout: Duration::from_millis(config.pending_timeout_ms),
     });
-    let carts = cart::Carts::new(cart_pool, calls);
+    let orders = Orders::new(orders_pool, placement.clone());
+    let carts = Carts::new(cart_pool, calls);
 
-    let customer_api = grpc::CustomerApi::new(carts, credentials.clone());
-    let cart_api = CartServiceServer::new(customer_api.clone());
-    let wishlist_api = WishlistServiceServer::new(customer_api);
-    let order_api = OrderServiceServer::new(grpc::OrderApi::new(orders.clone(), credentials.clone()));
+    let cart_api = CartServiceServer::new(grpc::CartApi::new(carts.clone(), credentials.clone()));
+    let wishlist_api = WishlistServiceServer::new(grpc::WishlistApi::new(carts, credentials.clone()));
+    let order_api = OrderServiceServer::new(grpc::OrderApi::new(orders, credentials.clone()));
     let placement_api =
-        OrderPlacementServiceServer::with_interceptor(grpc::PlacementApi::new(orders), credentials.interceptor());
+        OrderPlacementServiceServer::with_interceptor(grpc::PlacementApi::new(placement), credentials.interceptor());
     let events_api =
         OrderEventsServiceServer::with_interceptor(grpc::OrderEventsApi::new(feed), credentials.interceptor());
     let services = Services {

@@ -1,5 +1,5 @@
 -- Catalog's schema (search_path is pinned to it): categories, products,
--- stock reservations and the event outbox.
+-- stock reservations (the outbox tables are shop_platform::outbox's).
 
 -- Trigram indexes make "every term, any case, anywhere in title or
 -- description" searches fast. pg_trgm is a trusted extension (PG 13+).
@@ -72,17 +72,3 @@ CREATE TABLE reservation_lines (
     category_slug text          NOT NULL,
     PRIMARY KEY (order_id, product_id)
 );
-
--- Transactional outbox. `sequence` comes from outbox_head inside the writing
--- transaction, so it is gap-free and in commit order.
-CREATE TABLE outbox (
-    sequence    bigint PRIMARY KEY,
-    occurred_at timestamptz NOT NULL DEFAULT now(),
-    -- A shop.catalog.v1.CatalogEvent, protobuf-encoded, without sequence/occurred_at.
-    payload     bytea       NOT NULL
-);
-CREATE TABLE outbox_head (
-    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    last_sequence bigint  NOT NULL
-);
-INSERT INTO outbox_head (last_sequence) VALUES (0);

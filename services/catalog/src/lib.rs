@@ -3,22 +3,23 @@
 //! (stock reservations for the order service) and `CatalogEventsService`
 //! (the outbox feed for reporting), both behind service credentials.
 //!
-//! Start at [`start`]; use cases are in [`catalog`] and [`inventory`], rules
-//! in [`domain`], SQL in [`repo`], the gRPC edge in [`grpc`].
+//! Every service has the same rooms: `config` (settings), `error` (the one
+//! error type and its way out to `tonic::Status`), `domain` (rules and use
+//! cases: `domain::catalog`, `domain::inventory`, `domain::seed`), `repo`
+//! (SQL), `grpc` (one file per gRPC service: protobuf in, one use-case call,
+//! protobuf out). Start at [`start`].
 
-pub mod catalog;
-pub mod domain;
-pub mod error;
-pub mod grpc;
-pub mod inventory;
-pub mod repo;
-pub mod seed;
+mod config;
+mod domain;
+mod error;
+mod grpc;
+mod repo;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::db::Schema;
 use shop_platform::outbox::EventFeed;
 use shop_platform::server::{self, Running, Services};
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
@@ -27,27 +28,26 @@ use shop_proto::catalog::inventory_service_server::InventoryServiceServer;
 use sqlx::PgPool;
 use tonic::service::Routes;
 
-pub const SCHEMA: &str = "catalog";
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub use config::CatalogConfig;
+pub use domain::seed::Seeded;
 
-#[derive(Debug, Clone, clap::Args)]
-pub struct CatalogConfig {
-    /// Where the catalog gRPC server listens. Port 0 lets the OS pick.
-    #[arg(id = "catalog-addr", long = "catalog-addr", env = "SHOP_CATALOG_ADDR", default_value = "127.0.0.1:50053")]
-    pub listen_addr: SocketAddr,
-    /// Most Postgres connections the catalog pool opens.
-    #[arg(
-        id = "catalog-db-max-connections",
-        long = "catalog-db-max-connections",
-        env = "SHOP_CATALOG_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
-    pub db_max_connections: u32,
-}
+use crate::domain::catalog::Catalog;
+use crate::domain::inventory::Inventory;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Catalog's schema, with the outbox its event stream is read from.
+pub const SCHEMA: Schema = Schema { name: "catalog", migrator: &MIGRATOR, outbox: Some(repo::outbox::OUTBOX) };
 
 /// The catalog schema, migrated, behind a pool of `max_connections`.
 pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, SCHEMA, max_connections, &MIGRATOR).await
+    shop_platform::db::connect(database, &SCHEMA, max_connections).await
+}
+
+/// `shop seed`: brings the catalog to at least `categories` categories and
+/// `products` live products; `progress` hears how many products were
+/// written so far.
+pub async fn seed(pool: &PgPool, products: u64, categories: u64, progress: impl FnMut(u64)) -> anyhow::Result<Seeded> {
+    domain::seed::seed(pool, products, categories, progress).await
 }
 
 /// Migrates the catalog schema and starts serving; returns once the port is bound.
@@ -60,15 +60,14 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let listener = server::bind(config.listen_addr, "catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
-    let pool_for_metrics = pool.clone();
+    let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
 
-    let catalog =
-        CatalogServiceServer::new(grpc::CatalogApi::new(catalog::Catalog::new(pool.clone()), credentials.clone()));
+    let catalog = CatalogServiceServer::new(grpc::CatalogApi::new(Catalog::new(pool.clone()), credentials.clone()));
     let inventory = InventoryServiceServer::with_interceptor(
-        grpc::InventoryApi::new(inventory::Inventory::new(pool)),
+        grpc::InventoryApi::new(Inventory::new(pool)),
         credentials.interceptor(),
     );
     let events =
@@ -83,6 +82,5 @@ pub async fn start(
         ],
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
-    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA);
     Ok(server::with_companions(running, [listener_task, pool_watch]))
 }

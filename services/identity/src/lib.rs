@@ -2,21 +2,23 @@
 //! public signing keys the gateway verifies tokens with. Owns the `identity`
 //! schema; reads no other.
 //!
-//! Start at [`start`]; the use cases are in [`accounts`], rules in [`domain`],
-//! SQL in [`repo`], and the gRPC edge in [`grpc`].
+//! Every service has the same rooms: `config` (settings), `error` (the one
+//! error type and its way out to `tonic::Status`), `domain` (rules and use
+//! cases: `domain::accounts`), `repo` (SQL), `grpc` (one file per gRPC
+//! service: protobuf in, one use-case call, protobuf out). Start at [`start`].
 
-pub mod accounts;
-pub mod config;
-pub mod domain;
-pub mod error;
-pub mod grpc;
-pub mod repo;
+mod config;
+mod domain;
+mod error;
+mod grpc;
+mod repo;
 
 use std::future::Future;
 use std::time::Duration;
 
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::db::Schema;
 use shop_platform::server::{self, Running, Services};
 use shop_proto::identity::identity_service_server::IdentityServiceServer;
 use shop_proto::identity::signing_keys_service_server::SigningKeysServiceServer;
@@ -25,15 +27,16 @@ use tonic::service::Routes;
 
 pub use config::IdentityConfig;
 
-use crate::accounts::{Accounts, Registration};
+use crate::domain::accounts::{Accounts, Registration};
 use crate::error::Error;
 
-pub const SCHEMA: &str = "identity";
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+/// Identity's schema; it publishes no event stream.
+pub const SCHEMA: Schema = Schema { name: "identity", migrator: &MIGRATOR, outbox: None };
 
 /// The identity schema, migrated, behind a pool of `max_connections`.
 pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, SCHEMA, max_connections, &MIGRATOR).await
+    shop_platform::db::connect(database, &SCHEMA, max_connections).await
 }
 
 /// Migrates identity's schema and starts serving; returns once the port is bound.
@@ -68,22 +71,23 @@ pub async fn start(
         names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA);
+    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA.name);
     Ok(server::with_companions(running, [sweeper, pool_watch]))
 }
 
-/// `shop create-admin`: the first admin, with every Register rule applied.
+/// `shop create-admin`: the first admin, with every Register rule applied;
+/// returns the new user's id.
 pub async fn create_admin(
     database: &DatabaseConfig,
     config: &IdentityConfig,
     username: &str,
     email: &str,
     password: &str,
-) -> Result<repo::users::UserRow, anyhow::Error> {
+) -> anyhow::Result<i64> {
     let registration = Registration::parse(username, email, password, password, true).map_err(describe)?;
     let pool = connect(database, config.db_max_connections).await?;
     let accounts = Accounts::new(pool, config).await?;
-    accounts.register(registration).await.map_err(describe)
+    Ok(accounts.register(registration).await.map_err(describe)?.id)
 }
 
 fn describe(error: Error) -> anyhow::Error {

@@ -36,16 +36,3 @@ CREATE TABLE order_lines (
     category_slug text,
     PRIMARY KEY (order_id, product_id)
 );
-
--- Transactional outbox (see shop_platform::outbox).
-CREATE TABLE outbox (
-    sequence    bigint PRIMARY KEY,
-    occurred_at timestamptz NOT NULL DEFAULT now(),
-    -- A shop.order.v1.OrderEvent, protobuf-encoded, without sequence/occurred_at.
-    payload     bytea       NOT NULL
-);
-CREATE TABLE outbox_head (
-    only_row      boolean PRIMARY KEY DEFAULT true CHECK (only_row),
-    last_sequence bigint  NOT NULL
-);
-INSERT INTO outbox_head (last_sequence) VALUES (0);

@@ -1,17 +1,14 @@
-use rust_decimal::Decimal;
+//! The cart schema's SQL: carts, wishlists, and which orders' lines left their cart.
+
+use shop_platform::order_lines::OrderLine;
 use sqlx::PgConnection;
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct ItemRow {
-    pub product_id: i64,
-    pub quantity: i32,
-    pub title: String,
-    pub unit_price: Decimal,
-}
+use crate::domain::CartLine;
+use crate::error::Error;
 
 /// Locks the user's cart row (creating it), so one user's cart and wishlist
 /// changes apply one after another.
-pub async fn lock(conn: &mut PgConnection, user_id: i64) -> Result<(), sqlx::Error> {
+pub async fn lock(conn: &mut PgConnection, user_id: i64) -> Result<(), Error> {
     sqlx::query("INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO UPDATE SET updated_at = now()")
         .bind(user_id)
         .execute(conn)
@@ -20,13 +17,13 @@ pub async fn lock(conn: &mut PgConnection, user_id: i64) -> Result<(), sqlx::Err
 }
 
 /// The cart's lines, oldest added first.
-pub async fn items(conn: &mut PgConnection, user_id: i64) -> Result<Vec<ItemRow>, sqlx::Error> {
-    sqlx::query_as(
+pub async fn lines(conn: &mut PgConnection, user_id: i64) -> Result<Vec<CartLine>, Error> {
+    Ok(sqlx::query_as(
         "SELECT product_id, quantity, title, unit_price FROM cart_items WHERE user_id = $1 ORDER BY position",
     )
     .bind(user_id)
     .fetch_all(conn)
-    .await
+    .await?)
 }
 
 /// The line's quantity (if the product is in the cart) and how many lines the cart has.
@@ -34,35 +31,35 @@ pub async fn line_and_count(
     conn: &mut PgConnection,
     user_id: i64,
     product_id: i64,
-) -> Result<(Option<i32>, i64), sqlx::Error> {
-    sqlx::query_as(
+) -> Result<(Option<i32>, i64), Error> {
+    Ok(sqlx::query_as(
         "SELECT (SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2),
                 (SELECT count(*) FROM cart_items WHERE user_id = $1)",
     )
     .bind(user_id)
     .bind(product_id)
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
 /// Sets a line's quantity, adding the line at the end when it is new.
-pub async fn set(conn: &mut PgConnection, user_id: i64, item: &ItemRow) -> Result<(), sqlx::Error> {
+pub async fn set(conn: &mut PgConnection, user_id: i64, line: &CartLine) -> Result<(), Error> {
     sqlx::query(
         "INSERT INTO cart_items (user_id, product_id, quantity, title, unit_price) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (user_id, product_id)
          DO UPDATE SET quantity = EXCLUDED.quantity, title = EXCLUDED.title, unit_price = EXCLUDED.unit_price",
     )
     .bind(user_id)
-    .bind(item.product_id)
-    .bind(item.quantity)
-    .bind(&item.title)
-    .bind(item.unit_price)
+    .bind(line.product_id)
+    .bind(line.quantity)
+    .bind(&line.title)
+    .bind(line.unit_price.amount())
     .execute(conn)
     .await?;
     Ok(())
 }
 
-pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
     sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
         .bind(user_id)
         .bind(product_id)
@@ -78,8 +75,8 @@ pub async fn take_out_order(
     conn: &mut PgConnection,
     user_id: i64,
     order_id: i64,
-    lines: &[(i64, i32)],
-) -> Result<bool, sqlx::Error> {
+    lines: &[OrderLine],
+) -> Result<bool, Error> {
     let first: Option<i64> = sqlx::query_scalar(
         "WITH first AS (
              INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING order_id),
@@ -95,23 +92,23 @@ pub async fn take_out_order(
     )
     .bind(order_id)
     .bind(user_id)
-    .bind(lines.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, quantity)| *quantity).collect::<Vec<_>>())
+    .bind(lines.iter().map(|line| line.product_id).collect::<Vec<_>>())
+    .bind(lines.iter().map(|line| line.quantity).collect::<Vec<_>>())
     .fetch_optional(conn)
     .await?;
     Ok(first.is_some())
 }
 
 /// The wishlist's product ids, newest added first.
-pub async fn wishlist(conn: &mut PgConnection, user_id: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar("SELECT product_id FROM wishlist_items WHERE user_id = $1 ORDER BY position DESC")
+pub async fn wishlist(conn: &mut PgConnection, user_id: i64) -> Result<Vec<i64>, Error> {
+    Ok(sqlx::query_scalar("SELECT product_id FROM wishlist_items WHERE user_id = $1 ORDER BY position DESC")
         .bind(user_id)
         .fetch_all(conn)
-        .await
+        .await?)
 }
 
 /// Adds a product to the wishlist; one already there keeps its place.
-pub async fn wish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+pub async fn wish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
     sqlx::query("INSERT INTO wishlist_items (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(user_id)
         .bind(product_id)
@@ -120,7 +117,7 @@ pub async fn wish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Res
     Ok(())
 }
 
-pub async fn unwish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), sqlx::Error> {
+pub async fn unwish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
     sqlx::query("DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2")
         .bind(user_id)
         .bind(product_id)

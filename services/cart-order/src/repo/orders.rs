@@ -1,54 +1,105 @@
+//! The orders schema's SQL. Rows become domain orders here: an order is
+//! its row and its lines, the lines' snapshot columns set once it is placed.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
+use shop_platform::money::Money;
+use shop_platform::order_lines::{OrderLine, OrderLines};
 use shop_platform::outbox::Outbox;
+use shop_proto::order::OrderEvent;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use crate::domain::Status;
+use crate::domain::{Event, Order, OrderFilter, OrderItem, Snapshot, Status};
+use crate::error::Error;
 
 pub const OUTBOX: Outbox = Outbox::new("orders_outbox");
 
 const COLUMNS: &str = "id, user_id, status, total_price, total_quantity, created_at, updated_at";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct OrderRow {
-    pub id: i64,
-    pub user_id: i64,
-    pub status: String,
-    pub total_price: Decimal,
-    pub total_quantity: i32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl OrderRow {
-    pub fn status(&self) -> Status {
-        // The CHECK constraint admits only the six names.
-        Status::from_db(&self.status).unwrap_or(Status::Failed)
-    }
+struct OrderRow {
+    id: i64,
+    user_id: i64,
+    status: String,
+    total_price: Decimal,
+    total_quantity: i32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 /// A line as asked for; the snapshot columns are set once the order is PLACED.
 #[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LineRow {
-    pub order_id: i64,
-    pub product_id: i64,
-    pub quantity: i32,
-    pub title: Option<String>,
-    pub unit_price: Option<Decimal>,
-    pub category_name: Option<String>,
-    pub category_slug: Option<String>,
+struct LineRow {
+    order_id: i64,
+    product_id: i64,
+    quantity: i32,
+    title: Option<String>,
+    unit_price: Option<Decimal>,
+    category_name: Option<String>,
+    category_slug: Option<String>,
 }
 
-/// A line's snapshot, as catalog reserved it.
-#[derive(Debug, Clone)]
-pub struct Snapshot {
-    pub product_id: i64,
-    pub title: String,
-    pub unit_price: Decimal,
-    pub category_name: String,
-    pub category_slug: String,
+impl LineRow {
+    fn item(self) -> OrderItem {
+        let snapshot = match (self.title, self.unit_price, self.category_name, self.category_slug) {
+            (Some(title), Some(unit_price), Some(category_name), Some(category_slug)) => {
+                Some(Snapshot { title, unit_price: Money::from(unit_price), category_name, category_slug })
+            }
+            _ => None,
+        };
+        OrderItem { line: OrderLine { product_id: self.product_id, quantity: self.quantity }, snapshot }
+    }
+}
+
+impl OrderRow {
+    fn order(self, items: Vec<OrderItem>) -> Order {
+        Order {
+            id: self.id,
+            user_id: self.user_id,
+            // The CHECK constraint admits only the six names.
+            status: Status::from_db(&self.status).unwrap_or(Status::Failed),
+            items,
+            total_price: Money::from(self.total_price),
+            total_quantity: self.total_quantity,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        }
+    }
+}
+
+/// The orders of `rows`, in their order, each with its lines.
+async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, Error> {
+    let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
+    let mut lines: Vec<LineRow> = sqlx::query_as(
+        "SELECT order_id, product_id, quantity, title, unit_price, category_name, category_slug
+           FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, product_id",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let (own, rest) = lines.drain(..).partition(|line| line.order_id == row.id);
+            lines = rest;
+            row.order(own.into_iter().map(LineRow::item).collect())
+        })
+        .collect())
+}
+
+async fn one_with_lines(conn: &mut PgConnection, row: Option<OrderRow>) -> Result<Option<Order>, Error> {
+    match row {
+        Some(row) => Ok(with_lines(conn, vec![row]).await?.pop()),
+        None => Ok(None),
+    }
+}
+
+/// Appends an order event as the stream carries it; call it last in the
+/// transaction (it serializes writers until commit).
+pub async fn append_event(conn: &mut PgConnection, event: &Event) -> Result<i64, Error> {
+    Ok(OUTBOX.append(conn, &OrderEvent::from(event)).await?)
 }
 
 /// Inserts a PENDING order with its lines, in one statement; `None` when the
@@ -57,9 +108,9 @@ pub async fn insert_pending(
     conn: &mut PgConnection,
     user_id: i64,
     idempotency_key: Option<&str>,
-    lines: &[(i64, i32)],
-) -> Result<Option<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+    lines: &OrderLines,
+) -> Result<Option<i64>, Error> {
+    Ok(sqlx::query_scalar(
         "WITH inserted AS (
              INSERT INTO orders (user_id, idempotency_key, status) VALUES ($1, $2, 'PENDING')
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL AND status <> 'FAILED'
@@ -72,53 +123,45 @@ pub async fn insert_pending(
     )
     .bind(user_id)
     .bind(idempotency_key)
-    .bind(lines.iter().map(|(product_id, _)| *product_id).collect::<Vec<_>>())
-    .bind(lines.iter().map(|(_, quantity)| *quantity).collect::<Vec<_>>())
+    .bind(lines.product_ids())
+    .bind(lines.lines().iter().map(|line| line.quantity).collect::<Vec<_>>())
     .fetch_optional(conn)
-    .await
+    .await?)
 }
 
 /// The user's live (not FAILED) order placed with this key.
-pub async fn find_by_key(
-    conn: &mut PgConnection,
-    user_id: i64,
-    idempotency_key: &str,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
+pub async fn find_by_key(conn: &mut PgConnection, user_id: i64, idempotency_key: &str) -> Result<Option<Order>, Error> {
+    let row = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2 AND status <> 'FAILED'"
     ))
     .bind(user_id)
     .bind(idempotency_key)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    one_with_lines(conn, row).await
 }
 
-pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1")).bind(id).fetch_optional(conn).await
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<Order>, Error> {
+    let row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    one_with_lines(conn, row).await
 }
 
-/// The lines of these orders, by order then product.
-pub async fn lines(conn: &mut PgConnection, order_ids: &[i64]) -> Result<Vec<LineRow>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT order_id, product_id, quantity, title, unit_price, category_name, category_slug
-           FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, product_id",
-    )
-    .bind(order_ids)
-    .fetch_all(conn)
-    .await
-}
-
-/// PENDING → PLACED with its totals and line snapshot, in one statement;
-/// `None` when the order is no longer PENDING.
+/// PENDING → PLACED with its totals and the lines' snapshots, in one
+/// statement; `None` when the order is no longer PENDING.
 pub async fn place(
     conn: &mut PgConnection,
     id: i64,
-    snapshot: &[Snapshot],
-    total_price: Decimal,
+    items: &[OrderItem],
+    total_price: Money,
     total_quantity: i32,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    let column = |f: fn(&Snapshot) -> String| snapshot.iter().map(f).collect::<Vec<_>>();
-    sqlx::query_as(&format!(
+) -> Result<Option<Order>, Error> {
+    let placed: Vec<(&OrderItem, &Snapshot)> =
+        items.iter().filter_map(|item| item.snapshot.as_ref().map(|snapshot| (item, snapshot))).collect();
+    let text = |f: fn(&Snapshot) -> &str| placed.iter().map(|(_, snapshot)| f(snapshot).to_owned()).collect::<Vec<_>>();
+    let row: Option<OrderRow> = sqlx::query_as(&format!(
         "WITH placed AS (
              UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = now()
               WHERE id = $1 AND status = 'PENDING' RETURNING {COLUMNS}),
@@ -131,15 +174,16 @@ pub async fn place(
          SELECT {COLUMNS} FROM placed"
     ))
     .bind(id)
-    .bind(total_price)
+    .bind(total_price.amount())
     .bind(total_quantity)
-    .bind(snapshot.iter().map(|line| line.product_id).collect::<Vec<_>>())
-    .bind(column(|line| line.title.clone()))
-    .bind(snapshot.iter().map(|line| line.unit_price).collect::<Vec<_>>())
-    .bind(column(|line| line.category_name.clone()))
-    .bind(column(|line| line.category_slug.clone()))
+    .bind(placed.iter().map(|(item, _)| item.line.product_id).collect::<Vec<_>>())
+    .bind(text(|snapshot| &snapshot.title))
+    .bind(placed.iter().map(|(_, snapshot)| snapshot.unit_price.amount()).collect::<Vec<_>>())
+    .bind(text(|snapshot| &snapshot.category_name))
+    .bind(text(|snapshot| &snapshot.category_slug))
     .fetch_optional(conn)
-    .await
+    .await?;
+    Ok(row.map(|row| row.order(items.to_vec())))
 }
 
 /// `from` → `to`, only if the order is in `from` (and, given `owner`, is
@@ -150,8 +194,8 @@ pub async fn transition(
     from: Status,
     to: Status,
     owner: Option<i64>,
-) -> Result<Option<OrderRow>, sqlx::Error> {
-    sqlx::query_as(&format!(
+) -> Result<Option<Order>, Error> {
+    let row = sqlx::query_as(&format!(
         "UPDATE orders SET status = $3, updated_at = now(),
                 release_needed = release_needed OR $3 IN ('FAILED', 'CANCELLED')
           WHERE id = $1 AND status = $2 AND ($4::bigint IS NULL OR user_id = $4)
@@ -161,20 +205,21 @@ pub async fn transition(
     .bind(from.as_str())
     .bind(to.as_str())
     .bind(owner)
-    .fetch_optional(conn)
-    .await
+    .fetch_optional(&mut *conn)
+    .await?;
+    one_with_lines(conn, row).await
 }
 
 /// The order's stock is back in catalog.
-pub async fn released(conn: &mut PgConnection, id: i64) -> Result<(), sqlx::Error> {
+pub async fn released(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
     sqlx::query("UPDATE orders SET release_needed = false WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())
 }
 
 /// Marks PENDING orders older than `age` FAILED (stock owed back) and
 /// returns their ids.
-pub async fn fail_abandoned(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn fail_abandoned(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, Error> {
+    Ok(sqlx::query_scalar(
         "UPDATE orders SET status = 'FAILED', release_needed = true, updated_at = now()
           WHERE id IN (SELECT id FROM orders
                         WHERE status = 'PENDING' AND updated_at < now() - make_interval(secs => $1)
@@ -185,29 +230,22 @@ pub async fn fail_abandoned(conn: &mut PgConnection, age: Duration, limit: i64) 
     .bind(age.as_secs_f64())
     .bind(limit)
     .fetch_all(conn)
-    .await
+    .await?)
 }
 
 /// Orders whose stock is still owed back and that nobody touched for `age`.
-pub async fn owing_stock(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn owing_stock(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT id FROM orders WHERE release_needed AND updated_at < now() - make_interval(secs => $1)
           ORDER BY updated_at LIMIT $2",
     )
     .bind(age.as_secs_f64())
     .bind(limit)
     .fetch_all(conn)
-    .await
+    .await?)
 }
 
-/// Which orders a listing shows.
-#[derive(Debug, Clone, Copy)]
-pub struct Filter<'a> {
-    pub user_id: Option<i64>,
-    pub statuses: &'a [Status],
-}
-
-fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: Filter<'_>) {
+fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: OrderFilter<'_>) {
     let statuses: Vec<&'static str> = filter.statuses.iter().map(|status| status.as_str()).collect();
     query.push(" WHERE status = ANY(").push_bind(statuses).push(")");
     if let Some(user_id) = filter.user_id {
@@ -218,10 +256,10 @@ fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: Filter<'_>) {
 /// One page of orders, newest first (ties by id), and how many match.
 pub async fn page(
     conn: &mut PgConnection,
-    filter: Filter<'_>,
+    filter: OrderFilter<'_>,
     limit: i64,
     offset: i64,
-) -> Result<(Vec<OrderRow>, i64), sqlx::Error> {
+) -> Result<(Vec<Order>, i64), Error> {
     let mut count = QueryBuilder::new("SELECT count(*) FROM orders");
     push_filter(&mut count, filter);
     let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
@@ -229,6 +267,6 @@ pub async fn page(
     let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders"));
     push_filter(&mut select, filter);
     select.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-    let rows = select.build_query_as().fetch_all(conn).await?;
-    Ok((rows, total))
+    let rows = select.build_query_as().fetch_all(&mut *conn).await?;
+    Ok((with_lines(conn, rows).await?, total))
 }

@@ -1,9 +1,67 @@
-//! Catalog rules, free of SQL and gRPC. Each value type is made only by its
-//! `parse`, so a `Title` or `Slug` in hand has passed its rules; the gRPC
-//! layer names the field when one is refused.
+//! Catalog rules and use cases, free of SQL and gRPC. Each value type is
+//! made only by its `parse`, so a `Title` or `Slug` in hand has passed its
+//! rules; the gRPC layer names the field when one is refused. The use cases
+//! are in [`catalog`] (categories and products), [`inventory`] (stock
+//! reservations) and [`seed`].
 
+pub mod catalog;
+pub mod inventory;
+pub mod seed;
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use shop_platform::error::Invalid;
 use shop_platform::money::Money;
+use shop_platform::order_lines::OrderLine;
+
+/// A product with its category, as every read returns it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Product {
+    pub id: i64,
+    pub title: String,
+    pub description: String,
+    #[sqlx(try_from = "Decimal")]
+    pub price: Money,
+    pub stock: i32,
+    pub image_url: String,
+    pub category_id: i64,
+    pub category_name: String,
+    pub category_slug: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub sold_count: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Category {
+    pub id: i64,
+    pub name: String,
+    pub slug: String,
+}
+
+/// One line of a reservation: what was taken, and the product as it was at
+/// that instant (the order's price snapshot).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ReservedLine {
+    pub product_id: i64,
+    pub quantity: i32,
+    pub title: String,
+    #[sqlx(try_from = "Decimal")]
+    pub unit_price: Money,
+    pub category_name: String,
+    pub category_slug: String,
+}
+
+/// What the catalog tells its event stream's readers, in commit order.
+#[derive(Debug, Clone)]
+pub enum Event {
+    ProductUpserted(Product),
+    ProductArchived { product_id: i64 },
+    CategoryUpserted(Category),
+    CategoryDeleted { category_id: i64, slug: String },
+    StockReserved { order_id: i64, lines: Vec<OrderLine> },
+    StockReleased { order_id: i64, lines: Vec<OrderLine> },
+}
 
 /// Display name of a category: 1–100 characters after trimming.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,44 +301,6 @@ impl ProductFilter {
     }
 }
 
-/// A reservation request, lines merged per product and sorted by id, so
-/// every reservation locks rows in the same order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReservationLines(Vec<(i64, i32)>);
-
-impl ReservationLines {
-    /// Most units of one product in one order (the cart's per-line limit).
-    pub const MAX_QUANTITY: i32 = 1000;
-
-    pub fn parse(lines: impl IntoIterator<Item = (i64, i32)>) -> Result<Self, Invalid> {
-        let mut merged = std::collections::BTreeMap::<i64, i32>::new();
-        for (product_id, quantity) in lines {
-            if product_id <= 0 {
-                return Err(Invalid::new("product_id must be a positive id"));
-            }
-            if quantity <= 0 {
-                return Err(Invalid::new("quantity must be at least 1"));
-            }
-            let total = merged.entry(product_id).or_default();
-            *total = total.saturating_add(quantity);
-            if *total > Self::MAX_QUANTITY {
-                return Err(Invalid::new("quantity must be at most 1000 per product"));
-            }
-        }
-        if merged.is_empty() {
-            return Err(Invalid::new("at least one line is required"));
-        }
-        if merged.len() > 100 {
-            return Err(Invalid::new("at most 100 products per order"));
-        }
-        Ok(Self(merged.into_iter().collect()))
-    }
-
-    pub fn lines(&self) -> &[(i64, i32)] {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,15 +366,5 @@ mod tests {
     fn search_splits_on_white_space_and_lowercases() {
         assert_eq!(parse_search("  Red\tCotton  shirt ").unwrap(), ["red", "cotton", "shirt"]);
         assert!(parse_search(&"a".repeat(201)).is_err());
-    }
-
-    #[test]
-    fn reservation_lines_merge_per_product_and_sort_by_id() {
-        let lines = ReservationLines::parse([(5, 1), (2, 3), (5, 2)]).unwrap();
-        assert_eq!(lines.lines(), [(2, 3), (5, 3)]);
-        assert!(ReservationLines::parse([]).is_err());
-        assert!(ReservationLines::parse([(1, 0)]).is_err());
-        assert!(ReservationLines::parse([(0, 1)]).is_err());
-        assert!(ReservationLines::parse([(1, 600), (1, 600)]).is_err());
     }
 }

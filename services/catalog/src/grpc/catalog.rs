@@ -12,13 +12,12 @@ use shop_proto::catalog::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::catalog::{Catalog, CategoryFields};
+use crate::domain::catalog::{Catalog, CategoryFields};
 use crate::domain::{
-    CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
+    self, CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
     parse_image_url, parse_search, parse_stock,
 };
 use crate::error::Error;
-use crate::repo::products::ProductRow;
 
 pub struct CatalogApi {
     catalog: Catalog,
@@ -49,7 +48,7 @@ fn mask_paths(mask: Option<&prost_types::FieldMask>) -> &[String] {
 
 /// The product fields a request sets: those its mask names, or all of them.
 fn product_fields(
-    current: &ProductRow,
+    current: &domain::Product,
     mask: &[String],
     requested: &UpdateProductRequest,
 ) -> Result<ProductFields, Error> {
@@ -64,7 +63,7 @@ fn product_fields(
     let mut merged = ProductFields {
         title: Title::parse(&current.title).map_err(Error::field("title"))?,
         description: current.description.clone(),
-        price: Money::from_decimal(current.price),
+        price: current.price,
         stock: current.stock,
         category_id: current.category_id,
         image_url: current.image_url.clone(),

@@ -1,10 +1,16 @@
+use shop_platform::order_lines::OrderLine;
 use shop_platform::outbox::EventFeed;
+use shop_proto::catalog::catalog_event::Payload;
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsService;
-use shop_proto::catalog::{CatalogEvent, SubscribeCatalogEventsRequest};
+use shop_proto::catalog::{
+    CatalogEvent, CategoryDeleted, CategoryUpserted, ProductArchived, ProductUpserted, StockLine, StockReleased,
+    StockReserved, SubscribeCatalogEventsRequest,
+};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
+use crate::domain::Event;
 use crate::error::Error;
 
 /// Internal: mounted behind the service-credential interceptor.
@@ -31,5 +37,46 @@ impl CatalogEventsService for CatalogEventsApi {
             );
         }
         Ok(Response::new(Box::pin(ReceiverStream::new(self.feed.subscribe(after)))))
+    }
+}
+
+fn stock_lines(lines: &[OrderLine]) -> Vec<StockLine> {
+    lines.iter().map(|line| StockLine { product_id: line.product_id, quantity: line.quantity }).collect()
+}
+
+/// An event as the stream carries it (and the outbox stores it): without
+/// its sequence and time, which readers stamp on the way out.
+impl From<&Event> for CatalogEvent {
+    fn from(event: &Event) -> Self {
+        let payload = match event {
+            Event::ProductUpserted(product) => Payload::ProductUpserted(ProductUpserted {
+                product_id: product.id,
+                title: product.title.clone(),
+                category_id: product.category_id,
+                category_name: product.category_name.clone(),
+                category_slug: product.category_slug.clone(),
+                price: product.price.to_string(),
+                stock: product.stock,
+                sold_count: product.sold_count,
+            }),
+            Event::ProductArchived { product_id } => {
+                Payload::ProductArchived(ProductArchived { product_id: *product_id })
+            }
+            Event::CategoryUpserted(category) => Payload::CategoryUpserted(CategoryUpserted {
+                category_id: category.id,
+                name: category.name.clone(),
+                slug: category.slug.clone(),
+            }),
+            Event::CategoryDeleted { category_id, slug } => {
+                Payload::CategoryDeleted(CategoryDeleted { category_id: *category_id, slug: slug.clone() })
+            }
+            Event::StockReserved { order_id, lines } => {
+                Payload::StockReserved(StockReserved { order_id: *order_id, lines: stock_lines(lines) })
+            }
+            Event::StockReleased { order_id, lines } => {
+                Payload::StockReleased(StockReleased { order_id: *order_id, lines: stock_lines(lines) })
+            }
+        };
+        CatalogEvent { sequence: 0, occurred_at: None, payload: Some(payload) }
     }
 }

@@ -4,9 +4,11 @@ use shop_proto::catalog::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::domain::{ReservationLines, parse_id};
+use shop_platform::order_lines::{OrderLine, OrderLines};
+
+use crate::domain::inventory::Inventory;
+use crate::domain::parse_id;
 use crate::error::Error;
-use crate::inventory::Inventory;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct InventoryApi {
@@ -27,8 +29,10 @@ impl InventoryService for InventoryApi {
     ) -> Result<Response<ReserveStockResponse>, Status> {
         let req = request.into_inner();
         let order_id = parse_id(req.order_id).map_err(Error::field("order_id"))?;
-        let lines = ReservationLines::parse(req.lines.iter().map(|line| (line.product_id, line.quantity)))
-            .map_err(Error::field("lines"))?;
+        let lines = OrderLines::parse(
+            req.lines.iter().map(|line| OrderLine { product_id: line.product_id, quantity: line.quantity }),
+        )
+        .map_err(Error::field("lines"))?;
         let reserved = self.inventory.reserve(order_id, &lines).await?;
         Ok(Response::new(ReserveStockResponse { lines: reserved.into_iter().map(ReservedLine::from).collect() }))
     }

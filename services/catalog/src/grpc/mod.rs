@@ -8,43 +8,44 @@ pub use catalog::CatalogApi;
 pub use events::CatalogEventsApi;
 pub use inventory::InventoryApi;
 
-use shop_platform::money::Money;
 use shop_platform::time::timestamp;
 use shop_proto::catalog::{Category, Product, ReservedLine};
 
-use crate::repo::categories::CategoryRow;
-use crate::repo::products::ProductRow;
-use crate::repo::reservations::LineRow;
+use crate::domain;
 
-impl From<CategoryRow> for Category {
-    fn from(row: CategoryRow) -> Self {
-        Category { id: row.id, name: row.name, slug: row.slug }
+impl From<domain::Category> for Category {
+    fn from(category: domain::Category) -> Self {
+        Category { id: category.id, name: category.name, slug: category.slug }
     }
 }
 
-impl From<ProductRow> for Product {
-    fn from(row: ProductRow) -> Self {
+impl From<domain::Product> for Product {
+    fn from(product: domain::Product) -> Self {
         Product {
-            id: row.id,
-            title: row.title,
-            description: row.description,
-            price: Money::from_decimal(row.price).to_string(),
-            stock: row.stock,
-            image_url: row.image_url,
-            category: Some(Category { id: row.category_id, name: row.category_name, slug: row.category_slug }),
-            created_at: Some(timestamp(row.created_at)),
-            updated_at: Some(timestamp(row.updated_at)),
-            sold_count: row.sold_count,
+            id: product.id,
+            title: product.title,
+            description: product.description,
+            price: product.price.to_string(),
+            stock: product.stock,
+            image_url: product.image_url,
+            category: Some(Category {
+                id: product.category_id,
+                name: product.category_name,
+                slug: product.category_slug,
+            }),
+            created_at: Some(timestamp(product.created_at)),
+            updated_at: Some(timestamp(product.updated_at)),
+            sold_count: product.sold_count,
         }
     }
 }
 
-impl From<LineRow> for ReservedLine {
-    fn from(line: LineRow) -> Self {
+impl From<domain::ReservedLine> for ReservedLine {
+    fn from(line: domain::ReservedLine) -> Self {
         ReservedLine {
             product_id: line.product_id,
             title: line.title,
-            unit_price: Money::from_decimal(line.unit_price).to_string(),
+            unit_price: line.unit_price.to_string(),
             category_name: line.category_name,
             category_slug: line.category_slug,
             quantity: line.quantity,

@@ -1,14 +1,8 @@
 use shop_platform::db::{OnConstraint as _, constraint};
 use sqlx::PgConnection;
 
+use crate::domain::Category;
 use crate::error::Error;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct CategoryRow {
-    pub id: i64,
-    pub name: String,
-    pub slug: String,
-}
 
 /// Both unique keys of a category are the caller's to fix.
 fn unique_violation(error: sqlx::Error) -> Error {
@@ -19,7 +13,7 @@ fn unique_violation(error: sqlx::Error) -> Error {
     }
 }
 
-pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<CategoryRow, Error> {
+pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<Category, Error> {
     let row = sqlx::query_as("INSERT INTO categories (name, slug) VALUES ($1, $2) RETURNING id, name, slug")
         .bind(name)
         .bind(slug)
@@ -29,7 +23,7 @@ pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<C
     Ok(row)
 }
 
-pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) -> Result<CategoryRow, Error> {
+pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) -> Result<Category, Error> {
     sqlx::query_as("UPDATE categories SET name = $2, slug = $3 WHERE id = $1 RETURNING id, name, slug")
         .bind(id)
         .bind(name)
@@ -39,31 +33,31 @@ pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) ->
         .map_err(unique_violation)
 }
 
-pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1").bind(id).fetch_optional(conn).await?)
 }
 
 /// The category, locked against deletion until the transaction ends (a
 /// product being added to it needs it to stay).
-pub async fn find_for_share(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+pub async fn find_for_share(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR KEY SHARE")
         .bind(id)
         .fetch_optional(conn)
         .await?)
 }
 
-pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<CategoryRow>, Error> {
+pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR UPDATE")
         .bind(id)
         .fetch_optional(conn)
         .await?)
 }
 
-pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<CategoryRow>, Error> {
+pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE slug = $1").bind(slug).fetch_optional(conn).await?)
 }
 
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<CategoryRow>, Error> {
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories ORDER BY lower(name), id").fetch_all(conn).await?)
 }
 

@@ -1,22 +1,12 @@
-use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
+use crate::domain::ReservedLine;
 use crate::error::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Status {
     Reserved,
     Released,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct LineRow {
-    pub product_id: i64,
-    pub quantity: i32,
-    pub title: String,
-    pub unit_price: Decimal,
-    pub category_name: String,
-    pub category_slug: String,
 }
 
 /// Claims `order_id` for a new reservation. `false`: the order already has a
@@ -39,8 +29,8 @@ pub async fn status(conn: &mut PgConnection, order_id: i64) -> Result<Option<Sta
     Ok(status.map(|status| if status == "released" { Status::Released } else { Status::Reserved }))
 }
 
-pub async fn insert_lines(conn: &mut PgConnection, order_id: i64, lines: &[LineRow]) -> Result<(), Error> {
-    let column = |f: fn(&LineRow) -> String| lines.iter().map(f).collect::<Vec<_>>();
+pub async fn insert_lines(conn: &mut PgConnection, order_id: i64, lines: &[ReservedLine]) -> Result<(), Error> {
+    let column = |f: fn(&ReservedLine) -> String| lines.iter().map(f).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO reservation_lines (order_id, product_id, quantity, title, unit_price, category_name, category_slug)
          SELECT $1, * FROM unnest($2::bigint[], $3::int[], $4::text[], $5::numeric[], $6::text[], $7::text[])",
@@ -49,7 +39,7 @@ pub async fn insert_lines(conn: &mut PgConnection, order_id: i64, lines: &[LineR
     .bind(lines.iter().map(|line| line.product_id).collect::<Vec<_>>())
     .bind(lines.iter().map(|line| line.quantity).collect::<Vec<_>>())
     .bind(column(|line| line.title.clone()))
-    .bind(lines.iter().map(|line| line.unit_price).collect::<Vec<_>>())
+    .bind(lines.iter().map(|line| line.unit_price.amount()).collect::<Vec<_>>())
     .bind(column(|line| line.category_name.clone()))
     .bind(column(|line| line.category_slug.clone()))
     .execute(conn)
@@ -57,7 +47,7 @@ pub async fn insert_lines(conn: &mut PgConnection, order_id: i64, lines: &[LineR
     Ok(())
 }
 
-pub async fn lines(conn: &mut PgConnection, order_id: i64) -> Result<Vec<LineRow>, Error> {
+pub async fn lines(conn: &mut PgConnection, order_id: i64) -> Result<Vec<ReservedLine>, Error> {
     Ok(sqlx::query_as(
         "SELECT product_id, quantity, title, unit_price, category_name, category_slug
            FROM reservation_lines WHERE order_id = $1 ORDER BY product_id",

@@ -1,14 +1,27 @@
-//! Identity's rules, free of SQL and gRPC. A [`Username`], [`Email`] or
-//! [`NewPassword`] exists only if it passed its rules: `parse` is the only way
-//! to make one.
+//! Identity's rules and use cases, free of SQL and gRPC. A [`Username`],
+//! [`Email`] or [`NewPassword`] exists only if it passed its rules: `parse`
+//! is the only way to make one. [`accounts`] holds the use cases, each in its
+//! own transaction.
 
+pub mod accounts;
 pub mod passwords;
 pub mod tokens;
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use chrono::{DateTime, Utc};
 use shop_platform::error::Invalid;
+
+/// A user as identity keeps it (never with the password hash).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    pub is_admin: bool,
+    pub created_at: DateTime<Utc>,
+}
 
 /// 1–150 characters of letters, digits and `@.+-_` (Django's username rule).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -7,9 +7,10 @@ use shop_proto::identity::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::accounts::{Accounts, IssuedTokens, Registration};
+use crate::domain;
+use crate::domain::accounts::{Accounts, IssuedTokens, Registration};
 use crate::error::Error;
-use crate::repo::users::UserRow;
+
 use shop_platform::time::timestamp;
 
 pub struct IdentityApi {
@@ -23,8 +24,8 @@ impl IdentityApi {
     }
 }
 
-impl From<UserRow> for User {
-    fn from(user: UserRow) -> Self {
+impl From<domain::User> for User {
+    fn from(user: domain::User) -> Self {
         User {
             id: user.id,
             username: user.username,

@@ -2,7 +2,7 @@ use shop_proto::identity::signing_keys_service_server::SigningKeysService;
 use shop_proto::identity::{ListSigningKeysRequest, ListSigningKeysResponse, SigningKey};
 use tonic::{Request, Response, Status};
 
-use crate::accounts::Accounts;
+use crate::domain::accounts::Accounts;
 
 /// Internal: guarded by the service-credential interceptor where it is mounted.
 pub struct SigningKeysApi {

@@ -1,17 +1,8 @@
-use chrono::{DateTime, Utc};
 use shop_platform::db::constraint;
 use sqlx::PgConnection;
 
+use crate::domain::User;
 use crate::error::Error;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct UserRow {
-    pub id: i64,
-    pub username: String,
-    pub email: String,
-    pub is_admin: bool,
-    pub created_at: DateTime<Utc>,
-}
 
 pub struct NewUserRow<'a> {
     pub username: &'a str,
@@ -20,7 +11,7 @@ pub struct NewUserRow<'a> {
     pub is_admin: bool,
 }
 
-pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<UserRow, Error> {
+pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<User, Error> {
     sqlx::query_as(
         "INSERT INTO users (username, email, password_hash, is_admin) VALUES ($1, $2, $3, $4)
          RETURNING id, username, email, is_admin, created_at",
@@ -38,7 +29,7 @@ pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<Use
     })
 }
 
-pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<UserRow>, Error> {
+pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<User>, Error> {
     Ok(sqlx::query_as("SELECT id, username, email, is_admin, created_at FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
@@ -46,11 +37,11 @@ pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<UserRow>, E
 }
 
 /// The user and password hash for a login, by username ignoring case.
-pub async fn find_credentials(conn: &mut PgConnection, username: &str) -> Result<Option<(UserRow, String)>, Error> {
+pub async fn find_credentials(conn: &mut PgConnection, username: &str) -> Result<Option<(User, String)>, Error> {
     #[derive(sqlx::FromRow)]
     struct Credentials {
         #[sqlx(flatten)]
-        user: UserRow,
+        user: User,
         password_hash: String,
     }
     let found: Option<Credentials> = sqlx::query_as(

@@ -1,14 +1,14 @@
-//! gRPC edge: proto in, the verified admin and one use-case call, proto out.
-
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::error::Invalid;
 use shop_platform::paging::{Page, PageProblem};
+use shop_platform::time::timestamp;
 use shop_proto::reporting::reporting_service_server::ReportingService;
-use shop_proto::reporting::{GetProductSalesReportRequest, GetProductSalesReportResponse, ReportSort};
+use shop_proto::reporting::{GetProductSalesReportRequest, GetProductSalesReportResponse, ProductSalesRow, ReportSort};
 use tonic::{Request, Response, Status};
 
+use crate::domain::report::Reports;
+use crate::domain::{ReportQuery, SalesReport};
 use crate::error::Error;
-use crate::report::{ReportQuery, Reports};
 
 const REPORT_DEFAULT_PAGE_SIZE: i32 = 50;
 const REPORT_MAX_PAGE_SIZE: i32 = 500;
@@ -21,6 +21,28 @@ pub struct ReportingApi {
 impl ReportingApi {
     pub fn new(reports: Reports, credentials: ServiceCredentials) -> Self {
         Self { reports, credentials }
+    }
+}
+
+impl From<SalesReport> for GetProductSalesReportResponse {
+    fn from(report: SalesReport) -> Self {
+        GetProductSalesReportResponse {
+            rows: report
+                .rows
+                .into_iter()
+                .map(|row| ProductSalesRow {
+                    product_id: row.product_id,
+                    title: row.title,
+                    category_name: row.category_name,
+                    category_slug: row.category_slug,
+                    units_sold: row.units_sold,
+                    order_count: row.order_count,
+                    revenue: row.revenue.to_string(),
+                })
+                .collect(),
+            total_count: report.total_count,
+            as_of: report.as_of.map(timestamp),
+        }
     }
 }
 
@@ -55,6 +77,6 @@ impl ReportingService for ReportingApi {
             return Err(Status::permission_denied("admins only"));
         }
         let query = parse(request.get_ref())?;
-        Ok(Response::new(self.reports.product_sales(&query).await?))
+        Ok(Response::new(self.reports.product_sales(&query).await?.into()))
     }
 }

@@ -1,15 +1,12 @@
 //! Categories and products: every change commits with its outbox event and
 //! with the live-product count it affects, in one transaction.
 
-use shop_proto::catalog::catalog_event::Payload;
-use shop_proto::catalog::{CategoryDeleted, CategoryUpserted, ProductArchived, ProductUpserted};
+use shop_platform::error::Invalid;
 use sqlx::{PgConnection, PgPool};
 
-use crate::domain::{CategoryName, Ordering, ProductFields, ProductFilter, Slug};
+use crate::domain::{Category, CategoryName, Event, Ordering, Product, ProductFields, ProductFilter, Slug};
 use crate::error::Error;
 use crate::repo;
-use crate::repo::categories::CategoryRow;
-use crate::repo::products::ProductRow;
 
 /// A category change: the fields to set.
 pub struct CategoryFields {
@@ -30,33 +27,12 @@ fn category_not_found(id: i64) -> Error {
     Error::NotFound(format!("category {id}"))
 }
 
-fn product_upserted(product: &ProductRow) -> Payload {
-    Payload::ProductUpserted(ProductUpserted {
-        product_id: product.id,
-        title: product.title.clone(),
-        category_id: product.category_id,
-        category_name: product.category_name.clone(),
-        category_slug: product.category_slug.clone(),
-        price: shop_platform::money::Money::from_decimal(product.price).to_string(),
-        stock: product.stock,
-        sold_count: product.sold_count,
-    })
-}
-
-fn category_upserted(category: &CategoryRow) -> Payload {
-    Payload::CategoryUpserted(CategoryUpserted {
-        category_id: category.id,
-        name: category.name.clone(),
-        slug: category.slug.clone(),
-    })
-}
-
 /// The category a product is put in must exist; it stays locked against
 /// deletion until the transaction ends.
-async fn existing_category(conn: &mut PgConnection, id: i64) -> Result<CategoryRow, Error> {
-    repo::categories::find_for_share(conn, id).await?.ok_or_else(|| {
-        Error::field("category_id")(shop_platform::error::Invalid::new(format!("category {id} does not exist")))
-    })
+async fn existing_category(conn: &mut PgConnection, id: i64) -> Result<Category, Error> {
+    repo::categories::find_for_share(conn, id)
+        .await?
+        .ok_or_else(|| Error::field("category_id")(Invalid::new(format!("category {id} does not exist"))))
 }
 
 impl Catalog {
@@ -64,15 +40,11 @@ impl Catalog {
         Self { pool }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    pub async fn create_category(&self, fields: CategoryFields) -> Result<CategoryRow, Error> {
+    pub async fn create_category(&self, fields: CategoryFields) -> Result<Category, Error> {
         let mut tx = self.pool.begin().await?;
         let category = repo::categories::insert(&mut tx, fields.name.as_str(), fields.slug.as_str()).await?;
         repo::categories::start_count(&mut tx, category.id).await?;
-        repo::outbox::append(&mut tx, category_upserted(&category)).await?;
+        repo::outbox::append(&mut tx, &Event::CategoryUpserted(category.clone())).await?;
         tx.commit().await?;
         Ok(category)
     }
@@ -81,13 +53,13 @@ impl Catalog {
     pub async fn update_category(
         &self,
         id: i64,
-        change: impl FnOnce(&CategoryRow) -> Result<CategoryFields, Error>,
-    ) -> Result<CategoryRow, Error> {
+        change: impl FnOnce(&Category) -> Result<CategoryFields, Error>,
+    ) -> Result<Category, Error> {
         let mut tx = self.pool.begin().await?;
         let current = repo::categories::find_for_update(&mut tx, id).await?.ok_or_else(|| category_not_found(id))?;
         let fields = change(&current)?;
         let category = repo::categories::update(&mut tx, id, fields.name.as_str(), fields.slug.as_str()).await?;
-        repo::outbox::append(&mut tx, category_upserted(&category)).await?;
+        repo::outbox::append(&mut tx, &Event::CategoryUpserted(category.clone())).await?;
         tx.commit().await?;
         Ok(category)
     }
@@ -101,36 +73,32 @@ impl Catalog {
             )));
         }
         repo::categories::delete(&mut tx, id).await?;
-        repo::outbox::append(
-            &mut tx,
-            Payload::CategoryDeleted(CategoryDeleted { category_id: id, slug: category.slug }),
-        )
-        .await?;
+        repo::outbox::append(&mut tx, &Event::CategoryDeleted { category_id: id, slug: category.slug }).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn categories(&self) -> Result<Vec<CategoryRow>, Error> {
+    pub async fn categories(&self) -> Result<Vec<Category>, Error> {
         repo::categories::list(&mut *self.pool.acquire().await?).await
     }
 
-    pub async fn category(&self, id: i64) -> Result<CategoryRow, Error> {
+    pub async fn category(&self, id: i64) -> Result<Category, Error> {
         repo::categories::find(&mut *self.pool.acquire().await?, id).await?.ok_or_else(|| category_not_found(id))
     }
 
-    pub async fn category_by_slug(&self, slug: &str) -> Result<CategoryRow, Error> {
+    pub async fn category_by_slug(&self, slug: &str) -> Result<Category, Error> {
         repo::categories::find_by_slug(&mut *self.pool.acquire().await?, slug)
             .await?
             .ok_or_else(|| Error::NotFound(format!("category {slug:?}")))
     }
 
-    pub async fn create_product(&self, fields: ProductFields) -> Result<ProductRow, Error> {
+    pub async fn create_product(&self, fields: ProductFields) -> Result<Product, Error> {
         let mut tx = self.pool.begin().await?;
         existing_category(&mut tx, fields.category_id).await?;
         let id = repo::products::insert(&mut tx, &fields).await?;
         repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
-        repo::outbox::append(&mut tx, product_upserted(&product)).await?;
+        repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
         tx.commit().await?;
         Ok(product)
     }
@@ -139,8 +107,8 @@ impl Catalog {
     pub async fn update_product(
         &self,
         id: i64,
-        change: impl FnOnce(&ProductRow) -> Result<ProductFields, Error>,
-    ) -> Result<ProductRow, Error> {
+        change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
+    ) -> Result<Product, Error> {
         let mut tx = self.pool.begin().await?;
         let current = repo::products::find_for_update(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let fields = change(&current)?;
@@ -151,7 +119,7 @@ impl Catalog {
         }
         repo::products::update(&mut tx, id, &fields).await?;
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
-        repo::outbox::append(&mut tx, product_upserted(&product)).await?;
+        repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
         tx.commit().await?;
         Ok(product)
     }
@@ -160,17 +128,17 @@ impl Catalog {
         let mut tx = self.pool.begin().await?;
         let category_id = repo::products::archive(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         repo::categories::add_to_count(&mut tx, category_id, -1).await?;
-        repo::outbox::append(&mut tx, Payload::ProductArchived(ProductArchived { product_id: id })).await?;
+        repo::outbox::append(&mut tx, &Event::ProductArchived { product_id: id }).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn product(&self, id: i64) -> Result<ProductRow, Error> {
+    pub async fn product(&self, id: i64) -> Result<Product, Error> {
         repo::products::find(&mut *self.pool.acquire().await?, id).await?.ok_or_else(|| product_not_found(id))
     }
 
     /// Live products among `ids`, in the order ids first appear.
-    pub async fn products(&self, ids: &[i64]) -> Result<Vec<ProductRow>, Error> {
+    pub async fn products(&self, ids: &[i64]) -> Result<Vec<Product>, Error> {
         let mut unique = Vec::with_capacity(ids.len());
         for id in ids {
             if !unique.contains(id) {
@@ -189,7 +157,7 @@ impl Catalog {
         ordering: Ordering,
         limit: i64,
         offset: i64,
-    ) -> Result<(Vec<ProductRow>, i64), Error> {
+    ) -> Result<(Vec<Product>, i64), Error> {
         let mut conn = self.pool.acquire().await?;
         // A minimum above the maximum matches nothing; no need to ask.
         if let (Some(min), Some(max)) = (filter.min_price, filter.max_price)

@@ -12,12 +12,13 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::IdentityConfig;
+use crate::domain::User;
 use crate::domain::passwords::PasswordHasher;
 use crate::domain::tokens::{SigningMaterial, new_refresh_token, refresh_token_hash};
 use crate::domain::{Email, NewPassword, PasswordProblem, Username};
 use crate::error::Error;
 use crate::repo;
-use crate::repo::users::{NewUserRow, UserRow};
+use crate::repo::users::NewUserRow;
 
 /// What Register was asked for, after parsing.
 pub struct Registration {
@@ -145,7 +146,7 @@ impl Accounts {
         check_username(&self.limits.register_per_username, username, "registration")
     }
 
-    pub async fn register(&self, registration: Registration) -> Result<UserRow, Error> {
+    pub async fn register(&self, registration: Registration) -> Result<User, Error> {
         let password_hash = self.hasher.hash(registration.password.expose()).await?;
         let mut conn = self.pool.acquire().await?;
         repo::users::insert(
@@ -229,7 +230,7 @@ impl Accounts {
         Ok(())
     }
 
-    pub async fn user(&self, id: i64) -> Result<UserRow, Error> {
+    pub async fn user(&self, id: i64) -> Result<User, Error> {
         let mut conn = self.pool.acquire().await?;
         repo::users::find(&mut conn, id).await?.ok_or(Error::NotFound("user"))
     }
@@ -242,12 +243,7 @@ impl Accounts {
         Ok(keys)
     }
 
-    async fn issue(
-        &self,
-        conn: &mut sqlx::PgConnection,
-        family_id: Uuid,
-        user: &UserRow,
-    ) -> Result<IssuedTokens, Error> {
+    async fn issue(&self, conn: &mut sqlx::PgConnection, family_id: Uuid, user: &User) -> Result<IssuedTokens, Error> {
         let now = Utc::now();
         let (access_token, access_expires_at) =
             self.signing.sign_access_token(user.id, user.is_admin, now, self.access_ttl)?;

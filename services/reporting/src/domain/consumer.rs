@@ -8,18 +8,13 @@
 use std::future::Future;
 use std::time::Duration;
 
-use shop_platform::auth::ServiceCredentials;
-use shop_proto::StreamEvent;
-use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
-use shop_proto::catalog::{CatalogEvent, SubscribeCatalogEventsRequest};
-use shop_proto::order::order_events_service_client::OrderEventsServiceClient;
-use shop_proto::order::{OrderEvent, SubscribeOrderEventsRequest};
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
-use tonic::Request;
-use tonic::transport::Channel;
 
+use crate::calls::{Changes, Upstream};
+use crate::domain::{CatalogChange, OrderChange};
+use crate::error::Error;
 use crate::repo;
 
 #[derive(Debug, Clone, Copy)]
@@ -30,7 +25,7 @@ pub struct ConsumerPolicy {
 
 /// One event stream reporting consumes.
 pub trait Source: Send + Sync + 'static {
-    type Event: StreamEvent;
+    type Change: Send + 'static;
     /// The stream's checkpoint row.
     const NAME: &'static str;
     /// The advisory lock that makes its consumer single across replicas.
@@ -39,65 +34,44 @@ pub trait Source: Send + Sync + 'static {
     fn subscribe(
         &self,
         after_sequence: i64,
-    ) -> impl Future<Output = Result<tonic::Streaming<Self::Event>, tonic::Status>> + Send;
+    ) -> impl Future<Output = Result<Changes<Self::Change>, tonic::Status>> + Send;
 
-    /// Applies a batch of events, in order, inside the consumer's transaction.
-    fn apply(conn: &mut PgConnection, events: &[Self::Event]) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    /// Applies a batch of changes, in order, inside the consumer's transaction.
+    fn apply(conn: &mut PgConnection, changes: &[Self::Change]) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
-/// Where a stream comes from: a channel to its service, and the credential
-/// internal calls carry.
-pub struct Upstream {
-    channel: Channel,
-    credentials: ServiceCredentials,
-}
+pub struct CatalogStream(pub Upstream);
 
-impl Upstream {
-    pub fn new(channel: Channel, credentials: ServiceCredentials) -> Self {
-        Self { channel, credentials }
-    }
-
-    fn request<T>(&self, message: T) -> Request<T> {
-        let mut request = Request::new(message);
-        self.credentials.attach(request.metadata_mut());
-        request
-    }
-}
-
-pub struct CatalogSource(pub Upstream);
-
-impl Source for CatalogSource {
-    type Event = CatalogEvent;
+impl Source for CatalogStream {
+    type Change = CatalogChange;
     const NAME: &'static str = "catalog";
     // "rpt-cat" in ASCII: distinct from every other lock this database takes.
     const LOCK: i64 = 0x0072_7074_2d63_6174;
 
-    async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<CatalogEvent>, tonic::Status> {
-        let request = self.0.request(SubscribeCatalogEventsRequest { after_sequence });
-        Ok(CatalogEventsServiceClient::new(self.0.channel.clone()).subscribe(request).await?.into_inner())
+    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<CatalogChange>, tonic::Status> {
+        self.0.catalog_after(after_sequence).await
     }
 
-    async fn apply(conn: &mut PgConnection, events: &[CatalogEvent]) -> Result<(), sqlx::Error> {
-        repo::apply_catalog_events(conn, events).await
+    async fn apply(conn: &mut PgConnection, changes: &[CatalogChange]) -> Result<(), Error> {
+        repo::apply_catalog_changes(conn, changes).await
     }
 }
 
-pub struct OrderSource(pub Upstream);
+pub struct OrderStream(pub Upstream);
 
-impl Source for OrderSource {
-    type Event = OrderEvent;
+impl Source for OrderStream {
+    type Change = OrderChange;
     const NAME: &'static str = "orders";
     // "rpt-ord" in ASCII.
     const LOCK: i64 = 0x0072_7074_2d6f_7264;
 
-    async fn subscribe(&self, after_sequence: i64) -> Result<tonic::Streaming<OrderEvent>, tonic::Status> {
-        let request = self.0.request(SubscribeOrderEventsRequest { after_sequence });
-        Ok(OrderEventsServiceClient::new(self.0.channel.clone()).subscribe(request).await?.into_inner())
+    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<OrderChange>, tonic::Status> {
+        self.0.orders_after(after_sequence).await
     }
 
-    async fn apply(conn: &mut PgConnection, events: &[OrderEvent]) -> Result<(), sqlx::Error> {
-        for event in events {
-            repo::apply_order_event(conn, event).await?;
+    async fn apply(conn: &mut PgConnection, changes: &[OrderChange]) -> Result<(), Error> {
+        for change in changes {
+            repo::apply_order_change(conn, change).await?;
         }
         Ok(())
     }
@@ -154,17 +128,18 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
         let from = applied;
         let mut tx = conn.begin().await?;
         repo::take_write_turn(&mut tx).await?;
-        for event in &batch {
+        for stamped in &batch {
             anyhow::ensure!(
-                event.sequence() == applied + 1,
+                stamped.sequence == applied + 1,
                 "{} stream skipped from {applied} to {}",
                 S::NAME,
-                event.sequence()
+                stamped.sequence
             );
-            applied = event.sequence();
+            applied = stamped.sequence;
         }
-        S::apply(&mut tx, &batch).await?;
-        let occurred_at = batch.last().and_then(StreamEvent::occurred_at);
+        let occurred_at = batch.last().and_then(|stamped| stamped.occurred_at);
+        let changes: Vec<S::Change> = batch.into_iter().map(|stamped| stamped.change).collect();
+        S::apply(&mut tx, &changes).await?;
         anyhow::ensure!(
             repo::advance(&mut tx, S::NAME, from, applied, occurred_at).await?,
             "{} checkpoint moved under this consumer; starting over",
@@ -174,7 +149,7 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
         progress = Progress::Applied;
         metrics::gauge!("shop_reporting_checkpoint", "stream" => S::NAME).set(applied as f64);
         if let Some(at) = occurred_at {
-            let behind = chrono::Utc::now().timestamp_millis() - (at.seconds * 1000 + i64::from(at.nanos) / 1_000_000);
+            let behind = (chrono::Utc::now() - at).num_milliseconds();
             metrics::gauge!("shop_reporting_lag_seconds", "stream" => S::NAME).set(behind.max(0) as f64 / 1000.0);
         }
     }

@@ -2,15 +2,12 @@
 //! report's queries. Apply functions run inside the consumer's transaction.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
-use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
-use shop_proto::catalog::{CatalogEvent, ProductUpserted};
-use shop_proto::order::order_event::Payload as OrderPayload;
-use shop_proto::order::{Order, OrderEvent};
 use sqlx::PgConnection;
+
+use crate::domain::{CatalogChange, OrderChange, ProductInfo, SalesRow, SoldLine};
+use crate::error::Error;
 
 /// Both consumers write the same rows (a product's sales, the report's
 /// counts): each batch first takes this lock, so their transactions take
@@ -18,14 +15,17 @@ use sqlx::PgConnection;
 const WRITER_LOCK: i64 = 0x0072_7074_2d77_7274;
 
 /// Waits for the read model's write turn; held until the transaction ends.
-pub async fn take_write_turn(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+pub async fn take_write_turn(conn: &mut PgConnection) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(conn).await?;
     Ok(())
 }
 
 /// The last sequence of `stream` applied.
-pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1").bind(stream).fetch_one(conn).await
+pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1")
+        .bind(stream)
+        .fetch_one(conn)
+        .await?)
 }
 
 /// Moves `stream`'s checkpoint from `from` to `to`. `false` when it was not at
@@ -36,9 +36,8 @@ pub async fn advance(
     stream: &str,
     from: i64,
     to: i64,
-    occurred_at: Option<prost_types::Timestamp>,
-) -> Result<bool, sqlx::Error> {
-    let occurred_at = occurred_at.and_then(|at| DateTime::<Utc>::from_timestamp(at.seconds, at.nanos.max(0) as u32));
+    occurred_at: Option<DateTime<Utc>>,
+) -> Result<bool, Error> {
     let moved = sqlx::query(
         "UPDATE checkpoints SET last_sequence = $3, last_occurred_at = COALESCE($4, last_occurred_at)
           WHERE stream = $1 AND last_sequence = $2",
@@ -53,20 +52,20 @@ pub async fn advance(
 }
 
 /// When the last applied event of either stream committed at its source.
-pub async fn as_of(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await
+pub async fn as_of(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, Error> {
+    Ok(sqlx::query_scalar("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await?)
 }
 
-/// Applies catalog events in order. Runs of product upserts (a seeded
+/// Applies catalog changes in order. Runs of product upserts (a seeded
 /// catalog sends a million in a row) go in one statement each.
-pub async fn apply_catalog_events(conn: &mut PgConnection, events: &[CatalogEvent]) -> Result<(), sqlx::Error> {
-    let mut run: Vec<&ProductUpserted> = Vec::new();
-    for event in events {
-        match &event.payload {
-            Some(CatalogPayload::ProductUpserted(product)) => run.push(product),
+pub async fn apply_catalog_changes(conn: &mut PgConnection, changes: &[CatalogChange]) -> Result<(), Error> {
+    let mut run: Vec<&ProductInfo> = Vec::new();
+    for change in changes {
+        match change {
+            CatalogChange::ProductUpserted(product) => run.push(product),
             _ => {
                 upsert_products(conn, &mut run).await?;
-                apply_catalog_event(conn, event).await?;
+                apply_catalog_change(conn, change).await?;
             }
         }
     }
@@ -75,16 +74,16 @@ pub async fn apply_catalog_events(conn: &mut PgConnection, events: &[CatalogEven
 
 /// Upserts a run of products (emptying it). A product changed twice in the
 /// run keeps its last state: one statement may not touch a row twice.
-async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductUpserted>) -> Result<(), sqlx::Error> {
+async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductInfo>) -> Result<(), Error> {
     if run.is_empty() {
         return Ok(());
     }
-    let mut latest: HashMap<i64, &ProductUpserted> = HashMap::with_capacity(run.len());
+    let mut latest: HashMap<i64, &ProductInfo> = HashMap::with_capacity(run.len());
     for product in run.drain(..) {
         latest.insert(product.product_id, product);
     }
-    let products: Vec<&ProductUpserted> = latest.into_values().collect();
-    let text = |f: fn(&ProductUpserted) -> &str| products.iter().map(|p| f(p).to_owned()).collect::<Vec<_>>();
+    let products: Vec<&ProductInfo> = latest.into_values().collect();
+    let text = |f: fn(&ProductInfo) -> &str| products.iter().map(|p| f(p).to_owned()).collect::<Vec<_>>();
     sqlx::query(
         "INSERT INTO product_sales (product_id, title, category_id, category_name, category_slug)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[])
@@ -102,23 +101,23 @@ async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductUpserted
     Ok(())
 }
 
-/// One catalog event other than a product upsert.
-async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> Result<(), sqlx::Error> {
-    match &event.payload {
-        Some(CatalogPayload::ProductArchived(archived)) => {
+/// One catalog change other than a product upsert.
+async fn apply_catalog_change(conn: &mut PgConnection, change: &CatalogChange) -> Result<(), Error> {
+    match change {
+        CatalogChange::ProductArchived { product_id } => {
             sqlx::query("UPDATE product_sales SET archived = true WHERE product_id = $1")
-                .bind(archived.product_id)
+                .bind(product_id)
                 .execute(conn)
                 .await?;
         }
-        Some(CatalogPayload::CategoryUpserted(category)) => {
+        CatalogChange::CategoryUpserted { category_id, name, slug } => {
             sqlx::query(
                 "INSERT INTO categories (category_id, name, slug) VALUES ($1, $2, $3)
                  ON CONFLICT (category_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug",
             )
-            .bind(category.category_id)
-            .bind(&category.name)
-            .bind(&category.slug)
+            .bind(category_id)
+            .bind(name)
+            .bind(slug)
             .execute(&mut *conn)
             .await?;
             // Products take their category's new name and slug.
@@ -126,34 +125,26 @@ async fn apply_catalog_event(conn: &mut PgConnection, event: &CatalogEvent) -> R
                 "UPDATE product_sales SET category_name = $2, category_slug = $3
                   WHERE category_id = $1 AND (category_name, category_slug) IS DISTINCT FROM ($2, $3)",
             )
-            .bind(category.category_id)
-            .bind(&category.name)
-            .bind(&category.slug)
+            .bind(category_id)
+            .bind(name)
+            .bind(slug)
             .execute(conn)
             .await?;
         }
-        Some(CatalogPayload::CategoryDeleted(deleted)) => {
-            sqlx::query("DELETE FROM categories WHERE category_id = $1")
-                .bind(deleted.category_id)
-                .execute(conn)
-                .await?;
+        CatalogChange::CategoryDeleted { category_id } => {
+            sqlx::query("DELETE FROM categories WHERE category_id = $1").bind(category_id).execute(conn).await?;
         }
-        // Upserts are applied in runs by `apply_catalog_events`. Stock moves
-        // do not change sales: those come from order snapshots.
-        Some(
-            CatalogPayload::ProductUpserted(_) | CatalogPayload::StockReserved(_) | CatalogPayload::StockReleased(_),
-        )
-        | None => {}
+        // Upserts are applied in runs by `apply_catalog_changes`.
+        CatalogChange::ProductUpserted(_) | CatalogChange::Ignored => {}
     }
     Ok(())
 }
 
-pub async fn apply_order_event(conn: &mut PgConnection, event: &OrderEvent) -> Result<(), sqlx::Error> {
-    match &event.payload {
-        Some(OrderPayload::OrderPlaced(placed)) => count_sales(conn, placed.order.as_ref(), 1).await,
-        Some(OrderPayload::OrderCancelled(cancelled)) => count_sales(conn, cancelled.order.as_ref(), -1).await,
-        // Shipped and delivered orders still count as they did.
-        Some(OrderPayload::OrderStatusChanged(_)) | None => Ok(()),
+pub async fn apply_order_change(conn: &mut PgConnection, change: &OrderChange) -> Result<(), Error> {
+    match change {
+        OrderChange::Placed(lines) => count_sales(conn, lines, 1).await,
+        OrderChange::Cancelled(lines) => count_sales(conn, lines, -1).await,
+        OrderChange::Ignored => Ok(()),
     }
 }
 
@@ -161,12 +152,8 @@ pub async fn apply_order_event(conn: &mut PgConnection, event: &OrderEvent) -> R
 /// heard of from catalog yet enters with its snapshot's title and category;
 /// a cancellation always finds its rows, since the placement came first in
 /// the same stream.
-async fn count_sales(conn: &mut PgConnection, order: Option<&Order>, sign: i64) -> Result<(), sqlx::Error> {
-    let Some(order) = order else { return Ok(()) };
-    for item in &order.items {
-        let line_total = Decimal::from_str(&item.line_total)
-            .map_err(|error| sqlx::Error::Decode(format!("line_total of order {}: {error}", order.id).into()))?;
-        let units = i64::from(item.quantity);
+async fn count_sales(conn: &mut PgConnection, lines: &[SoldLine], sign: i64) -> Result<(), Error> {
+    for line in lines {
         if sign > 0 {
             sqlx::query(
                 "INSERT INTO product_sales AS p (product_id, title, category_name, category_slug,
@@ -175,12 +162,12 @@ async fn count_sales(conn: &mut PgConnection, order: Option<&Order>, sign: i64) 
                  ON CONFLICT (product_id) DO UPDATE SET units_sold = p.units_sold + EXCLUDED.units_sold,
                         order_count = p.order_count + 1, revenue = p.revenue + EXCLUDED.revenue",
             )
-            .bind(item.product_id)
-            .bind(&item.title)
-            .bind(&item.category_name)
-            .bind(&item.category_slug)
-            .bind(units)
-            .bind(line_total)
+            .bind(line.product_id)
+            .bind(&line.title)
+            .bind(&line.category_name)
+            .bind(&line.category_slug)
+            .bind(line.units)
+            .bind(line.revenue.amount())
             .execute(&mut *conn)
             .await?;
         } else {
@@ -189,9 +176,9 @@ async fn count_sales(conn: &mut PgConnection, order: Option<&Order>, sign: i64) 
                         revenue = revenue - $3
                   WHERE product_id = $1",
             )
-            .bind(item.product_id)
-            .bind(units)
-            .bind(line_total)
+            .bind(line.product_id)
+            .bind(line.units)
+            .bind(line.revenue.amount())
             .execute(&mut *conn)
             .await?;
         }
@@ -199,31 +186,20 @@ async fn count_sales(conn: &mut PgConnection, order: Option<&Order>, sign: i64) 
     Ok(())
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SalesRow {
-    pub product_id: i64,
-    pub title: String,
-    pub category_name: String,
-    pub category_slug: String,
-    pub units_sold: i64,
-    pub order_count: i64,
-    pub revenue: Decimal,
-}
-
 /// Whether a category with this slug is known (from catalog, or from an
 /// order snapshot of a product catalog has not told us about yet).
-pub async fn category_exists(conn: &mut PgConnection, slug: &str) -> Result<bool, sqlx::Error> {
-    sqlx::query_scalar(
+pub async fn category_exists(conn: &mut PgConnection, slug: &str) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM categories WHERE slug = $1)
              OR EXISTS (SELECT 1 FROM product_sales WHERE category_slug = $1 AND listed)",
     )
     .bind(slug)
     .fetch_one(conn)
-    .await
+    .await?)
 }
 
 /// Rows the report would list under these filters (`slug` "" = all).
-pub async fn count(conn: &mut PgConnection, slug: &str, sold_only: bool) -> Result<i64, sqlx::Error> {
+pub async fn count(conn: &mut PgConnection, slug: &str, sold_only: bool) -> Result<i64, Error> {
     let column = if sold_only { "sold" } else { "listed" };
     let count: Option<i64> = sqlx::query_scalar(&format!("SELECT {column} FROM report_counts WHERE slug = $1"))
         .bind(slug)
@@ -240,7 +216,7 @@ pub async fn page(
     most_sold_first: bool,
     limit: i64,
     offset: i64,
-) -> Result<Vec<SalesRow>, sqlx::Error> {
+) -> Result<Vec<SalesRow>, Error> {
     let mut query = sqlx::QueryBuilder::new(
         "SELECT product_id, title, category_name, category_slug, units_sold, order_count, revenue
            FROM product_sales WHERE listed",
@@ -257,5 +233,5 @@ pub async fn page(
         " ORDER BY units_sold, title, product_id"
     });
     query.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-    query.build_query_as().fetch_all(conn).await
+    Ok(query.build_query_as().fetch_all(conn).await?)
 }

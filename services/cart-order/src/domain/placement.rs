@@ -1,0 +1,206 @@
+//! The order half of the checkout saga: placing orders for checkout, and
+//! the recovery loop that repairs what a crash or an outage leaves behind.
+//!
+//! Placement: insert PENDING (unique per user and key) → ReserveStock (keyed
+//! by order id, so repeating it is safe) → PLACED with the price snapshot and
+//! an `OrderPlaced` event. A repeat of the same key drives the same order, so
+//! concurrent repeats all end on it. Any failure marks the order FAILED and
+//! owes its stock back; [`Placement::recover`] pays such debts and fails
+//! PENDING orders a crash abandoned.
+
+use std::time::Duration;
+
+use shop_platform::client::CallContext;
+use shop_platform::order_lines::OrderLines;
+use sqlx::PgPool;
+use tokio::task::JoinHandle;
+
+use crate::calls::Calls;
+use crate::domain::faults::{Faults, SagaStep};
+use crate::domain::{Event, Order, Status};
+use crate::error::Error;
+use crate::repo;
+
+/// How many orders one recovery pass handles of each kind.
+const RECOVERY_BATCH: i64 = 100;
+
+#[derive(Debug, Clone, Copy)]
+pub struct RecoveryPolicy {
+    pub interval: Duration,
+    pub pending_timeout: Duration,
+}
+
+#[derive(Clone)]
+pub struct Placement {
+    pool: PgPool,
+    calls: Calls,
+    faults: Faults,
+}
+
+impl Placement {
+    pub fn new(pool: PgPool, calls: Calls, faults: Faults) -> Self {
+        Self { pool, calls, faults }
+    }
+
+    pub fn call_timeout(&self) -> Duration {
+        self.calls.timeout()
+    }
+
+    /// PlaceOrder: see the module doc.
+    pub async fn place(
+        &self,
+        context: &CallContext,
+        user_id: i64,
+        idempotency_key: Option<&str>,
+        lines: &OrderLines,
+    ) -> Result<Order, Error> {
+        let (id, is_new) = self.claim(user_id, idempotency_key, lines).await?;
+        if is_new {
+            if self.faults.crashes_at(SagaStep::OrderInserted) {
+                return Err(Error::Unavailable("injected crash after inserting the order".into()));
+            }
+            return self.drive(context, id, lines).await;
+        }
+        let order = self.load(id).await?;
+        if order.status != Status::Pending {
+            // A repeat of an order that already got placed (or moved on since).
+            return Ok(order);
+        }
+        // A repeat of an order still being placed (or abandoned by a crash
+        // that recovery has not reached yet): finish it with its own lines.
+        let stored = order.lines().map_err(|reason| Error::Internal(format!("order {id}'s lines: {reason}")))?;
+        self.drive(context, id, &stored).await
+    }
+
+    /// The id of the order to drive: a new PENDING one, or the user's live
+    /// order with this key. `true` when it is new.
+    async fn claim(&self, user_id: i64, key: Option<&str>, lines: &OrderLines) -> Result<(i64, bool), Error> {
+        // A live order with the key can turn FAILED between the insert that
+        // collides with it and the look-up; then the key is free again.
+        for _ in 0..3 {
+            let mut conn = self.pool.acquire().await?;
+            if let Some(id) = repo::orders::insert_pending(&mut conn, user_id, key, lines).await? {
+                return Ok((id, true));
+            }
+            if let Some(key) = key
+                && let Some(existing) = repo::orders::find_by_key(&mut conn, user_id, key).await?
+            {
+                return Ok((existing.id, false));
+            }
+        }
+        Err(Error::Unavailable("the order with this idempotency key keeps changing; try again".into()))
+    }
+
+    /// Reserves a PENDING order's stock (its `requested` lines) and places it.
+    async fn drive(&self, context: &CallContext, id: i64, requested: &OrderLines) -> Result<Order, Error> {
+        let items = match self.calls.reserve_stock(context, id, requested).await {
+            Ok(items) => items,
+            Err(error) => {
+                self.fail(context, id).await?;
+                return Err(error);
+            }
+        };
+        if self.faults.crashes_at(SagaStep::StockReserved) {
+            return Err(Error::Unavailable("injected crash after reserving stock".into()));
+        }
+        let total_price = items.iter().filter_map(|item| item.line_total()).sum();
+        let mut tx = self.pool.begin().await?;
+        let Some(order) = repo::orders::place(&mut tx, id, &items, total_price, requested.total_quantity()).await?
+        else {
+            tx.rollback().await?;
+            // Someone else moved it on: a concurrent repeat placed it, or
+            // recovery gave up on it (then the stock we hold goes back).
+            let order = self.load(id).await?;
+            if order.status == Status::Failed {
+                self.release(context, id).await;
+                return Err(Error::Unavailable("the order was abandoned while placing it; try again".into()));
+            }
+            return Ok(order);
+        };
+        repo::orders::append_event(&mut tx, &Event::Placed(order.clone())).await?;
+        tx.commit().await?;
+        Ok(order)
+    }
+
+    /// PENDING → FAILED, then gives back whatever stock catalog may hold for it.
+    async fn fail(&self, context: &CallContext, id: i64) -> Result<(), Error> {
+        let mut conn = self.pool.acquire().await?;
+        let failed = repo::orders::transition(&mut conn, id, Status::Pending, Status::Failed, None).await?;
+        drop(conn);
+        if failed.is_some() {
+            self.release(context, id).await;
+        }
+        Ok(())
+    }
+
+    /// Asks catalog for the order's stock back; on failure the order keeps
+    /// owing it and the recovery loop asks again.
+    pub async fn release(&self, context: &CallContext, id: i64) {
+        let context = context.detached(self.calls.timeout());
+        match self.calls.release_stock(&context, id).await {
+            Ok(_) => {
+                let cleared = match self.pool.acquire().await {
+                    Ok(mut conn) => repo::orders::released(&mut conn, id).await,
+                    Err(error) => Err(error.into()),
+                };
+                if let Err(error) = cleared {
+                    tracing::warn!(order_id = id, error = %error, "stock released but not recorded; will release again");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(order_id = id, error = %error, "cannot release stock now; recovery will retry");
+            }
+        }
+    }
+
+    async fn load(&self, id: i64) -> Result<Order, Error> {
+        repo::orders::get(&mut *self.pool.acquire().await?, id)
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("order {id}")))
+    }
+
+    /// FindOrder: the user's live order placed with this key.
+    pub async fn find(&self, user_id: i64, idempotency_key: &str) -> Result<Order, Error> {
+        repo::orders::find_by_key(&mut *self.pool.acquire().await?, user_id, idempotency_key)
+            .await?
+            .ok_or_else(|| Error::NotFound("order with this idempotency key".into()))
+    }
+
+    /// One recovery pass: fails PENDING orders older than `pending_timeout`
+    /// (their placement died with its process) and gives back the stock of
+    /// every order still owing it. Returns how many orders it released.
+    pub async fn recover(&self, policy: RecoveryPolicy) -> Result<usize, Error> {
+        let mut conn = self.pool.acquire().await?;
+        let mut owing = repo::orders::fail_abandoned(&mut conn, policy.pending_timeout, RECOVERY_BATCH).await?;
+        for id in &owing {
+            tracing::warn!(order_id = id, "failing an order abandoned while PENDING");
+        }
+        // Orders failed or cancelled just now are being released by their own
+        // call; leave them a moment.
+        for id in repo::orders::owing_stock(&mut conn, policy.interval, RECOVERY_BATCH).await? {
+            if !owing.contains(&id) {
+                owing.push(id);
+            }
+        }
+        drop(conn);
+        let context = CallContext::background(self.calls.timeout());
+        for id in &owing {
+            self.release(&context, *id).await;
+        }
+        Ok(owing.len())
+    }
+
+    /// Runs [`Placement::recover`] every `interval`, forever.
+    pub fn spawn_recovery(self, policy: RecoveryPolicy) -> JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(policy.interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if let Err(error) = self.recover(policy).await {
+                    tracing::warn!(error = %error, "order recovery pass failed; next pass retries");
+                }
+            }
+        })
+    }
+}

@@ -1,0 +1,95 @@
+use shop_platform::auth::ServiceCredentials;
+use shop_platform::client::CallContext;
+use shop_proto::cart::cart_service_server::CartService;
+use shop_proto::cart::{
+    AddCartItemRequest, Cart, CartItem, CheckoutRequest, CheckoutResponse, GetCartRequest, RemoveCartItemRequest,
+    UpdateCartItemRequest,
+};
+use tonic::{Request, Response, Status};
+
+use crate::domain::cart::{Carts, Change};
+use crate::domain::{self, parse_id};
+use crate::error::Error;
+
+/// A customer's own cart.
+pub struct CartApi {
+    carts: Carts,
+    credentials: ServiceCredentials,
+}
+
+impl CartApi {
+    pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
+        Self { carts, credentials }
+    }
+
+    fn call<T>(&self, request: &Request<T>) -> Result<(i64, CallContext), Status> {
+        let (_, user_id, context) = super::user_call(&self.credentials, self.carts.call_timeout(), request)?;
+        Ok((user_id, context))
+    }
+}
+
+impl From<domain::Cart> for Cart {
+    fn from(cart: domain::Cart) -> Self {
+        Cart {
+            items: cart
+                .items
+                .into_iter()
+                .map(|item| CartItem {
+                    product_id: item.product_id,
+                    title: item.title,
+                    unit_price: item.unit_price.to_string(),
+                    quantity: item.quantity,
+                    line_total: item.line_total.to_string(),
+                    in_stock: item.in_stock,
+                })
+                .collect(),
+            total_price: cart.total_price.to_string(),
+            total_quantity: cart.total_quantity,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl CartService for CartApi {
+    async fn get_cart(&self, request: Request<GetCartRequest>) -> Result<Response<Cart>, Status> {
+        let (user_id, context) = self.call(&request)?;
+        Ok(Response::new(self.carts.get(&context, user_id).await?.into()))
+    }
+
+    async fn add_cart_item(&self, request: Request<AddCartItemRequest>) -> Result<Response<Cart>, Status> {
+        let (user_id, context) = self.call(&request)?;
+        let req = request.into_inner();
+        let product_id = parse_id(req.product_id).map_err(Error::field("product_id"))?;
+        let quantity = domain::quantity_to_add(req.quantity).map_err(Error::field("quantity"))?;
+        Ok(Response::new(self.carts.change(&context, user_id, product_id, Change::Add(quantity)).await?.into()))
+    }
+
+    async fn update_cart_item(&self, request: Request<UpdateCartItemRequest>) -> Result<Response<Cart>, Status> {
+        let (user_id, context) = self.call(&request)?;
+        let req = request.into_inner();
+        let product_id = parse_id(req.product_id).map_err(Error::field("product_id"))?;
+        let quantity = domain::quantity_to_set(req.quantity).map_err(Error::field("quantity"))?;
+        Ok(Response::new(self.carts.change(&context, user_id, product_id, Change::Set(quantity)).await?.into()))
+    }
+
+    async fn remove_cart_item(&self, request: Request<RemoveCartItemRequest>) -> Result<Response<Cart>, Status> {
+        let (user_id, context) = self.call(&request)?;
+        let product_id = parse_id(request.into_inner().product_id).map_err(Error::field("product_id"))?;
+        Ok(Response::new(self.carts.remove(&context, user_id, product_id).await?.into()))
+    }
+
+    async fn checkout(&self, request: Request<CheckoutRequest>) -> Result<Response<CheckoutResponse>, Status> {
+        let (user_id, context) = self.call(&request)?;
+        let key =
+            domain::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
+        let placed = self.carts.checkout(&context, user_id, key).await.map_err(Status::from);
+        let outcome = match &placed {
+            Ok(_) => "placed",
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => "refused",
+            Err(status) if status.code() == tonic::Code::Unavailable => "unavailable",
+            Err(_) => "error",
+        };
+        metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(1);
+        Ok(Response::new(CheckoutResponse { order: Some(placed?.into()) }))
+    }
+}

@@ -1,0 +1,40 @@
+//! GetProductSalesReport, answered from the read model alone.
+
+use sqlx::PgPool;
+
+use crate::domain::{ReportQuery, SalesReport};
+use crate::error::Error;
+use crate::repo;
+
+#[derive(Clone)]
+pub struct Reports {
+    pool: PgPool,
+}
+
+impl Reports {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn product_sales(&self, query: &ReportQuery) -> Result<SalesReport, Error> {
+        let mut conn = self.pool.acquire().await?;
+        if let Some(slug) = &query.category
+            && !repo::category_exists(&mut conn, slug).await?
+        {
+            return Err(Error::NotFound(format!("category {slug:?}")));
+        }
+        let slug = query.category.as_deref();
+        let total_count = repo::count(&mut conn, slug.unwrap_or(""), query.exclude_unsold).await?;
+        let rows = repo::page(
+            &mut conn,
+            slug,
+            query.exclude_unsold,
+            query.most_sold_first,
+            query.page.limit(),
+            query.page.offset(),
+        )
+        .await?;
+        let as_of = repo::as_of(&mut conn).await?;
+        Ok(SalesReport { rows, total_count, as_of })
+    }
+}
