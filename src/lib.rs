@@ -16,6 +16,7 @@ use shop_gateway::GatewayConfig;
 use shop_identity::IdentityConfig;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ServerConfig, ServiceCredentialsConfig};
+use shop_platform::db::Schema;
 use shop_platform::server::Running;
 use shop_reporting::ReportingConfig;
 use tokio::task::JoinHandle;
@@ -303,15 +304,21 @@ pub async fn create_admin(
     shop_identity::create_admin(database, identity, username, email, password).await
 }
 
+/// Every service's schema, in the order `shop migrate` migrates them.
+pub const SCHEMAS: [Schema; 5] = [
+    shop_identity::SCHEMA,
+    shop_catalog::SCHEMA,
+    shop_cart_order::CART_SCHEMA,
+    shop_cart_order::ORDERS_SCHEMA,
+    shop_reporting::SCHEMA,
+];
+
 /// `shop migrate`: the database and every service's schema, migrated.
 pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
     shop_platform::db::ensure_database(database).await?;
-    shop_identity::connect(database, 1).await?.close().await;
-    shop_catalog::connect(database, 1).await?.close().await;
-    let (cart, orders) = shop_cart_order::connect(database, 1).await?;
-    cart.close().await;
-    orders.close().await;
-    shop_reporting::connect(database, 1).await?.close().await;
+    for schema in &SCHEMAS {
+        shop_platform::db::connect(database, schema, 1).await?.close().await;
+    }
     Ok(())
 }
 

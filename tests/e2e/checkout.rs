@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use tonic::{Code, Status};
 
 use crate::cart::{add, cart, stocked};
-use crate::harness::{TestShop, assert_invalid_field, bearer};
+use crate::harness::{TestShop, assert_invalid_field, bearer, eventually};
 
 pub async fn checkout(shop: &TestShop, token: &str, key: &str) -> Result<Order, Status> {
     shop.cart()
@@ -29,16 +29,6 @@ async fn current(shop: &TestShop, id: i64) -> Product {
 async fn all_orders(shop: &TestShop, admin: &str, status: OrderStatus) -> Vec<Order> {
     let request = ListAllOrdersRequest { status: status as i32, page_size: 100, ..Default::default() };
     shop.orders().list_all_orders(bearer(request, admin)).await.expect("list all orders").into_inner().orders
-}
-
-async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{what}: not within 10 s");
 }
 
 #[tokio::test]
@@ -249,9 +239,10 @@ async fn crash_then_recover(step: SagaStep) {
     assert_eq!(crashed.code(), Code::Unavailable, "{crashed:?}");
     assert_eq!(cart(&shop, &alice).await.items.len(), 1, "cart intact");
 
-    eventually("the abandoned order is failed and its stock back", async || {
-        all_orders(&shop, &admin, OrderStatus::Pending).await.is_empty()
-            && current(&shop, products[0].id).await.stock == 10
+    eventually("the abandoned order is failed and its stock back", Duration::from_secs(10), async || {
+        let pending = all_orders(&shop, &admin, OrderStatus::Pending).await.len();
+        let stock = current(&shop, products[0].id).await.stock;
+        if pending == 0 && stock == 10 { Ok(()) } else { Err((pending, stock)) }
     })
     .await;
     let failed = all_orders(&shop, &admin, OrderStatus::Failed).await;
@@ -294,12 +285,12 @@ async fn catalog_down_during_checkout_is_unavailable_and_leaves_no_pending_order
 
     assert_eq!(cart(&shop, &alice).await.items.len(), 1, "cart intact");
     let (pool, lamp) = (shop.db().await, products[0].id);
-    eventually("the failed attempt owes no stock", async || {
+    eventually("the failed attempt owes no stock", Duration::from_secs(10), async || {
         let owing: i64 = sqlx::query_scalar("SELECT count(*) FROM orders.orders WHERE release_needed")
             .fetch_one(&pool)
             .await
             .unwrap();
-        owing == 0
+        if owing == 0 { Ok(()) } else { Err(owing) }
     })
     .await;
     assert_eq!(current(&shop, lamp).await.stock, 10);

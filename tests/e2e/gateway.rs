@@ -18,7 +18,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use tonic_reflection::pb::{v1, v1alpha};
 
-use crate::harness::{TestShop, bearer, connect};
+use crate::harness::{TestShop, bearer, connect, eventually};
 
 /// One v1 reflection request through the gateway. An unknown symbol comes
 /// back as an error on the stream.
@@ -245,13 +245,9 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     .await
     .unwrap();
     assert_eq!(restarted.addr, identity.addr);
-    let mut back = Err(tonic::Status::unavailable("not yet"));
-    for _ in 0..50 {
-        back = identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await;
-        if back.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(back.unwrap().into_inner().username, "root");
+    let back = eventually("identity answers again", Duration::from_secs(5), async || {
+        identity_client.get_current_user(bearer(GetCurrentUserRequest {}, &admin)).await
+    })
+    .await;
+    assert_eq!(back.into_inner().username, "root");
 }

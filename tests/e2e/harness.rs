@@ -43,7 +43,7 @@ impl TestShop {
 
     /// Starts the suite after `adjust` has changed the test configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut SuiteConfig)) -> Self {
-        let database = TestDatabase::create().await.expect("create the test database");
+        let database = TestDatabase::create(&shop::SCHEMAS).await.expect("create the test database");
         let mut config = SuiteConfig::for_tests(&database.url).expect("test configuration");
         config.credentials.service_token = Some(SERVICE_TOKEN.into());
         adjust(&mut config);
@@ -224,6 +224,25 @@ impl Restarted {
 impl Drop for Restarted {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// Polls `check` every 50 ms until it answers `Ok`, for at most `within`;
+/// past that, fails the test naming `what` and the last answer seen.
+pub async fn eventually<T, Last: std::fmt::Debug>(
+    what: &str,
+    within: Duration,
+    mut check: impl AsyncFnMut() -> Result<T, Last>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match check().await {
+            Ok(done) => return done,
+            Err(last) if tokio::time::Instant::now() >= deadline => {
+                panic!("{what}: not within {within:?}; last seen: {last:?}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
     }
 }
 

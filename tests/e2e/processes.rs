@@ -15,7 +15,7 @@ use shop_proto::reporting::GetProductSalesReportRequest;
 use shop_proto::reporting::reporting_service_client::ReportingServiceClient;
 use tokio::task::JoinSet;
 
-use crate::harness::{PASSWORD, SERVICE_TOKEN, bearer, connect, product, registration};
+use crate::harness::{PASSWORD, SERVICE_TOKEN, bearer, connect, eventually, product, registration};
 
 const SERVICES: [&str; 5] = ["gateway", "reporting", "cart-order", "catalog", "identity"];
 
@@ -30,13 +30,10 @@ impl Process {
         let pid = self.child.id().to_string();
         let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("run kill");
         assert!(sent.success());
-        for _ in 0..200 {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                return status;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("process {pid} did not stop within 10 s of SIGTERM");
+        eventually(&format!("process {pid} stops after SIGTERM"), Duration::from_secs(10), async || {
+            self.child.try_wait().expect("wait").ok_or("still running")
+        })
+        .await
     }
 }
 
@@ -134,7 +131,7 @@ fn compose_keys(compose: &str, service: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm() {
-    let database = TestDatabase::create().await.expect("test database");
+    let database = TestDatabase::create(&shop::SCHEMAS).await.expect("test database");
     let token_file = std::env::temp_dir().join(format!("shop-service-token-{}", std::process::id()));
     std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).expect("write the token file");
     let ports: BTreeMap<&str, u16> = SERVICES.iter().map(|service| (*service, free_port())).collect();
@@ -164,15 +161,13 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
     }
     for service in SERVICES {
         let addr = format!("127.0.0.1:{}", ports[service]);
-        let mut healthy = false;
-        for _ in 0..300 {
-            if shop::healthcheck(&addr, "", Duration::from_secs(1)).await.unwrap_or(false) {
-                healthy = true;
-                break;
+        eventually(&format!("{service} becomes healthy"), Duration::from_secs(30), async || {
+            match shop::healthcheck(&addr, "", Duration::from_secs(1)).await {
+                Ok(true) => Ok(()),
+                other => Err(other.map_err(|error| error.to_string())),
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(healthy, "{service} never became healthy");
+        })
+        .await;
     }
 
     // A customer's whole path through the gateway, across all five processes.
@@ -210,20 +205,18 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
     cart.add_cart_item(bearer(AddCartItemRequest { product_id: lamp.id, quantity: 2 }, &alice)).await.expect("add");
     cart.checkout(bearer(CheckoutRequest::default(), &alice)).await.expect("checkout");
     let mut reporting = ReportingServiceClient::new(gateway.clone());
-    let mut units = 0;
-    for _ in 0..100 {
+    eventually("the order reaches reporting through the order event stream", Duration::from_secs(10), async || {
         let report = reporting
             .get_product_sales_report(bearer(GetProductSalesReportRequest::default(), &admin))
             .await
             .expect("report")
             .into_inner();
-        units = report.rows.first().map_or(0, |row| row.units_sold);
-        if units == 2 {
-            break;
+        match report.rows.first().map_or(0, |row| row.units_sold) {
+            2 => Ok(()),
+            units => Err(units),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(units, 2, "the order reached reporting through the order event stream");
+    })
+    .await;
 
     // SIGTERM while logins (each a real argon2id hash) are in flight: every
     // one of them still gets its answer, and identity exits cleanly.

@@ -13,7 +13,7 @@ use tonic::{Code, Status};
 
 use crate::cart::{add, stocked};
 use crate::checkout::checkout;
-use crate::harness::{TestShop, assert_invalid_field, bearer, product};
+use crate::harness::{TestShop, assert_invalid_field, bearer, eventually, product};
 
 async fn report(
     shop: &TestShop,
@@ -44,16 +44,11 @@ async fn report_when(
     request: GetProductSalesReportRequest,
     done: impl Fn(&GetProductSalesReportResponse) -> bool,
 ) -> GetProductSalesReportResponse {
-    let mut last = None;
-    for _ in 0..100 {
+    eventually("the report catches up", Duration::from_secs(10), async || {
         let current = report(shop, admin, request.clone()).await.expect("report");
-        if done(&current) {
-            return current;
-        }
-        last = Some(current);
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the report did not catch up within 10 s: {last:?}");
+        if done(&current) { Ok(current) } else { Err(current) }
+    })
+    .await
 }
 
 #[tokio::test]
@@ -229,15 +224,13 @@ async fn a_second_replica_serves_reads_and_takes_over_consuming_when_the_first_d
     let _first_down = shop.stop_service("reporting").await;
     add(&shop, &alice, products[0].id, 2).await.unwrap();
     checkout(&shop, &alice, "").await.unwrap();
-    let mut units = 0;
-    for _ in 0..100 {
-        units = report_from(second.addr).await.rows[0].units_sold;
-        if units == 3 {
-            break;
+    eventually("the second replica takes over and applies the new order once", Duration::from_secs(10), async || {
+        match report_from(second.addr).await.rows[0].units_sold {
+            3 => Ok(()),
+            units => Err(units),
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(units, 3, "the second replica took over and applied the new order once");
+    })
+    .await;
 }
 
 #[tokio::test]
