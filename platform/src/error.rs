@@ -42,6 +42,16 @@ impl fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
+/// How every service's error names a refused field:
+/// `Money::parse(&req.price).map_err(Error::field("price"))?`.
+pub trait NamesFields: From<InvalidField> {
+    fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
+        move |reason| Self::from(InvalidField { field, reason })
+    }
+}
+
+impl<E: From<InvalidField>> NamesFields for E {}
+
 impl From<InvalidField> for Status {
     fn from(invalid: InvalidField) -> Self {
         invalid_argument(invalid.field, &invalid.reason)

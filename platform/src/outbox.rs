@@ -27,8 +27,12 @@ use sqlx::postgres::PgListener;
 use sqlx::{PgConnection, PgPool};
 use tokio::sync::{Notify, mpsc};
 use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
+use tonic::codegen::BoxStream;
+
+use crate::error::Invalid;
 
 const BATCH: i64 = 500;
 
@@ -209,8 +213,17 @@ impl<E: StreamEvent> EventFeed<E> {
         }
     }
 
+    /// A `Subscribe` RPC's answer: events after `after_sequence` (which must
+    /// not be negative), backlog then live, until the client goes away.
+    pub fn subscription(&self, after_sequence: i64) -> Result<BoxStream<E>, Status> {
+        if after_sequence < 0 {
+            return Err(crate::error::invalid_argument("after_sequence", &Invalid::new("must not be negative")));
+        }
+        Ok(Box::pin(ReceiverStream::new(self.subscribe(after_sequence))))
+    }
+
     /// Events after `after_sequence`, backlog then live, until the receiver goes away.
-    pub fn subscribe(&self, after_sequence: i64) -> mpsc::Receiver<Result<E, Status>> {
+    fn subscribe(&self, after_sequence: i64) -> mpsc::Receiver<Result<E, Status>> {
         let (sender, receiver) = mpsc::channel(BATCH as usize);
         let feed = self.clone();
         tokio::spawn(async move {

@@ -53,6 +53,21 @@ fn product(product: shop_proto::catalog::Product) -> Result<Product, Error> {
     })
 }
 
+/// A line with its price snapshot, as a peer sent it.
+fn snapshot_item(
+    product_id: i64,
+    quantity: i32,
+    title: String,
+    unit_price: Money,
+    category_name: String,
+    category_slug: String,
+) -> OrderItem {
+    OrderItem {
+        line: OrderLine { product_id, quantity },
+        snapshot: Some(Snapshot { title, unit_price, category_name, category_slug }),
+    }
+}
+
 /// An order as the order half sent it (checkout's answer).
 fn order(order: shop_proto::order::Order) -> Result<Order, Error> {
     let status = crate::grpc::status_from_proto(order.status)
@@ -61,15 +76,15 @@ fn order(order: shop_proto::order::Order) -> Result<Order, Error> {
         .items
         .into_iter()
         .map(|item| {
-            Ok(OrderItem {
-                line: OrderLine { product_id: item.product_id, quantity: item.quantity },
-                snapshot: Some(Snapshot {
-                    unit_price: money("orders", "unit_price", &item.unit_price)?,
-                    title: item.title,
-                    category_name: item.category_name,
-                    category_slug: item.category_slug,
-                }),
-            })
+            let unit_price = money("orders", "unit_price", &item.unit_price)?;
+            Ok(snapshot_item(
+                item.product_id,
+                item.quantity,
+                item.title,
+                unit_price,
+                item.category_name,
+                item.category_slug,
+            ))
         })
         .collect::<Result<_, Error>>()?;
     let missing_time = || Error::orders(Status::internal(format!("order {} has no time", order.id)));
@@ -141,15 +156,15 @@ impl Calls {
             .lines
             .into_iter()
             .map(|line| {
-                Ok(OrderItem {
-                    line: OrderLine { product_id: line.product_id, quantity: line.quantity },
-                    snapshot: Some(Snapshot {
-                        unit_price: money("catalog", "unit_price", &line.unit_price)?,
-                        title: line.title,
-                        category_name: line.category_name,
-                        category_slug: line.category_slug,
-                    }),
-                })
+                let unit_price = money("catalog", "unit_price", &line.unit_price)?;
+                Ok(snapshot_item(
+                    line.product_id,
+                    line.quantity,
+                    line.title,
+                    unit_price,
+                    line.category_name,
+                    line.category_slug,
+                ))
             })
             .collect()
     }

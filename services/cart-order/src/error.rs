@@ -1,6 +1,6 @@
 //! Cart-order's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid, InvalidField};
+use shop_platform::error::{self as platform_error, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +26,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// `parse_id(req.id).map_err(Error::field("id"))?`
-    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument(InvalidField { field, reason })
-    }
-
     pub fn catalog(status: Status) -> Self {
         Self::Downstream { service: "catalog", status }
     }
@@ -57,6 +52,7 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shop_platform::error::{Invalid, NamesFields as _};
     use tonic::Code;
 
     #[test]

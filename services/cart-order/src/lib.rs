@@ -95,8 +95,9 @@ pub async fn start(
     let orders = Orders::new(orders_pool, placement.clone());
     let carts = Carts::new(cart_pool, calls);
 
-    let cart_api = CartServiceServer::new(grpc::CartApi::new(carts.clone(), credentials.clone()));
-    let wishlist_api = WishlistServiceServer::new(grpc::WishlistApi::new(carts, credentials.clone()));
+    let customer_api = grpc::CustomerApi::new(carts, credentials.clone());
+    let cart_api = CartServiceServer::new(customer_api.clone());
+    let wishlist_api = WishlistServiceServer::new(customer_api);
     let order_api = OrderServiceServer::new(grpc::OrderApi::new(orders, credentials.clone()));
     let placement_api =
         OrderPlacementServiceServer::with_interceptor(grpc::PlacementApi::new(placement), credentials.interceptor());

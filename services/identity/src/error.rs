@@ -1,6 +1,6 @@
 //! Identity's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid, InvalidField};
+use shop_platform::error::{self as platform_error, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -24,13 +24,6 @@ pub enum Error {
     Internal(String),
 }
 
-impl Error {
-    /// `Username::parse(&req.username).map_err(Error::field("username"))?`
-    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument(InvalidField { field, reason })
-    }
-}
-
 impl From<Error> for Status {
     fn from(error: Error) -> Self {
         match error {
@@ -49,6 +42,7 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shop_platform::error::{Invalid, NamesFields as _};
     use tonic::Code;
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reporting's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::error::{self as platform_error, Invalid, InvalidField};
+use shop_platform::error::{self as platform_error, InvalidField};
 use tonic::Status;
 
 #[derive(Debug, thiserror::Error)]
@@ -11,13 +11,6 @@ pub enum Error {
     NotFound(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-}
-
-impl Error {
-    /// `Page::parse(..).map_err(Error::field("page"))?`
-    pub fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
-        move |reason| Self::InvalidArgument(InvalidField { field, reason })
-    }
 }
 
 impl From<Error> for Status {

@@ -1,5 +1,3 @@
-use shop_platform::auth::ServiceCredentials;
-use shop_platform::client::CallContext;
 use shop_proto::cart::cart_service_server::CartService;
 use shop_proto::cart::{
     AddCartItemRequest, Cart, CartItem, CheckoutRequest, CheckoutResponse, GetCartRequest, RemoveCartItemRequest,
@@ -7,26 +5,11 @@ use shop_proto::cart::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::domain::cart::{Carts, Change};
+use super::CustomerApi;
+use crate::domain::cart::Change;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
-
-/// A customer's own cart.
-pub struct CartApi {
-    carts: Carts,
-    credentials: ServiceCredentials,
-}
-
-impl CartApi {
-    pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
-        Self { carts, credentials }
-    }
-
-    fn call<T>(&self, request: &Request<T>) -> Result<(i64, CallContext), Status> {
-        let (_, user_id, context) = super::user_call(&self.credentials, self.carts.call_timeout(), request)?;
-        Ok((user_id, context))
-    }
-}
+use shop_platform::error::NamesFields as _;
 
 impl From<domain::Cart> for Cart {
     fn from(cart: domain::Cart) -> Self {
@@ -50,7 +33,7 @@ impl From<domain::Cart> for Cart {
 }
 
 #[tonic::async_trait]
-impl CartService for CartApi {
+impl CartService for CustomerApi {
     async fn get_cart(&self, request: Request<GetCartRequest>) -> Result<Response<Cart>, Status> {
         let (user_id, context) = self.call(&request)?;
         Ok(Response::new(self.carts.get(&context, user_id).await?.into()))

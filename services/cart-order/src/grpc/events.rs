@@ -1,16 +1,13 @@
-use shop_platform::error::Invalid;
 use shop_platform::outbox::EventFeed;
 use shop_proto::order::order_event::Payload;
 use shop_proto::order::order_events_service_server::OrderEventsService;
 use shop_proto::order::{
     OrderCancelled, OrderEvent, OrderPlaced, OrderStatus, OrderStatusChanged, SubscribeOrderEventsRequest,
 };
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::domain::Event;
-use crate::error::Error;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct OrderEventsApi {
@@ -29,11 +26,7 @@ impl OrderEventsService for OrderEventsApi {
         &self,
         request: Request<SubscribeOrderEventsRequest>,
     ) -> Result<Response<BoxStream<OrderEvent>>, Status> {
-        let after = request.into_inner().after_sequence;
-        if after < 0 {
-            return Err(Error::field("after_sequence")(Invalid::new("must not be negative")).into());
-        }
-        Ok(Response::new(Box::pin(ReceiverStream::new(self.feed.subscribe(after)))))
+        Ok(Response::new(self.feed.subscription(request.into_inner().after_sequence)?))
     }
 }
 

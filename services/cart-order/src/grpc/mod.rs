@@ -8,11 +8,9 @@ mod orders;
 mod placement;
 mod wishlist;
 
-pub use cart::CartApi;
 pub use events::OrderEventsApi;
 pub use orders::OrderApi;
 pub use placement::PlacementApi;
-pub use wishlist::WishlistApi;
 
 use shop_platform::auth::{Caller, ServiceCredentials};
 use shop_platform::client::CallContext;
@@ -21,6 +19,26 @@ use shop_proto::order::OrderStatus;
 use tonic::{Request, Status};
 
 use crate::domain;
+use crate::domain::cart::Carts;
+
+/// CartService (`cart.rs`) and WishlistService (`wishlist.rs`): a
+/// customer's own cart and wishlist.
+#[derive(Clone)]
+pub struct CustomerApi {
+    carts: Carts,
+    credentials: ServiceCredentials,
+}
+
+impl CustomerApi {
+    pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
+        Self { carts, credentials }
+    }
+
+    fn call<T>(&self, request: &Request<T>) -> Result<(i64, CallContext), Status> {
+        let (_, user_id, context) = user_call(&self.credentials, self.carts.call_timeout(), request)?;
+        Ok((user_id, context))
+    }
+}
 
 /// The caller the gateway vouched for (a user is required), and what its
 /// calls hand on downstream.

@@ -1,31 +1,13 @@
-use shop_platform::auth::ServiceCredentials;
-use shop_platform::client::CallContext;
 use shop_platform::time::timestamp;
 use shop_proto::cart::wishlist_service_server::WishlistService;
 use shop_proto::cart::{AddToWishlistRequest, GetWishlistRequest, RemoveFromWishlistRequest, Wishlist};
 use shop_proto::catalog::{Category, Product};
 use tonic::{Request, Response, Status};
 
-use crate::domain::cart::Carts;
+use super::CustomerApi;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
-
-/// A customer's own wishlist.
-pub struct WishlistApi {
-    carts: Carts,
-    credentials: ServiceCredentials,
-}
-
-impl WishlistApi {
-    pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
-        Self { carts, credentials }
-    }
-
-    fn call<T>(&self, request: &Request<T>) -> Result<(i64, CallContext), Status> {
-        let (_, user_id, context) = super::user_call(&self.credentials, self.carts.call_timeout(), request)?;
-        Ok((user_id, context))
-    }
-}
+use shop_platform::error::NamesFields as _;
 
 /// The products as catalog listed them when the wishlist was read.
 fn wishlist(products: Vec<domain::Product>) -> Wishlist {
@@ -52,7 +34,7 @@ fn wishlist(products: Vec<domain::Product>) -> Wishlist {
 }
 
 #[tonic::async_trait]
-impl WishlistService for WishlistApi {
+impl WishlistService for CustomerApi {
     async fn get_wishlist(&self, request: Request<GetWishlistRequest>) -> Result<Response<Wishlist>, Status> {
         let (user_id, context) = self.call(&request)?;
         Ok(Response::new(wishlist(self.carts.wishlist(&context, user_id).await?)))

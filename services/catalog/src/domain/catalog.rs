@@ -7,6 +7,7 @@ use sqlx::{PgConnection, PgPool};
 use crate::domain::{Category, CategoryName, Event, Ordering, Product, ProductFields, ProductFilter, Slug};
 use crate::error::Error;
 use crate::repo;
+use shop_platform::error::NamesFields as _;
 
 /// A category change: the fields to set.
 pub struct CategoryFields {

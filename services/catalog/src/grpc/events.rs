@@ -6,12 +6,10 @@ use shop_proto::catalog::{
     CatalogEvent, CategoryDeleted, CategoryUpserted, ProductArchived, ProductUpserted, StockLine, StockReleased,
     StockReserved, SubscribeCatalogEventsRequest,
 };
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 
 use crate::domain::Event;
-use crate::error::Error;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct CatalogEventsApi {
@@ -30,13 +28,7 @@ impl CatalogEventsService for CatalogEventsApi {
         &self,
         request: Request<SubscribeCatalogEventsRequest>,
     ) -> Result<Response<BoxStream<CatalogEvent>>, Status> {
-        let after = request.into_inner().after_sequence;
-        if after < 0 {
-            return Err(
-                Error::field("after_sequence")(shop_platform::error::Invalid::new("must not be negative")).into()
-            );
-        }
-        Ok(Response::new(Box::pin(ReceiverStream::new(self.feed.subscribe(after)))))
+        Ok(Response::new(self.feed.subscription(request.into_inner().after_sequence)?))
     }
 }
 
