@@ -64,4 +64,41 @@ pub struct GatewayConfig {
         default_value_t = 300
     )]
     pub key_refresh_secs: u64,
+    /// Most HTTP/2 streams (calls) one client connection may have open at
+    /// once; more are refused (REFUSED_STREAM).
+    #[arg(
+        id = "gateway-max-streams-per-connection",
+        long = "gateway-max-streams-per-connection",
+        env = "SHOP_GATEWAY_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 100
+    )]
+    pub max_streams_per_connection: u32,
+    /// Most connections one client address may hold at once (0 = no limit;
+    /// use 0 behind a proxy that hides client addresses).
+    #[arg(
+        id = "gateway-max-connections-per-addr",
+        long = "gateway-max-connections-per-addr",
+        env = "SHOP_GATEWAY_MAX_CONNECTIONS_PER_ADDR",
+        default_value_t = 100
+    )]
+    pub max_connections_per_addr: usize,
+    /// Most calls one client address may have in flight at once, over all its
+    /// connections (0 = no limit); more are RESOURCE_EXHAUSTED.
+    #[arg(
+        id = "gateway-max-calls-per-addr",
+        long = "gateway-max-calls-per-addr",
+        env = "SHOP_GATEWAY_MAX_CALLS_PER_ADDR",
+        default_value_t = 256
+    )]
+    pub max_calls_per_addr: usize,
+    /// Milliseconds a client may take no part of its answer before the call
+    /// is cancelled (and, if its stream cannot even be reset, its connection
+    /// closed).
+    #[arg(
+        id = "gateway-stall-timeout-ms",
+        long = "gateway-stall-timeout-ms",
+        env = "SHOP_GATEWAY_STALL_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub stall_timeout_ms: u64,
 }

@@ -10,6 +10,7 @@ pub mod config;
 pub mod keys;
 pub mod policy;
 pub mod proxy;
+pub mod pump;
 
 use std::future::Future;
 use std::time::Duration;
@@ -24,7 +25,7 @@ use tonic::transport::Channel;
 pub use config::GatewayConfig;
 
 use crate::keys::KeyCache;
-use crate::proxy::{Backends, Proxy};
+use crate::proxy::{Backends, CallLimits, Proxy};
 
 /// Longest wait for identity's public keys.
 const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(2);
@@ -35,6 +36,21 @@ fn connect_timeout(config: &GatewayConfig) -> Duration {
 
 fn channel(url: &str, setting: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
     lazy_channel(url, setting, connect_timeout(config))
+}
+
+/// Largest header block a client may send: room for an oversized token or
+/// metadata to reach the proxy, which answers it with a gRPC status instead
+/// of HTTP/2's bare refusal (HTTP 431, or GOAWAY above four times this).
+const MAX_CLIENT_HEADER_LIST_BYTES: u32 = 128 * 1024;
+
+/// The server settings, with the gateway's own limits for client connections.
+fn client_facing(server: &ServerConfig, config: &GatewayConfig) -> ServerConfig {
+    ServerConfig {
+        max_streams_per_connection: config.max_streams_per_connection,
+        max_connections_per_addr: config.max_connections_per_addr,
+        max_header_list_bytes: MAX_CLIENT_HEADER_LIST_BYTES,
+        ..server.clone()
+    }
 }
 
 /// Starts the gateway; returns once the port is bound.
@@ -70,9 +86,13 @@ pub async fn start(
     keys.refresh().await;
     let refresher = keys.clone().spawn_refresher(Duration::from_secs(config.key_refresh_secs.max(1)));
 
-    let proxy = Proxy::new(backends, keys, credentials);
+    let limits = CallLimits {
+        calls_per_addr: config.max_calls_per_addr,
+        stall: Duration::from_millis(config.stall_timeout_ms.max(1)),
+    };
+    let proxy = Proxy::new(backends, keys, credentials, limits);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
     let services = Services { server: "gateway", routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
-    let running = server::serve(listener, services, server_config, shutdown).await?;
+    let running = server::serve(listener, services, &client_facing(server_config, config), shutdown).await?;
     Ok(server::with_companions(running, [refresher]))
 }

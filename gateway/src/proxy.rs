@@ -1,6 +1,7 @@
 //! The forwarding path: look the method up in the policy table, check the
 //! token, replace any `x-shop-*` metadata with our own, and pass the HTTP/2
-//! request and response through unchanged (the gRPC frames are never decoded).
+//! request and response through unchanged (the gRPC frames are never
+//! decoded); the answer goes back through a [`crate::pump`].
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -8,10 +9,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body as AxumBody;
 use http::{HeaderMap, Request, Response};
 use shop_platform::auth::{CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TokenError};
+use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
+use shop_platform::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
 use tonic::transport::Channel;
 use tonic::transport::server::TcpConnectInfo;
@@ -19,6 +23,7 @@ use tower::ServiceExt as _;
 
 use crate::keys::KeyCache;
 use crate::policy::{Access, access_for};
+use crate::pump;
 
 /// Backend channels by gRPC service name (`shop.cart.v1.CartService`).
 pub type Backends = HashMap<&'static str, (&'static str, Channel)>;
@@ -32,11 +37,30 @@ struct Inner {
     backends: Backends,
     keys: KeyCache,
     credentials: ServiceCredentials,
+    limits: CallLimits,
+    calls_per_addr: PerAddress,
+}
+
+/// What one client may ask of the gateway.
+#[derive(Debug, Clone, Copy)]
+pub struct CallLimits {
+    /// Calls in flight per client address (0: no limit).
+    pub calls_per_addr: usize,
+    /// How long a client may take nothing of its answer.
+    pub stall: Duration,
+}
+
+/// The longest access token the gateway reads; any real one is far shorter.
+const MAX_TOKEN_BYTES: usize = 8 * 1024;
+
+/// The header block's size as HTTP/2 counts it (RFC 9113 §6.5.2).
+fn header_list_size(headers: &HeaderMap) -> usize {
+    headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 32).sum()
 }
 
 impl Proxy {
-    pub fn new(backends: Backends, keys: KeyCache, credentials: ServiceCredentials) -> Self {
-        Self { inner: Arc::new(Inner { backends, keys, credentials }) }
+    pub fn new(backends: Backends, keys: KeyCache, credentials: ServiceCredentials, limits: CallLimits) -> Self {
+        Self { inner: Arc::new(Inner { backends, keys, credentials, limits, calls_per_addr: PerAddress::default() }) }
     }
 }
 
@@ -66,6 +90,12 @@ impl Inner {
             .cloned()
             .ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
 
+        // Not a token any client was given, whatever the method's access level.
+        if request.headers().get(http::header::AUTHORIZATION).is_some_and(|value| value.len() > MAX_TOKEN_BYTES) {
+            return Err(Status::unauthenticated(format!(
+                "the access token is too large (at most {MAX_TOKEN_BYTES} bytes)"
+            )));
+        }
         let caller = match (access, self.authenticate(request.headers()).await) {
             (_, Ok(caller)) => caller,
             // A stale token must not block a public call: a client that always
@@ -80,6 +110,15 @@ impl Inner {
 
         let client_addr =
             request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).map(|addr| addr.ip());
+        let in_flight = match client_addr {
+            Some(addr) => Some(
+                self.calls_per_addr
+                    .take(addr, self.limits.calls_per_addr)
+                    .ok_or_else(|| Status::resource_exhausted("too many calls in flight from this address"))?,
+            ),
+            None => None,
+        };
+        let connection = request.extensions().get::<ConnectionInfo>().map(|info| info.state.clone());
         let deadline = shop_platform::client::incoming_timeout(request.headers());
         let headers = request.headers_mut();
         strip_internal_metadata(headers);
@@ -93,6 +132,14 @@ impl Inner {
         let mut metadata = tonic::metadata::MetadataMap::new();
         self.credentials.attach(&mut metadata);
         headers.extend(metadata.into_headers());
+        // What the backend accepts; past it HTTP/2 would refuse the call
+        // with a status clients cannot read.
+        let size = header_list_size(headers);
+        if size > DEFAULT_MAX_HEADER_LIST_BYTES as usize {
+            return Err(Status::resource_exhausted(format!(
+                "request metadata is too large ({size} bytes; at most {DEFAULT_MAX_HEADER_LIST_BYTES})"
+            )));
+        }
 
         let request = request.map(tonic::body::Body::new);
         let call = channel.oneshot(request);
@@ -109,7 +156,8 @@ impl Inner {
             tracing::warn!(backend = backend_name, error = %error, "backend unreachable");
             Status::unavailable(format!("{backend_name} is unavailable"))
         })?;
-        Ok(response.map(AxumBody::new))
+        let caller = pump::Caller { backend: backend_name, method: path, client: client_addr, connection, in_flight };
+        Ok(response.map(|answer| AxumBody::new(pump::pump(answer, self.limits.stall, caller))))
     }
 
     /// The caller a token proves. No token: anonymous. A token that is sent
@@ -118,6 +166,7 @@ impl Inner {
         let Some(value) = headers.get(http::header::AUTHORIZATION) else {
             return Ok(Caller::Anonymous);
         };
+
         let token = value
             .to_str()
             .ok()

@@ -184,6 +184,8 @@ pub enum TokenError {
     Malformed,
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
     #[error("the access token's signature, issuer or audience is wrong")]
     Rejected,
     #[error("the token is not an access token")]
@@ -207,6 +209,8 @@ impl TokenVerifier {
         validation.set_issuer(&[TOKEN_ISSUER]);
         validation.set_audience(&[TOKEN_AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        // A token that says it is not valid yet (`nbf`) is refused until then.
+        validation.validate_nbf = true;
         validation.leeway = leeway_secs;
         Self { keys: Arc::default(), validation: Arc::new(validation) }
     }
@@ -240,6 +244,7 @@ impl TokenVerifier {
             use jsonwebtoken::errors::ErrorKind;
             match error.kind() {
                 ErrorKind::ExpiredSignature => TokenError::Expired,
+                ErrorKind::ImmatureSignature => TokenError::NotYetValid,
                 ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
                     TokenError::Malformed
                 }

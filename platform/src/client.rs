@@ -19,6 +19,13 @@ use crate::auth::ServiceCredentials;
 /// Trace-context headers passed from an incoming call to the calls it makes.
 const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
+/// What one call may hold of a shared connection's receive window: all
+/// callers of a peer share one connection, and bytes not read yet stay
+/// charged to it, so one call must never be able to take it all.
+const STREAM_WINDOW_BYTES: u32 = 128 * 1024;
+/// The connection's window: 512 calls' worth.
+const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+
 /// A channel to `url` (named by its `setting` in errors) that connects on
 /// first use, so a server starts even when the one it calls is not up yet;
 /// calls to a server that is down fail with UNAVAILABLE after
@@ -30,6 +37,8 @@ pub fn lazy_channel(url: &str, setting: &str, connect_timeout: Duration) -> anyh
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_while_idle(true)
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .connect_lazy())
 }
 

@@ -71,11 +71,12 @@ impl DatabaseConfig {
     }
 }
 
-/// How every gRPC server behaves.
+/// How every gRPC server behaves, and what it allows one client connection.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerConfig {
-    /// Longest any one call may run on a server, in seconds; a shorter client
-    /// deadline (grpc-timeout) wins.
+    /// Longest any one call may run on a server, sending its answer
+    /// included, in seconds; a shorter client deadline (grpc-timeout) wins.
+    /// The event streams are bounded only by their client.
     #[arg(
         id = "request-timeout-secs",
         long = "request-timeout-secs",
@@ -83,7 +84,8 @@ pub struct ServerConfig {
         default_value_t = 30
     )]
     pub request_timeout_secs: u64,
-    /// Most calls served at once on one client connection (0 = no limit).
+    /// Most calls served at once on one client connection (0 = no limit);
+    /// more wait their turn.
     #[arg(
         id = "concurrency-per-connection",
         long = "concurrency-per-connection",
@@ -91,7 +93,8 @@ pub struct ServerConfig {
         default_value_t = 0
     )]
     pub concurrency_per_connection: usize,
-    /// Seconds between HTTP/2 keep-alive pings to idle clients (0 = off).
+    /// Seconds between HTTP/2 keep-alive pings to idle clients (0 = off); a
+    /// client that does not answer one within 20 s is disconnected.
     #[arg(
         id = "http2-keepalive-secs",
         long = "http2-keepalive-secs",
@@ -99,11 +102,72 @@ pub struct ServerConfig {
         default_value_t = 30
     )]
     pub http2_keepalive_secs: u64,
+    /// Most HTTP/2 streams (calls) open at once on one connection to a
+    /// backend service; more are refused (REFUSED_STREAM). Every call the
+    /// gateway forwards to a backend shares one connection, so keep it high.
+    /// The gateway's own limit is SHOP_GATEWAY_MAX_STREAMS_PER_CONNECTION.
+    #[arg(
+        id = "max-streams-per-connection",
+        long = "max-streams-per-connection",
+        env = "SHOP_MAX_STREAMS_PER_CONNECTION",
+        default_value_t = 1000
+    )]
+    pub max_streams_per_connection: u32,
+    /// Milliseconds a new connection has to send the HTTP/2 preface before it
+    /// is closed.
+    #[arg(
+        id = "handshake-timeout-ms",
+        long = "handshake-timeout-ms",
+        env = "SHOP_HANDSHAKE_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub handshake_timeout_ms: u64,
+    /// Seconds a connection may stay open with no call in flight before it is
+    /// closed (0 = no limit); clients reconnect when they next call.
+    #[arg(id = "idle-timeout-secs", long = "idle-timeout-secs", env = "SHOP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    pub idle_timeout_secs: u64,
+    /// Connections one client address may hold at once to a backend service
+    /// (0 = no limit). The gateway's own limit is
+    /// SHOP_GATEWAY_MAX_CONNECTIONS_PER_ADDR.
+    #[arg(
+        id = "max-connections-per-addr",
+        long = "max-connections-per-addr",
+        env = "SHOP_MAX_CONNECTIONS_PER_ADDR",
+        default_value_t = 0
+    )]
+    pub max_connections_per_addr: usize,
+    /// Largest header block (metadata) a call may carry, in bytes: above it
+    /// HTTP/2 itself refuses the call. Backends keep HTTP/2's usual 16 KiB;
+    /// the gateway takes more, to answer oversized tokens with a gRPC status.
+    #[arg(skip = DEFAULT_MAX_HEADER_LIST_BYTES)]
+    pub max_header_list_bytes: u32,
 }
+
+/// HTTP/2's customary limit on a header block (hyper's default too).
+pub const DEFAULT_MAX_HEADER_LIST_BYTES: u32 = 16 * 1024;
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { request_timeout_secs: 30, concurrency_per_connection: 0, http2_keepalive_secs: 30 }
+        Self {
+            request_timeout_secs: 30,
+            concurrency_per_connection: 0,
+            http2_keepalive_secs: 30,
+            max_streams_per_connection: 1000,
+            handshake_timeout_ms: 5_000,
+            idle_timeout_secs: 300,
+            max_connections_per_addr: 0,
+            max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
+        }
+    }
+}
+
+impl ServerConfig {
+    pub fn connection_limits(&self) -> crate::connection::ConnectionLimits {
+        crate::connection::ConnectionLimits {
+            handshake: Duration::from_millis(self.handshake_timeout_ms.max(1)),
+            idle: Duration::from_secs(self.idle_timeout_secs),
+            per_addr: self.max_connections_per_addr,
+        }
     }
 }
 

@@ -8,8 +8,10 @@
 //! [`auth`] for how a backend decides who is calling.
 
 pub mod auth;
+pub mod call_limits;
 pub mod client;
 pub mod config;
+pub mod connection;
 pub mod db;
 pub mod error;
 pub mod metrics;

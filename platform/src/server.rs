@@ -1,7 +1,8 @@
 //! Server bootstrap, the same for every service: bind (port 0 lets the OS
 //! pick), report the real address, serve the given routes plus
 //! `grpc.health.v1` and reflection (v1 and v1alpha), one tracing span per RPC,
-//! the per-call timeout, and a graceful stop when `shutdown` resolves.
+//! the limits on connections ([`crate::connection`]) and on calls
+//! ([`crate::call_limits`]), and a graceful stop when `shutdown` resolves.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,7 +16,14 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::call_limits::CallLimitsLayer;
 use crate::config::ServerConfig;
+use crate::connection::ConnectionGuardLayer;
+
+/// A client that does not answer a keep-alive ping within this is gone.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+/// TCP keep-alive on accepted sockets, so dead peers are noticed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// A server that is accepting calls.
 pub struct Running {
@@ -62,10 +70,15 @@ pub async fn serve(
 
     let server = services.server;
     let mut builder = Server::builder()
-        .timeout(Duration::from_secs(config.request_timeout_secs.max(1)))
+        .max_concurrent_streams(config.max_streams_per_connection.max(1))
+        .http2_max_header_list_size(config.max_header_list_bytes)
+        // tonic turns off h2's guards against reset floods; these are h2's own defaults.
+        .http2_max_local_error_reset_streams(Some(1024))
+        .http2_max_pending_accept_reset_streams(Some(20))
         .http2_keepalive_interval(
             (config.http2_keepalive_secs > 0).then(|| Duration::from_secs(config.http2_keepalive_secs)),
         )
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .trace_fn(move |request| {
             let span = tracing::info_span!(
                 "rpc",
@@ -83,10 +96,16 @@ pub async fn serve(
     if config.concurrency_per_connection > 0 {
         builder = builder.concurrency_limit_per_connection(config.concurrency_per_connection);
     }
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let accepted = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
+    let incoming = crate::connection::guard(accepted, config.connection_limits(), server);
+    let call_limits = CallLimitsLayer::new(Duration::from_secs(config.request_timeout_secs.max(1)));
     let task = tokio::spawn(async move {
         builder
+            // Outermost first: calls count on their connection, metrics see
+            // the final code, the call's limits sit closest to the service.
+            .layer(ConnectionGuardLayer)
             .layer(crate::metrics::RpcMetricsLayer { server })
+            .layer(call_limits)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {
                 shutdown.await;

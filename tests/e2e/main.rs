@@ -8,6 +8,7 @@ mod checkout;
 mod events;
 mod gateway;
 mod harness;
+mod hostile;
 mod identity;
 mod inventory;
 mod metrics;

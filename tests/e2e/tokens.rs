@@ -79,6 +79,19 @@ async fn expired_wrong_type_issuer_or_audience_tokens_are_unauthenticated() {
 }
 
 #[tokio::test]
+async fn a_token_not_valid_yet_is_unauthenticated_and_one_valid_since_a_moment_works() {
+    let shop = TestShop::start().await;
+    let user = shop.register("ann").await;
+    let now = chrono::Utc::now().timestamp();
+    let future = forge(&shop, claims(user.id, |c| c["nbf"] = json!(now + 3600))).await;
+    let status = shop.identity().get_current_user(bearer(GetCurrentUserRequest {}, &future)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    assert!(status.message().contains("not valid yet"), "{status:?}");
+    let past = forge(&shop, claims(user.id, |c| c["nbf"] = json!(now - 10))).await;
+    assert_eq!(current_user_code(&shop, &past).await, Code::Ok);
+}
+
+#[tokio::test]
 async fn a_token_that_lapses_stops_working() {
     let shop = TestShop::start_with(|config| config.identity.access_token_ttl_secs = 1).await;
     shop.register("ann").await;

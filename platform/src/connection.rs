@@ -1,0 +1,362 @@
+//! What a server allows one client connection, below HTTP/2, where hyper and
+//! h2 have no timers of their own: the HTTP/2 preface must arrive within the
+//! handshake timeout; a connection with no call in flight for the idle
+//! timeout is closed, whatever PINGs it answers; one client address may hold
+//! only so many connections; and a connection can be killed from above (the
+//! gateway does that to a client that stopped reading).
+//!
+//! [`guard`] wraps a server's accepted sockets; [`ConnectionGuardLayer`]
+//! counts calls in flight per connection and keeps `TcpConnectInfo` in each
+//! request's extensions, where tonic and the gateway look for the peer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+use tokio_stream::{Stream, StreamExt as _};
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tonic::transport::server::{Connected, TcpConnectInfo};
+
+/// The HTTP/2 client preface (24 bytes) and the SETTINGS frame header after it.
+const PREFACE_BYTES: usize = 24 + 9;
+
+/// What one server allows a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Time for the HTTP/2 preface to arrive.
+    pub handshake: Duration,
+    /// Longest a connection may stay open with no call in flight (zero: no limit).
+    pub idle: Duration,
+    /// Connections one client address may hold at once (0: no limit).
+    pub per_addr: usize,
+}
+
+/// The state of one connection that its calls share.
+#[derive(Debug, Default)]
+pub struct ConnectionState {
+    calls: AtomicUsize,
+    idle_since: Mutex<Option<Instant>>,
+    kill: CancellationToken,
+}
+
+impl ConnectionState {
+    /// Closes the connection at once, every stream on it with it.
+    pub fn kill(&self) {
+        self.kill.cancel();
+    }
+
+    fn call_started(&self) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn call_ended(&self) {
+        if self.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// When the connection becomes too idle, or `None` while calls are in flight.
+    fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        if self.calls.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let since = self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        Some(since.unwrap_or_else(Instant::now) + idle)
+    }
+}
+
+/// A call in flight on a connection, until dropped.
+#[derive(Debug)]
+pub struct CallInFlight(Arc<ConnectionState>);
+
+impl Drop for CallInFlight {
+    fn drop(&mut self) {
+        self.0.call_ended();
+    }
+}
+
+/// What a guarded connection puts in each request's extensions.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub tcp: TcpConnectInfo,
+    pub state: Arc<ConnectionState>,
+}
+
+/// How many of something (connections, calls) each client address holds.
+#[derive(Debug, Clone, Default)]
+pub struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+
+/// One place in an address's count, given back on drop.
+#[derive(Debug)]
+pub struct AddressSlot {
+    counts: PerAddress,
+    addr: IpAddr,
+}
+
+impl PerAddress {
+    /// A place for `addr`, unless it already holds `max` (0: no limit).
+    pub fn take(&self, addr: IpAddr, max: usize) -> Option<AddressSlot> {
+        let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let count = counts.entry(addr).or_default();
+        if max > 0 && *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot { counts: self.clone(), addr })
+    }
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut counts = self.counts.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(count) = counts.get_mut(&self.addr) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.addr);
+            }
+        }
+    }
+}
+
+/// An accepted socket under its server's limits.
+pub struct GuardedIo {
+    io: TcpStream,
+    state: Arc<ConnectionState>,
+    limits: ConnectionLimits,
+    /// The handshake deadline until the preface is in, then the idle deadline.
+    timer: Pin<Box<Sleep>>,
+    killed: Pin<Box<WaitForCancellationFutureOwned>>,
+    preface_left: usize,
+    server: &'static str,
+    _slot: Option<AddressSlot>,
+}
+
+impl GuardedIo {
+    fn new(io: TcpStream, limits: ConnectionLimits, slot: Option<AddressSlot>, server: &'static str) -> Self {
+        let state = Arc::new(ConnectionState::default());
+        let killed = Box::pin(state.kill.clone().cancelled_owned());
+        let timer = Box::pin(tokio::time::sleep(limits.handshake));
+        Self { io, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slot: slot }
+    }
+
+    fn closed(&self, reason: &'static str) -> io::Error {
+        metrics::counter!("shop_connections_closed_total", "server" => self.server, "reason" => reason).increment(1);
+        tracing::debug!(server = self.server, reason, "closing a client connection");
+        io::Error::new(io::ErrorKind::TimedOut, reason)
+    }
+
+    /// Whether the connection may go on; registers the timers' wakers.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        if self.killed.as_mut().poll(cx).is_ready() {
+            return Err(self.closed("killed"));
+        }
+        while self.timer.as_mut().poll(cx).is_ready() {
+            if self.preface_left > 0 {
+                return Err(self.closed("handshake"));
+            }
+            if self.limits.idle.is_zero() {
+                // No idle limit: park the timer far away.
+                self.timer.as_mut().reset(Instant::now() + Duration::from_secs(86_400));
+                continue;
+            }
+            match self.state.idle_deadline(self.limits.idle) {
+                Some(at) if at <= Instant::now() => return Err(self.closed("idle")),
+                Some(at) => self.timer.as_mut().reset(at),
+                None => self.timer.as_mut().reset(Instant::now() + self.limits.idle),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl AsyncRead for GuardedIo {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        self.check(cx)?;
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        if self.preface_left > 0 && matches!(read, Poll::Ready(Ok(()))) {
+            let got = buf.filled().len() - before;
+            self.preface_left = self.preface_left.saturating_sub(got);
+            if self.preface_left == 0 {
+                let idle = if self.limits.idle.is_zero() { Duration::from_secs(86_400) } else { self.limits.idle };
+                self.timer.as_mut().reset(Instant::now() + idle);
+            }
+        }
+        read
+    }
+}
+
+impl AsyncWrite for GuardedIo {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_write(cx, data)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_write_vectored(cx, data)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.check(cx)?;
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl Connected for GuardedIo {
+    type ConnectInfo = ConnectionInfo;
+
+    fn connect_info(&self) -> ConnectionInfo {
+        ConnectionInfo { tcp: self.io.connect_info(), state: self.state.clone() }
+    }
+}
+
+/// The server's accepted sockets under `limits`: beyond its address's share,
+/// a connection is closed as soon as it is accepted.
+pub fn guard<S>(
+    accepted: S,
+    limits: ConnectionLimits,
+    server: &'static str,
+) -> impl Stream<Item = io::Result<GuardedIo>> + Send + 'static
+where
+    S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
+{
+    let counts = PerAddress::default();
+    accepted.filter_map(move |accepted| match accepted {
+        Ok(socket) => {
+            let slot = match socket.peer_addr() {
+                Ok(peer) if limits.per_addr > 0 => match counts.take(peer.ip(), limits.per_addr) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "per_addr")
+                            .increment(1);
+                        tracing::debug!(server, client = %peer.ip(), "too many connections from one address");
+                        return None;
+                    }
+                },
+                _ => None,
+            };
+            Some(Ok(GuardedIo::new(socket, limits, slot, server)))
+        }
+        Err(error) => Some(Err(error)),
+    })
+}
+
+/// Counts each call as in flight on its connection until its answer is
+/// dropped, and puts `TcpConnectInfo` where tonic's `remote_addr()` finds it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionGuardLayer;
+
+impl<S> tower::Layer<S> for ConnectionGuardLayer {
+    type Service = ConnectionGuard<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ConnectionGuard { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectionGuard<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for ConnectionGuard<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<InFlightBody<R>>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let in_flight = request.extensions().get::<ConnectionInfo>().cloned().map(|info| {
+            info.state.call_started();
+            request.extensions_mut().insert(info.tcp);
+            CallInFlight(info.state)
+        });
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|body| InFlightBody { body, _in_flight: in_flight }))
+        })
+    }
+}
+
+/// A response body that keeps its call counted until the body is dropped.
+#[derive(Debug)]
+pub struct InFlightBody<B> {
+    body: B,
+    _in_flight: Option<CallInFlight>,
+}
+
+impl<B: http_body::Body + Unpin> http_body::Body for InFlightBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_holds_at_most_its_share_and_gets_slots_back() {
+        let counts = PerAddress::default();
+        let addr: IpAddr = "203.0.113.7".parse().unwrap();
+        let first = counts.take(addr, 2).unwrap();
+        let _second = counts.take(addr, 2).unwrap();
+        assert!(counts.take(addr, 2).is_none());
+        assert!(counts.take("203.0.113.8".parse().unwrap(), 2).is_some(), "other addresses have their own share");
+        drop(first);
+        assert!(counts.take(addr, 2).is_some());
+    }
+
+    #[test]
+    fn a_connection_is_idle_only_without_calls() {
+        let state = Arc::new(ConnectionState::default());
+        state.call_started();
+        assert!(state.idle_deadline(Duration::from_secs(1)).is_none());
+        drop(CallInFlight(state.clone()));
+        assert!(state.idle_deadline(Duration::from_secs(1)).is_some());
+    }
+}
