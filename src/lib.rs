@@ -70,7 +70,8 @@ impl SuiteConfig {
         config.identity.argon2_memory_kib = 256;
         config.identity.argon2_iterations = 1;
         config.identity.login_per_addr_per_min = 0;
-        config.identity.login_per_username_per_min = 0;
+        config.identity.login_failures_per_account_addr = 0;
+        config.identity.login_failures_per_account = 0;
         config.identity.register_per_addr_per_min = 0;
         config.identity.register_per_username_per_min = 0;
         config.gateway.jwt_leeway_secs = 0;

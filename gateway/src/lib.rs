@@ -89,6 +89,7 @@ pub async fn start(
     let limits = CallLimits {
         calls_per_addr: config.max_calls_per_addr,
         stall: Duration::from_millis(config.stall_timeout_ms.max(1)),
+        request_timeout: Duration::from_secs(server_config.request_timeout_secs.max(1)),
     };
     let proxy = Proxy::new(backends, keys, credentials, limits);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));

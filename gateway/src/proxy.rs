@@ -48,6 +48,8 @@ pub struct CallLimits {
     pub calls_per_addr: usize,
     /// How long a client may take nothing of its answer.
     pub stall: Duration,
+    /// The server's cap on a call's life (a shorter client deadline wins).
+    pub request_timeout: Duration,
 }
 
 /// The longest access token the gateway reads; any real one is far shorter.
@@ -120,6 +122,7 @@ impl Inner {
         };
         let connection = request.extensions().get::<ConnectionInfo>().map(|info| info.state.clone());
         let deadline = shop_platform::client::incoming_timeout(request.headers());
+        let started = tokio::time::Instant::now();
         let headers = request.headers_mut();
         strip_internal_metadata(headers);
         headers.remove(http::header::AUTHORIZATION);
@@ -156,7 +159,15 @@ impl Inner {
             tracing::warn!(backend = backend_name, error = %error, "backend unreachable");
             Status::unavailable(format!("{backend_name} is unavailable"))
         })?;
-        let caller = pump::Caller { backend: backend_name, method: path, client: client_addr, connection, in_flight };
+        let life = deadline.map_or(self.limits.request_timeout, |client| client.min(self.limits.request_timeout));
+        let caller = pump::Caller {
+            backend: backend_name,
+            method: path,
+            client: client_addr,
+            connection,
+            in_flight,
+            deadline: started + life,
+        };
         Ok(response.map(|answer| AxumBody::new(pump::pump(answer, self.limits.stall, caller))))
     }
 

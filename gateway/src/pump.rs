@@ -22,12 +22,17 @@ use http_body::Frame;
 use http_body_util::BodyExt as _;
 use shop_platform::connection::{AddressSlot, ConnectionState};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Frames waiting for the client, per call.
 const QUEUED_FRAMES: usize = 2;
+
+/// Longest wait for a given-up stream to be reset before the client's
+/// connection is closed instead.
+const MAX_RESET_GRACE: Duration = Duration::from_secs(5);
 
 /// Who the call is for, for the log and the last resort.
 pub struct Caller {
@@ -38,6 +43,8 @@ pub struct Caller {
     pub connection: Option<Arc<ConnectionState>>,
     /// The call's place in its address's count, held until the answer is out.
     pub in_flight: Option<AddressSlot>,
+    /// When the call's life ends, answer included.
+    pub deadline: Instant,
 }
 
 /// Starts moving `answer` to the returned body.
@@ -62,9 +69,12 @@ async fn run(
             () = frames.closed() => return,
             next = answer.frame() => next,
         };
+        // The client must take what is queued within the stall timeout, and
+        // before the call's deadline.
+        let taken_by = (Instant::now() + stall).min(caller.deadline);
         let Some(frame) = next else {
-            // All read: wait (within the stall timeout) until the client has taken it all.
-            let taken = tokio::time::timeout(stall, frames.reserve_many(QUEUED_FRAMES)).await;
+            // All read: wait until the client has taken it all.
+            let taken = tokio::time::timeout_at(taken_by, frames.reserve_many(QUEUED_FRAMES)).await;
             if taken.is_ok() {
                 return;
             }
@@ -72,29 +82,34 @@ async fn run(
         };
         let frame = frame.map_err(BoxError::from);
         let failed = frame.is_err();
-        match tokio::time::timeout(stall, frames.send(frame)).await {
+        match tokio::time::timeout_at(taken_by, frames.send(frame)).await {
             Ok(Ok(())) if !failed => {}
             Ok(_) => return,
             Err(_) => break,
         }
     }
-    // Stalled: the backend's stream goes (its unread bytes back to the shared
-    // window, RST_STREAM to the backend), and the client's is reset.
+    // Stalled (or out of time): the backend's stream goes (its unread bytes
+    // back to the shared window, RST_STREAM to the backend), and the
+    // client's is reset.
     drop(answer);
     abandoned.cancel();
-    metrics::counter!("shop_gateway_stalled_calls_total", "backend" => caller.backend).increment(1);
-    tracing::warn!(
-        backend = caller.backend,
-        method = %caller.method,
-        client = ?caller.client,
-        stall_ms = stall.as_millis() as u64,
-        "client stopped reading its answer; call cancelled"
-    );
+    if Instant::now() < caller.deadline {
+        metrics::counter!("shop_gateway_stalled_calls_total", "backend" => caller.backend).increment(1);
+        tracing::warn!(
+            backend = caller.backend,
+            method = %caller.method,
+            client = ?caller.client,
+            stall_ms = stall.as_millis() as u64,
+            "client stopped reading its answer; call cancelled"
+        );
+    } else {
+        tracing::info!(backend = caller.backend, method = %caller.method, "answer not taken before the deadline");
+    }
     // HTTP/2 polls the body (and so resets the stream) only once the client
     // opens its window; one that never does loses its connection.
     tokio::select! {
         () = frames.closed() => {}
-        () = tokio::time::sleep(stall) => {
+        () = tokio::time::sleep(stall.min(MAX_RESET_GRACE)) => {
             if let Some(connection) = caller.connection {
                 tracing::warn!(client = ?caller.client, "closing the connection of a client that reads nothing");
                 connection.kill();

@@ -85,6 +85,12 @@ pub fn database(error: sqlx::Error) -> Status {
         tracing::warn!(error = %error, "database unavailable");
         return Status::unavailable("database is unavailable");
     }
+    // 22021/22P05: a value Postgres cannot store (NUL in text). Field rules
+    // refuse those first; this keeps one that slips through from looking
+    // like our bug.
+    if matches!(sqlstate.as_deref(), Some("22021" | "22P05")) {
+        return invalid_argument("request", &Invalid::new("contains a character that cannot be stored (such as NUL)"));
+    }
     if matches!(sqlstate.as_deref(), Some("40001" | "40P01")) {
         tracing::warn!(error = %error, "transaction aborted by a conflict");
         return Status::aborted("conflicting concurrent update; retry");

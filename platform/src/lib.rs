@@ -22,4 +22,5 @@ pub mod paging;
 pub mod server;
 pub mod telemetry;
 pub mod testing;
+pub mod text;
 pub mod time;

@@ -110,6 +110,39 @@ async fn a_client_that_stops_reading_stalls_only_itself_and_its_calls_are_cancel
 }
 
 #[tokio::test]
+async fn the_request_timeout_bounds_sending_the_answer_too() {
+    let shop = TestShop::start_with(|config| {
+        config.server.request_timeout_secs = 1;
+        config.gateway.stall_timeout_ms = 30_000;
+    })
+    .await;
+    let admin = shop.admin("root").await;
+    let category = shop.create_category(&admin, "Books").await;
+    for n in 0..30 {
+        let mut big = product(&format!("Tome {n}"), "9.99", 5, category.id);
+        big.description = "lorem ipsum ".repeat(830);
+        shop.create_product(&admin, big).await;
+    }
+    let addr = shop.suite.gateway_addr;
+    let (client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake(TcpStream::connect(addr).await.unwrap())
+        .await
+        .unwrap();
+    let connection = tokio::spawn(connection);
+    let mut ready = client.ready().await.unwrap();
+    let (response, mut body) = ready.send_request(list_products_request(addr), false).unwrap();
+    body.send_data(grpc_frame(&ListProductsRequest { page_size: 100, ..Default::default() }), true).unwrap();
+    let mut answer = response.await.expect("answer head").into_body();
+    let started = Instant::now();
+    let ended =
+        tokio::time::timeout(Duration::from_secs(15), async { while let Some(Ok(_)) = answer.data().await {} }).await;
+    assert!(ended.is_ok(), "the unread answer outlived the request timeout");
+    assert!(started.elapsed() < Duration::from_secs(10), "ended only after {:?}", started.elapsed());
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+}
+
+#[tokio::test]
 async fn the_gateway_allows_100_streams_per_connection() {
     let shop = TestShop::start().await;
     let addr = shop.suite.gateway_addr;

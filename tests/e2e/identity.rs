@@ -1,7 +1,11 @@
 //! Every identity rule of API.md, through the gateway.
 
+use std::time::Duration;
+
+use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{GetCurrentUserRequest, LoginRequest, RegisterRequest};
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::harness::{PASSWORD, TestShop, assert_invalid_field, bearer, registration};
 
@@ -174,20 +178,21 @@ async fn junk_register_input_is_named_not_internal() {
     let cases = [
         (with("ann\0", |_| {}), "username"),
         (with("ann", |r| r.email = "ann\0@example.com".into()), "email"),
-        (with("ann", nul_password), "password_confirm"),
+        (with("ann", nul_password), "password"),
     ];
     for (request, field) in cases {
         assert_invalid_field(&shop.identity().register(request).await.unwrap_err(), field);
     }
-    // A NUL inside a password is just a character: only its hash is stored.
-    let registered = shop
+    // One rule for all text: no control characters, in a password either.
+    let refused = shop
         .identity()
         .register(with("nul", |r| {
             r.password = "tulip\0Orbit-42".into();
             r.password_confirm = "tulip\0Orbit-42".into();
         }))
-        .await;
-    assert!(registered.is_ok(), "{registered:?}");
+        .await
+        .unwrap_err();
+    assert_invalid_field(&refused, "password");
 }
 
 #[tokio::test]
@@ -214,8 +219,8 @@ async fn get_current_user_needs_a_token_and_returns_its_owner() {
 }
 
 #[tokio::test]
-async fn logins_are_rate_limited_per_username() {
-    let shop = TestShop::start_with(|config| config.identity.login_per_username_per_min = 3).await;
+async fn failed_logins_on_an_account_slow_down_that_address() {
+    let shop = TestShop::start_with(|config| config.identity.login_failures_per_account_addr = 3).await;
     shop.register("ann").await;
     let wrong = || LoginRequest { username: "ann".into(), password: "wrong-Password-1".into() };
     for _ in 0..3 {
@@ -255,4 +260,67 @@ async fn registrations_are_rate_limited_per_client_address_and_username() {
     assert_eq!(shop.identity().register(registration("ANN")).await.unwrap_err().code(), Code::ResourceExhausted);
     shop.register("bob").await;
     assert_eq!(shop.identity().register(registration("cid")).await.unwrap_err().code(), Code::ResourceExhausted);
+}
+
+/// Logs in through the gateway from `client`, a loopback address of its own
+/// (all of 127.0.0.0/8 reaches the gateway on 127.0.0.1).
+async fn login_from(shop: &TestShop, client: &str, username: &str, password: &str) -> Result<(), tonic::Status> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", shop.suite.gateway_addr))
+        .expect("endpoint")
+        .local_address(Some(client.parse().expect("an address")))
+        .connect()
+        .await
+        .expect("connect from the client address");
+    let request = LoginRequest { username: username.into(), password: password.into() };
+    IdentityServiceClient::new(channel).login(request).await.map(|_| ())
+}
+
+#[tokio::test]
+async fn a_stranger_guessing_wrong_does_not_lock_the_owner_out() {
+    let shop = TestShop::start_with(|config| {
+        config.identity.login_failures_per_account_addr = 5;
+        config.identity.login_failures_per_account = 100;
+    })
+    .await;
+    shop.register("bobby").await;
+    let stranger = "127.0.0.66";
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        codes.push(login_from(&shop, stranger, "bobby", "wrong-Password-1").await.unwrap_err().code());
+    }
+    assert_eq!(codes[..5], [Code::Unauthenticated; 5], "failures, not attempts, are counted");
+    assert!(codes[5..].iter().all(|code| *code == Code::ResourceExhausted), "{codes:?}");
+
+    // The stranger waits, and is told for how long.
+    let status = login_from(&shop, stranger, "bobby", PASSWORD).await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let retry = status.get_details_retry_info().expect("google.rpc.RetryInfo");
+    let delay = retry.retry_delay.expect("a retry delay");
+    assert!(delay > Duration::ZERO && delay <= Duration::from_secs(300), "{delay:?}");
+
+    // The owner, from their own address and in any case, is not.
+    login_from(&shop, "127.0.0.7", "BOBBY", PASSWORD).await.expect("the owner logs in");
+    login_from(&shop, "127.0.0.7", "bobby", PASSWORD).await.expect("again");
+}
+
+#[tokio::test]
+async fn guessing_from_many_addresses_meets_the_per_account_ceiling() {
+    let shop = TestShop::start_with(|config| {
+        config.identity.login_failures_per_account_addr = 5;
+        config.identity.login_failures_per_account = 8;
+    })
+    .await;
+    shop.register("bobby").await;
+    for n in 0..4 {
+        for _ in 0..2 {
+            let status = login_from(&shop, &format!("127.0.1.{n}"), "bobby", "wrong-Password-1").await.unwrap_err();
+            assert_eq!(status.code(), Code::Unauthenticated);
+        }
+    }
+    let status = login_from(&shop, "127.0.0.99", "bobby", "wrong-Password-1").await.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.get_details_retry_info().is_some());
+    // Other accounts are not affected.
+    shop.register("carol").await;
+    login_from(&shop, "127.0.0.99", "carol", PASSWORD).await.expect("another account");
 }

@@ -6,6 +6,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod events;
+mod garbage;
 mod gateway;
 mod harness;
 mod hostile;

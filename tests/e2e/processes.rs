@@ -77,7 +77,7 @@ fn environments(
                 ("SHOP_IDENTITY_ADDR", addr("identity")),
                 // The SIGTERM check sends a burst of logins for one user.
                 ("SHOP_IDENTITY_LOGIN_PER_ADDR_PER_MIN", "0".to_owned()),
-                ("SHOP_IDENTITY_LOGIN_PER_USERNAME_PER_MIN", "0".to_owned()),
+                ("SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT_ADDR", "0".to_owned()),
             ]),
         ),
         ("catalog", with(vec![("SHOP_CATALOG_ADDR", addr("catalog"))])),

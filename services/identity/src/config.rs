@@ -85,14 +85,35 @@ pub struct IdentityConfig {
         default_value_t = 60
     )]
     pub login_per_addr_per_min: u32,
-    /// Login attempts allowed per username per minute (0 = no limit).
+    /// Failed logins one client address may make on one account before
+    /// each further failure doubles its wait (1 s, 2 s, 4 s, …); other
+    /// addresses, the owner's among them, are not slowed (0 = off). Failures
+    /// are forgotten after 15 quiet minutes or a success.
     #[arg(
-        id = "identity-login-per-username-per-min",
-        long = "identity-login-per-username-per-min",
-        env = "SHOP_IDENTITY_LOGIN_PER_USERNAME_PER_MIN",
-        default_value_t = 10
+        id = "identity-login-failures-per-account-addr",
+        long = "identity-login-failures-per-account-addr",
+        env = "SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT_ADDR",
+        default_value_t = 5
     )]
-    pub login_per_username_per_min: u32,
+    pub login_failures_per_account_addr: u32,
+    /// Failed logins on one account from all addresses together before each
+    /// further failure doubles the wait for every address: the ceiling on
+    /// guessing from many addresses (0 = off).
+    #[arg(
+        id = "identity-login-failures-per-account",
+        long = "identity-login-failures-per-account",
+        env = "SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT",
+        default_value_t = 100
+    )]
+    pub login_failures_per_account: u32,
+    /// Longest wait, in seconds, that failed logins can earn.
+    #[arg(
+        id = "identity-login-backoff-max-secs",
+        long = "identity-login-backoff-max-secs",
+        env = "SHOP_IDENTITY_LOGIN_BACKOFF_MAX_SECS",
+        default_value_t = 300
+    )]
+    pub login_backoff_max_secs: u64,
     /// Registrations allowed per client address per minute (0 = no limit).
     #[arg(
         id = "identity-register-per-addr-per-min",
@@ -114,6 +135,10 @@ pub struct IdentityConfig {
 impl IdentityConfig {
     pub fn access_token_ttl(&self) -> Duration {
         Duration::from_secs(self.access_token_ttl_secs)
+    }
+
+    pub fn login_backoff_max(&self) -> Duration {
+        Duration::from_secs(self.login_backoff_max_secs.max(1))
     }
 
     pub fn refresh_token_ttl(&self) -> Duration {

@@ -1,7 +1,8 @@
 //! Identity's one error type and its one way out to `tonic::Status`.
 
 use shop_platform::error::{self as platform_error, InvalidField};
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -16,8 +17,8 @@ pub enum Error {
     AlreadyExists(&'static str),
     #[error("{0} not found")]
     NotFound(&'static str),
-    #[error("too many {0} attempts; try again later")]
-    RateLimited(&'static str),
+    #[error("too many {what} attempts; try again in {} s", retry_after.as_secs().max(1))]
+    RateLimited { what: &'static str, retry_after: std::time::Duration },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     #[error("{0}")]
@@ -32,7 +33,12 @@ impl From<Error> for Status {
             Error::PermissionDenied(message) => Status::permission_denied(message),
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
-            error @ Error::RateLimited(_) => Status::resource_exhausted(error.to_string()),
+            Error::RateLimited { retry_after, .. } => {
+                // google.rpc.RetryInfo tells clients when to try again.
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, error.to_string(), details)
+            }
             Error::Database(source) => platform_error::database(source),
             Error::Internal(cause) => platform_error::internal(&cause),
         }
@@ -42,8 +48,9 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
     use shop_platform::error::{Invalid, NamesFields as _};
-    use tonic::Code;
 
     #[test]
     fn each_error_maps_to_its_contract_code() {
@@ -53,7 +60,7 @@ mod tests {
             (Error::PermissionDenied("no"), Code::PermissionDenied),
             (Error::AlreadyExists("username"), Code::AlreadyExists),
             (Error::NotFound("user"), Code::NotFound),
-            (Error::RateLimited("login"), Code::ResourceExhausted),
+            (Error::RateLimited { what: "login", retry_after: Duration::from_secs(3) }, Code::ResourceExhausted),
             (Error::Database(sqlx::Error::RowNotFound), Code::Internal),
             (Error::Internal("key".into()), Code::Internal),
         ];

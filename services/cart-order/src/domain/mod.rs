@@ -36,11 +36,12 @@ pub fn quantity_to_set(raw: i32) -> Result<i32, Invalid> {
     if raw < 0 { Err(Invalid::new("must not be negative")) } else { Ok(raw) }
 }
 
-/// Client-chosen idempotency key: empty means none, at most 64 characters.
+/// Client-chosen idempotency key: empty means none, at most 64 characters,
+/// no control characters.
 pub fn idempotency_key(raw: &str) -> Result<Option<String>, Invalid> {
     match raw.chars().count() {
         0 => Ok(None),
-        1..=MAX_IDEMPOTENCY_KEY_CHARS => Ok(Some(raw.to_owned())),
+        1..=MAX_IDEMPOTENCY_KEY_CHARS => Ok(Some(shop_platform::text::single_line(raw)?.to_owned())),
         _ => Err(Invalid::new(format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"))),
     }
 }

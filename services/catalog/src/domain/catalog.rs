@@ -88,9 +88,10 @@ impl Catalog {
     }
 
     pub async fn category_by_slug(&self, slug: &str) -> Result<Category, Error> {
-        repo::categories::find_by_slug(&mut *self.pool.acquire().await?, slug)
-            .await?
-            .ok_or_else(|| Error::NotFound(format!("category {slug:?}")))
+        let not_found = || Error::NotFound(format!("category {slug:?}"));
+        // What is not a slug names no category; no need to ask.
+        let slug = Slug::parse(slug).map_err(|_| not_found())?;
+        repo::categories::find_by_slug(&mut *self.pool.acquire().await?, slug.as_str()).await?.ok_or_else(not_found)
     }
 
     pub async fn create_product(&self, fields: ProductFields) -> Result<Product, Error> {

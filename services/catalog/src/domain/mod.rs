@@ -13,6 +13,7 @@ use rust_decimal::Decimal;
 use shop_platform::error::Invalid;
 use shop_platform::money::Money;
 use shop_platform::order_lines::OrderLine;
+use shop_platform::text;
 
 /// A product with its category, as every read returns it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -69,7 +70,7 @@ pub struct CategoryName(String);
 
 impl CategoryName {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        let name = raw.trim();
+        let name = text::single_line(raw.trim())?;
         match name.chars().count() {
             0 => Err(Invalid::new("is required")),
             1..=100 => Ok(Self(name.to_owned())),
@@ -140,7 +141,7 @@ impl Title {
         if raw.chars().count() > 255 {
             return Err(Invalid::new("must be at most 255 characters"));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(text::single_line(raw)?.to_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -148,9 +149,13 @@ impl Title {
     }
 }
 
-/// At most 10 000 characters; may be empty.
+/// At most 10 000 characters, lines allowed; may be empty.
 pub fn parse_description(raw: &str) -> Result<&str, Invalid> {
-    if raw.chars().count() > 10_000 { Err(Invalid::new("must be at most 10000 characters")) } else { Ok(raw) }
+    if raw.chars().count() > 10_000 {
+        Err(Invalid::new("must be at most 10000 characters"))
+    } else {
+        text::multi_line(raw)
+    }
 }
 
 /// Empty, or an absolute http(s) URL of at most 2048 characters.

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use governor::clock::DefaultClock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::IdentityConfig;
 use crate::domain::User;
+use crate::domain::backoff::FailureBackoff;
 use crate::domain::passwords::PasswordHasher;
 use crate::domain::tokens::{SigningMaterial, new_refresh_token, refresh_token_hash};
 use crate::domain::{Email, NewPassword, PasswordProblem, Username};
@@ -55,10 +57,13 @@ pub struct IssuedTokens {
     pub refresh_expires_at: DateTime<Utc>,
 }
 
-/// Keyed limiters; `None` where the configured rate is 0 (off).
+/// Keyed limiters; `None` where the configured rate is 0 (off). Logins are
+/// metered per address by attempts, and per account by failures
+/// ([`FailureBackoff`]), so that nobody but the guesser waits.
 struct Limits {
     login_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
-    login_per_username: Option<DefaultKeyedRateLimiter<String>>,
+    login_failures_per_account_addr: FailureBackoff<(String, Option<IpAddr>)>,
+    login_failures_per_account: FailureBackoff<String>,
     register_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
     register_per_username: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -72,8 +77,11 @@ fn check<K: std::hash::Hash + Eq + Clone>(
     key: &K,
     what: &'static str,
 ) -> Result<(), Error> {
-    match limiter {
-        Some(limiter) if limiter.check_key(key).is_err() => Err(Error::RateLimited(what)),
+    match limiter.as_ref().map(|limiter| limiter.check_key(key)) {
+        Some(Err(not_until)) => {
+            let retry_after = not_until.wait_time_from(governor::clock::Clock::now(&DefaultClock::default()));
+            Err(Error::RateLimited { what, retry_after })
+        }
         _ => Ok(()),
     }
 }
@@ -90,6 +98,9 @@ fn check_username(
     }
     check(limiter, &username.to_lowercase(), what)
 }
+
+/// Failed logins older than this are forgotten.
+const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -115,7 +126,16 @@ impl Accounts {
         let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations, config.hash_concurrency)?;
         let limits = Limits {
             login_per_addr: per_minute(config.login_per_addr_per_min),
-            login_per_username: per_minute(config.login_per_username_per_min),
+            login_failures_per_account_addr: FailureBackoff::new(
+                config.login_failures_per_account_addr,
+                config.login_backoff_max(),
+                LOGIN_FAILURE_WINDOW,
+            ),
+            login_failures_per_account: FailureBackoff::new(
+                config.login_failures_per_account,
+                config.login_backoff_max(),
+                LOGIN_FAILURE_WINDOW,
+            ),
             register_per_addr: per_minute(config.register_per_addr_per_min),
             register_per_username: per_minute(config.register_per_username_per_min),
         };
@@ -135,9 +155,12 @@ impl Accounts {
         for limiter in [&limits.login_per_addr, &limits.register_per_addr].into_iter().flatten() {
             limiter.retain_recent();
         }
-        for limiter in [&limits.login_per_username, &limits.register_per_username].into_iter().flatten() {
+        if let Some(limiter) = &limits.register_per_username {
             limiter.retain_recent();
         }
+        let now = std::time::Instant::now();
+        limits.login_failures_per_account_addr.forget_old(now);
+        limits.login_failures_per_account.forget_old(now);
     }
 
     pub fn check_register_rate(&self, client: Option<IpAddr>, username: &str) -> Result<(), Error> {
@@ -166,11 +189,26 @@ impl Accounts {
         if let Some(client) = client {
             check(&self.limits.login_per_addr, &client, "login")?;
         }
-        check_username(&self.limits.login_per_username, username, "login")?;
-        let wrong = Error::Unauthenticated("invalid username or password");
         // A name no user could have (too long, a NUL byte, …) is never sent to
-        // the database; it still pays for a hash, like any unknown user.
+        // the database; it still pays for a hash, like any unknown user. Only
+        // names a user could have are counted, so junk cannot grow memory.
         let could_exist = Username::parse(username).is_ok() && password.chars().count() <= NewPassword::MAX_CHARS;
+        let account = could_exist.then(|| username.to_lowercase());
+        let now = std::time::Instant::now();
+        if let Some(account) = &account {
+            let limits = &self.limits;
+            let wait = [
+                limits.login_failures_per_account_addr.wait(&(account.clone(), client), now),
+                limits.login_failures_per_account.wait(account, now),
+            ]
+            .into_iter()
+            .flatten()
+            .max();
+            if let Some(retry_after) = wait {
+                return Err(Error::RateLimited { what: "failed login", retry_after });
+            }
+        }
+        let wrong = Error::Unauthenticated("invalid username or password");
         let found = if could_exist {
             let mut conn = self.pool.acquire().await?;
             repo::users::find_credentials(&mut conn, username).await?
@@ -180,7 +218,14 @@ impl Accounts {
         let (user, stored_hash) = found.map_or((None, None), |(user, hash)| (Some(user), Some(hash)));
         let password = password.chars().take(NewPassword::MAX_CHARS).collect::<String>();
         if !self.hasher.verify(&password, stored_hash).await? {
+            if let Some(account) = account {
+                self.limits.login_failures_per_account_addr.failed((account.clone(), client), now);
+                self.limits.login_failures_per_account.failed(account, now);
+            }
             return Err(wrong);
+        }
+        if let Some(account) = account {
+            self.limits.login_failures_per_account_addr.succeeded(&(account, client));
         }
         let user = user.ok_or(wrong)?;
         let mut tx = self.pool.begin().await?;

@@ -4,6 +4,7 @@
 //! own transaction.
 
 pub mod accounts;
+pub mod backoff;
 pub mod passwords;
 pub mod tokens;
 
@@ -136,6 +137,9 @@ impl NewPassword {
         }
         if password.chars().all(|c| c.is_ascii_digit()) {
             return refuse("must not be entirely numeric");
+        }
+        if let Err(reason) = shop_platform::text::single_line(password) {
+            return Err(PasswordProblem::Password(reason));
         }
         let lowered = password.trim().to_lowercase();
         if COMMON_PASSWORDS.contains(lowered.as_str()) {
