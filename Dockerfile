@@ -30,7 +30,9 @@ RUN --mount=type=cache,target=/src/target,sharing=locked \
     && cp target/release/shop /usr/local/bin/shop
 
 FROM ${RUNTIME_IMAGE}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shop
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shop \
+    # The catalog's search index lives here (a volume in compose, an emptyDir in Kubernetes).
+    && mkdir -p /var/lib/shop/catalog-index && chown -R 10001:10001 /var/lib/shop
 COPY --from=build /usr/local/bin/shop /usr/local/bin/shop
 USER 10001:10001
 # Listen on every interface inside the container; ports are set per service.

@@ -223,6 +223,10 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
         shop_gateway::start(&gateway_config, &config.server, credentials, stop_of("gateway").context("gateway stop")?)
             .await?;
 
+    // Ready means ready: catalog's search index is built before `up` returns.
+    let mut catalog = catalog;
+    catalog.wait_ready().await;
+
     let suite = Suite {
         gateway_addr: gateway.addr,
         identity_addr: identity.addr,

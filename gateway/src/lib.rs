@@ -93,7 +93,7 @@ pub async fn start(
     };
     let proxy = Proxy::new(backends, keys, credentials, limits);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
-    let services = Services { server: "gateway", routes, names: shop_proto::PUBLIC_SERVICES.to_vec() };
+    let services = Services { server: "gateway", routes, names: shop_proto::PUBLIC_SERVICES.to_vec(), warm_up: None };
     let running = server::serve(listener, services, &client_facing(server_config, config), shutdown).await?;
     Ok(server::with_companions(running, [refresher]))
 }

@@ -54,6 +54,13 @@ impl Money {
         self.0
     }
 
+    /// The amount in cents (it has at most two fraction digits).
+    pub fn cents(self) -> i64 {
+        use rust_decimal::prelude::ToPrimitive as _;
+        // At most 99 999 999.99 × 100 (and sums of those) fit an i64.
+        (self.0 * Decimal::ONE_HUNDRED).trunc().to_i64().unwrap_or(i64::MAX)
+    }
+
     /// `self × quantity`, exact.
     pub fn times(self, quantity: i64) -> Money {
         Money(self.0 * Decimal::from(quantity))

@@ -110,6 +110,11 @@ impl Outbox {
         Ok(last)
     }
 
+    /// The last sequence handed out (committed or not yet).
+    pub async fn head(self, conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT last_sequence FROM outbox_head").fetch_one(conn).await
+    }
+
     /// Up to `limit` events after `after`, in order, stamped.
     pub async fn after<E: StreamEvent>(
         self,
@@ -160,6 +165,12 @@ impl<E> Clone for EventFeed<E> {
 impl<E: StreamEvent> EventFeed<E> {
     pub fn new(pool: PgPool, outbox: Outbox) -> Self {
         Self { pool, outbox, wake: Arc::new(Notify::new()), closing: CancellationToken::new(), _events: PhantomData }
+    }
+
+    /// Notified whenever events may have been committed (a NOTIFY from any
+    /// replica), for readers of the outbox other than subscribers.
+    pub fn notifications(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// `shutdown`, which also ends every open subscription when it resolves:

@@ -6,10 +6,12 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::service::Routes;
 use tonic::transport::Server;
@@ -31,6 +33,15 @@ pub struct Running {
     pub addr: SocketAddr,
     /// Ends when the server has stopped (after `shutdown` and draining).
     pub task: JoinHandle<anyhow::Result<()>>,
+    /// Turns true once the server is warm (health says SERVING).
+    pub ready: watch::Receiver<bool>,
+}
+
+impl Running {
+    /// Resolves once the server is warm.
+    pub async fn wait_ready(&mut self) {
+        let _ = self.ready.wait_for(|ready| *ready).await;
+    }
 }
 
 /// Binds `addr` before returning, so callers can connect at once.
@@ -45,6 +56,9 @@ pub struct Services {
     pub server: &'static str,
     pub routes: Routes,
     pub names: Vec<&'static str>,
+    /// What must finish before the server takes traffic (catalog's search
+    /// index): until then health answers NOT_SERVING. `None`: ready at once.
+    pub warm_up: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
 }
 
 /// Serves `services` on `listener` until `shutdown` resolves.
@@ -56,10 +70,22 @@ pub async fn serve(
 ) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let (health, health_service) = tonic_health::server::health_reporter();
+    let (ready_sender, ready) = watch::channel(false);
+    let warm_up = services.warm_up.unwrap_or_else(|| Box::pin(std::future::ready(())));
     for name in &services.names {
-        health.set_service_status(*name, ServingStatus::Serving).await;
+        health.set_service_status(*name, ServingStatus::NotServing).await;
     }
-    health.set_service_status("", ServingStatus::Serving).await;
+    health.set_service_status("", ServingStatus::NotServing).await;
+    let names = services.names.clone();
+    let warming = health.clone();
+    tokio::spawn(async move {
+        warm_up.await;
+        for name in names {
+            warming.set_service_status(name, ServingStatus::Serving).await;
+        }
+        warming.set_service_status("", ServingStatus::Serving).await;
+        let _ = ready_sender.send(true);
+    });
 
     let descriptors = descriptors_serving(&services.names)?;
     let reflection_v1 =
@@ -115,7 +141,7 @@ pub async fn serve(
             .await
             .context("gRPC server failed")
     });
-    Ok(Running { addr, task })
+    Ok(Running { addr, task, ready })
 }
 
 fn reflection_builder(
@@ -148,12 +174,17 @@ pub fn with_companions(running: Running, companions: impl IntoIterator<Item = Jo
     let server = running.task;
     let task = tokio::spawn(async move {
         let result = server.await;
-        for companion in companions {
+        for companion in &companions {
             companion.abort();
+        }
+        // Gone for good before the server counts as stopped: what they hold
+        // (a search index's lock, say) is free for a restart.
+        for companion in companions {
+            let _ = companion.await;
         }
         result?
     });
-    Running { addr: running.addr, task }
+    Running { addr: running.addr, task, ready: running.ready }
 }
 
 /// The caller's `x-request-id`, or a new one, for the RPC's span.

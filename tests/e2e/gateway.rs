@@ -209,8 +209,11 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     .unwrap();
     let suite_stop = CancellationToken::new();
     let _suite_stop = suite_stop.clone().drop_guard();
+    // A second catalog keeps a search index of its own.
+    let mut catalog_config = shop.config.catalog.clone();
+    catalog_config.index_dir = shop.config.catalog.index_dir.with_file_name("second-catalog");
     let catalog = shop_catalog::start(
-        &shop.config.catalog,
+        &catalog_config,
         &shop.config.database,
         &Default::default(),
         credentials.clone(),

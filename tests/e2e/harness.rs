@@ -27,13 +27,24 @@ pub const SERVICE_TOKEN: &str = "test-service-token-0123456789abcdef0123";
 /// The password every test user gets unless a test says otherwise.
 pub const PASSWORD: &str = "tulip-Orbit-42";
 
-/// Fields drop in order: the servers stop before their database is dropped.
+/// Fields drop in order: the servers stop before their database and index
+/// directory are dropped.
 pub struct TestShop {
     _stop: DropGuard,
     pub gateway: Channel,
     pub suite: Suite,
     pub config: SuiteConfig,
     pub database: TestDatabase,
+    _index_dir: IndexDir,
+}
+
+/// The test's own directory for search indexes, removed afterwards.
+struct IndexDir(std::path::PathBuf);
+
+impl Drop for IndexDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl TestShop {
@@ -46,11 +57,13 @@ impl TestShop {
         let database = TestDatabase::create(&shop::SCHEMAS).await.expect("create the test database");
         let mut config = SuiteConfig::for_tests(&database.url).expect("test configuration");
         config.credentials.service_token = Some(SERVICE_TOKEN.into());
+        let index_dir = IndexDir(std::env::temp_dir().join("shop-test-indexes").join(&database.name));
+        config.catalog.index_dir = index_dir.0.join("catalog");
         adjust(&mut config);
         let stop = CancellationToken::new();
         let suite = shop::up(config.clone(), stop.clone().cancelled_owned()).await.expect("shop up");
         let gateway = connect(suite.gateway_addr).await;
-        Self { _stop: stop.drop_guard(), gateway, suite, config, database }
+        Self { _stop: stop.drop_guard(), gateway, suite, config, database, _index_dir: index_dir }
     }
 
     pub fn catalog(&self) -> CatalogServiceClient<Channel> {

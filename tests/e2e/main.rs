@@ -17,6 +17,7 @@ mod orders;
 mod policy;
 mod processes;
 mod reporting;
+mod search_index;
 mod seed;
 mod tokens;
 mod traces;

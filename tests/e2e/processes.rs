@@ -54,6 +54,7 @@ fn environments(
     ports: &BTreeMap<&str, u16>,
     database_url: &str,
     token_file: &str,
+    index_dir: &str,
 ) -> BTreeMap<&'static str, Vec<(String, String)>> {
     let url = |service: &str| format!("http://127.0.0.1:{}", ports[service]);
     let addr = |service: &str| format!("127.0.0.1:{}", ports[service]);
@@ -80,7 +81,10 @@ fn environments(
                 ("SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT_ADDR", "0".to_owned()),
             ]),
         ),
-        ("catalog", with(vec![("SHOP_CATALOG_ADDR", addr("catalog"))])),
+        (
+            "catalog",
+            with(vec![("SHOP_CATALOG_ADDR", addr("catalog")), ("SHOP_CATALOG_INDEX_DIR", index_dir.to_owned())]),
+        ),
         (
             "cart-order",
             with(vec![
@@ -135,7 +139,13 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
     let token_file = std::env::temp_dir().join(format!("shop-service-token-{}", std::process::id()));
     std::fs::write(&token_file, format!("{SERVICE_TOKEN}\n")).expect("write the token file");
     let ports: BTreeMap<&str, u16> = SERVICES.iter().map(|service| (*service, free_port())).collect();
-    let environments = environments(&ports, &database.url, token_file.to_str().expect("utf-8 path"));
+    let index_dir = std::env::temp_dir().join("shop-test-indexes").join(&database.name);
+    let environments = environments(
+        &ports,
+        &database.url,
+        token_file.to_str().expect("utf-8 path"),
+        index_dir.to_str().expect("utf-8 path"),
+    );
 
     // The same keys as the compose file gives each container.
     let compose = include_str!("../../docker-compose.yml");
@@ -244,4 +254,5 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
         assert!(status.success(), "{service} exited with {status} after SIGTERM");
     }
     let _ = std::fs::remove_file(token_file);
+    let _ = std::fs::remove_dir_all(index_dir);
 }

@@ -4,7 +4,9 @@
 use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
 use shop_proto::catalog::{ListCategoriesRequest, ListProductsRequest, SubscribeCatalogEventsRequest};
 
-use crate::harness::TestShop;
+use std::time::Duration;
+
+use crate::harness::{TestShop, eventually};
 
 #[tokio::test]
 async fn seeding_reaches_the_targets_once_with_events_for_everything() {
@@ -27,8 +29,16 @@ async fn seeding_reaches_the_targets_once_with_events_for_everything() {
         per_category += shop.catalog().list_products(request).await.unwrap().into_inner().total_count;
     }
     assert_eq!(per_category, 300, "tracked totals add up");
+    // The search index takes the seeded products from the outbox: eventually,
+    // since `shop seed` writes straight to the database, not through catalog.
     let search = ListProductsRequest { search: listed.products[0].title.clone(), ..Default::default() };
-    assert!(shop.catalog().list_products(search).await.unwrap().into_inner().total_count >= 1);
+    eventually("the seeded products are searchable", Duration::from_secs(10), async || {
+        match shop.catalog().list_products(search.clone()).await.unwrap().into_inner().total_count {
+            0 => Err(0),
+            found => Ok(found),
+        }
+    })
+    .await;
 
     // 4 category events, then 300 product events, numbered without gaps.
     let mut events = CatalogEventsServiceClient::new(shop.catalog_internal().await);

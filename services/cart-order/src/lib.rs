@@ -117,6 +117,7 @@ pub async fn start(
             "shop.order.v1.OrderPlacementService",
             "shop.order.v1.OrderEventsService",
         ],
+        warm_up: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companions(running, [listener_task, recovery_task, cart_watch, orders_watch]))

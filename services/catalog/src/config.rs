@@ -1,6 +1,7 @@
 //! Catalog's settings, each an env var with a default (see README).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CatalogConfig {
@@ -15,4 +16,18 @@ pub struct CatalogConfig {
         default_value_t = 10
     )]
     pub db_max_connections: u32,
+    /// Where this replica keeps its search index, to resume from after a
+    /// restart (each replica has its own; two processes cannot share one).
+    #[arg(
+        id = "catalog-index-dir",
+        long = "catalog-index-dir",
+        env = "SHOP_CATALOG_INDEX_DIR",
+        default_value_os_t = default_index_dir()
+    )]
+    pub index_dir: PathBuf,
+}
+
+/// `shop-catalog-index` in the system's temporary directory.
+fn default_index_dir() -> PathBuf {
+    std::env::temp_dir().join("shop-catalog-index")
 }

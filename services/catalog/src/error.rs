@@ -16,6 +16,15 @@ pub enum Error {
     FailedPrecondition(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// The search index failed (disk, or a bug): logged, never shown.
+    #[error("search index: {0}")]
+    Index(String),
+    /// Another process (or a server still stopping) has the index directory.
+    #[error("search index: {0}")]
+    IndexBusy(String),
+    /// Listings from the index wait until it has caught up after a start.
+    #[error("the search index is still being built; try again shortly")]
+    IndexNotReady,
 }
 
 impl From<Error> for Status {
@@ -26,6 +35,11 @@ impl From<Error> for Status {
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Database(source) => platform_error::database(source),
+            Error::Index(cause) => {
+                tracing::error!(error = %cause, "search index failed");
+                Status::unavailable("the search index is unavailable")
+            }
+            error @ (Error::IndexNotReady | Error::IndexBusy(_)) => Status::unavailable(error.to_string()),
         }
     }
 }

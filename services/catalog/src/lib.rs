@@ -5,9 +5,10 @@
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
 //! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: `domain::catalog`, `domain::inventory`, `domain::seed`), `repo`
-//! (SQL), `grpc` (one file per gRPC service: protobuf in, one use-case call,
-//! protobuf out). Start at [`start`].
+//! cases: `domain::categories`, `domain::products`, `domain::listing` (with
+//! the search index), `domain::inventory`, `domain::seed`), `repo` (SQL, and
+//! the search index's store), `grpc` (one file per gRPC service: protobuf in,
+//! one use-case call, protobuf out). Start at [`start`].
 
 mod config;
 mod domain;
@@ -31,8 +32,10 @@ use tonic::service::Routes;
 pub use config::CatalogConfig;
 pub use domain::seed::Seeded;
 
-use crate::domain::catalog::Catalog;
+use crate::domain::categories::Categories;
 use crate::domain::inventory::Inventory;
+use crate::domain::listing::Listings;
+use crate::domain::products::Products;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Catalog's schema, with the outbox its event stream is read from.
@@ -65,7 +68,12 @@ pub async fn start(
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
 
-    let catalog = CatalogServiceServer::new(grpc::CatalogApi::new(Catalog::new(pool.clone()), credentials.clone()));
+    let listings = Listings::open(pool.clone(), Some(&config.index_dir)).await?;
+    let indexer = listings.spawn_indexer(&feed);
+    let warm_up = Box::pin(listings.ready());
+    let products = Products::new(pool.clone(), listings);
+    let catalog =
+        CatalogServiceServer::new(grpc::CatalogApi::new(Categories::new(pool.clone()), products, credentials.clone()));
     let inventory = InventoryServiceServer::with_interceptor(
         grpc::InventoryApi::new(Inventory::new(pool)),
         credentials.interceptor(),
@@ -80,7 +88,9 @@ pub async fn start(
             "shop.catalog.v1.InventoryService",
             "shop.catalog.v1.CatalogEventsService",
         ],
+        // No traffic reaches an index still being built.
+        warm_up: Some(warm_up),
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
-    Ok(server::with_companions(running, [listener_task, pool_watch]))
+    Ok(server::with_companions(running, [listener_task, indexer, pool_watch]))
 }

@@ -69,6 +69,7 @@ pub async fn start(
         server: "identity",
         routes: Routes::new(identity).add_service(keys),
         names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
+        warm_up: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA.name);

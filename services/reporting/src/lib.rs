@@ -76,8 +76,12 @@ pub async fn start(
     let orders_consumer = consumer::spawn(OrderStream(Upstream(orders)), pool.clone(), policy);
 
     let api = ReportingServiceServer::new(grpc::ReportingApi::new(Reports::new(pool), credentials));
-    let services =
-        Services { server: "reporting", routes: Routes::new(api), names: vec!["shop.reporting.v1.ReportingService"] };
+    let services = Services {
+        server: "reporting",
+        routes: Routes::new(api),
+        names: vec!["shop.reporting.v1.ReportingService"],
+        warm_up: None,
+    };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     Ok(server::with_companions(running, [catalog_consumer, orders_consumer, pool_watch]))
 }

@@ -4,8 +4,10 @@
 //! are in [`catalog`] (categories and products), [`inventory`] (stock
 //! reservations) and [`seed`].
 
-pub mod catalog;
+pub mod categories;
 pub mod inventory;
+pub mod listing;
+pub mod products;
 pub mod seed;
 
 use chrono::{DateTime, Utc};
@@ -262,6 +264,10 @@ impl Ordering {
                 )));
             }
         })
+    }
+
+    pub fn is_by_sold_count(self) -> bool {
+        matches!(self, Ordering::SoldCount | Ordering::SoldCountDesc)
     }
 
     /// The column and whether it sorts descending.

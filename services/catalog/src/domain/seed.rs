@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use shop_platform::money::Money;
 use sqlx::PgPool;
 
-use crate::domain::catalog::{Catalog, CategoryFields};
+use crate::domain::categories::{Categories, CategoryFields};
 use crate::domain::{Category, CategoryName, Event, Product, Slug};
 use crate::repo;
 
@@ -220,7 +220,7 @@ pub async fn seed(
     categories: u64,
     mut progress: impl FnMut(u64),
 ) -> anyhow::Result<Seeded> {
-    let catalog = Catalog::new(pool.clone());
+    let catalog = Categories::new(pool.clone());
     let mut seeded = Seeded::default();
     let existing = catalog.categories().await?;
     for n in existing.len() as u64..categories {

@@ -12,7 +12,8 @@ use shop_proto::catalog::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::domain::catalog::{Catalog, CategoryFields};
+use crate::domain::categories::{Categories, CategoryFields};
+use crate::domain::products::Products;
 use crate::domain::{
     self, CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
     parse_image_url, parse_search, parse_stock,
@@ -21,13 +22,14 @@ use crate::error::Error;
 use shop_platform::error::NamesFields as _;
 
 pub struct CatalogApi {
-    catalog: Catalog,
+    categories: Categories,
+    products: Products,
     credentials: ServiceCredentials,
 }
 
 impl CatalogApi {
-    pub fn new(catalog: Catalog, credentials: ServiceCredentials) -> Self {
-        Self { catalog, credentials }
+    pub fn new(categories: Categories, products: Products, credentials: ServiceCredentials) -> Self {
+        Self { categories, products, credentials }
     }
 
     /// Admin RPCs are guarded by the gateway's policy table; a backend reached
@@ -119,11 +121,14 @@ impl CatalogService for CatalogApi {
         let max_price = Money::parse_optional(&req.max_price).map_err(Error::field("max_price"))?;
         let ordering = Ordering::parse(&req.ordering).map_err(Error::field("ordering"))?;
         let page = page(req.page, req.page_size)?;
-        let category_id =
-            if req.category.is_empty() { None } else { Some(self.catalog.category_by_slug(&req.category).await?.id) };
+        let category_id = if req.category.is_empty() {
+            None
+        } else {
+            Some(self.categories.category_by_slug(&req.category).await?.id)
+        };
         let filter = ProductFilter { terms, category_id, min_price, max_price };
         let (products, total_count) =
-            self.catalog.list_products(&filter, ordering, page.limit(), page.offset()).await?;
+            self.products.list_products(&filter, ordering, page.limit(), page.offset()).await?;
         Ok(Response::new(ListProductsResponse {
             products: products.into_iter().map(Product::from).collect(),
             total_count,
@@ -134,7 +139,7 @@ impl CatalogService for CatalogApi {
 
     async fn get_product(&self, request: Request<GetProductRequest>) -> Result<Response<Product>, Status> {
         let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
-        Ok(Response::new(self.catalog.product(id).await?.into()))
+        Ok(Response::new(self.products.product(id).await?.into()))
     }
 
     async fn batch_get_products(
@@ -145,14 +150,14 @@ impl CatalogService for CatalogApi {
         if ids.len() > BATCH_MAX_IDS {
             return Err(Error::field("ids")(Invalid::new("at most 100 ids")).into());
         }
-        let products = self.catalog.products(&ids).await?;
+        let products = self.products.products(&ids).await?;
         Ok(Response::new(BatchGetProductsResponse { products: products.into_iter().map(Product::from).collect() }))
     }
 
     async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
         self.require_admin(&request)?;
         let fields = new_product_fields(request.get_ref())?;
-        let product = self.catalog.create_product(fields).await?;
+        let product = self.products.create_product(fields).await?;
         tracing::info!(product_id = product.id, "product created");
         Ok(Response::new(product.into()))
     }
@@ -162,7 +167,7 @@ impl CatalogService for CatalogApi {
         let req = request.into_inner();
         let id = parse_id(req.id).map_err(Error::field("id"))?;
         let mask = mask_paths(req.update_mask.as_ref()).to_vec();
-        let product = self.catalog.update_product(id, |current| product_fields(current, &mask, &req)).await?;
+        let product = self.products.update_product(id, |current| product_fields(current, &mask, &req)).await?;
         Ok(Response::new(product.into()))
     }
 
@@ -172,7 +177,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<DeleteProductResponse>, Status> {
         self.require_admin(&request)?;
         let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
-        self.catalog.archive_product(id).await?;
+        self.products.archive_product(id).await?;
         tracing::info!(product_id = id, "product archived");
         Ok(Response::new(DeleteProductResponse {}))
     }
@@ -181,18 +186,18 @@ impl CatalogService for CatalogApi {
         &self,
         _request: Request<ListCategoriesRequest>,
     ) -> Result<Response<ListCategoriesResponse>, Status> {
-        let categories = self.catalog.categories().await?;
+        let categories = self.categories.categories().await?;
         Ok(Response::new(ListCategoriesResponse { categories: categories.into_iter().map(Category::from).collect() }))
     }
 
     async fn get_category(&self, request: Request<GetCategoryRequest>) -> Result<Response<Category>, Status> {
         let category = match request.into_inner().key {
-            Some(Key::Id(id)) => self.catalog.category(parse_id(id).map_err(Error::field("id"))?).await?,
+            Some(Key::Id(id)) => self.categories.category(parse_id(id).map_err(Error::field("id"))?).await?,
             Some(Key::Slug(slug)) => {
                 if slug.is_empty() {
                     return Err(Error::field("slug")(Invalid::new("is required")).into());
                 }
-                self.catalog.category_by_slug(&slug).await?
+                self.categories.category_by_slug(&slug).await?
             }
             None => return Err(Error::field("key")(Invalid::new("set id or slug")).into()),
         };
@@ -204,7 +209,7 @@ impl CatalogService for CatalogApi {
         let req = request.into_inner();
         let name = CategoryName::parse(&req.name).map_err(Error::field("name"))?;
         let slug = Slug::given_or_derived(&req.slug, &name).map_err(Error::field("slug"))?;
-        let category = self.catalog.create_category(CategoryFields { name, slug }).await?;
+        let category = self.categories.create_category(CategoryFields { name, slug }).await?;
         Ok(Response::new(category.into()))
     }
 
@@ -221,7 +226,7 @@ impl CatalogService for CatalogApi {
         }
         let changes = |path: &str| mask.is_empty() || mask.iter().any(|named| named == path);
         let category = self
-            .catalog
+            .categories
             .update_category(id, |current| {
                 let name = if changes("name") {
                     CategoryName::parse(&req.name).map_err(Error::field("name"))?
@@ -245,7 +250,7 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<DeleteCategoryResponse>, Status> {
         self.require_admin(&request)?;
         let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
-        self.catalog.delete_category(id).await?;
+        self.categories.delete_category(id).await?;
         Ok(Response::new(DeleteCategoryResponse {}))
     }
 }

@@ -36,6 +36,18 @@ fn stock_lines(lines: &[OrderLine]) -> Vec<StockLine> {
     lines.iter().map(|line| StockLine { product_id: line.product_id, quantity: line.quantity }).collect()
 }
 
+/// The products an event (as stored) changed.
+pub fn touched_products(event: &CatalogEvent) -> Vec<i64> {
+    match &event.payload {
+        Some(Payload::ProductUpserted(product)) => vec![product.product_id],
+        Some(Payload::ProductArchived(archived)) => vec![archived.product_id],
+        Some(
+            Payload::StockReserved(StockReserved { lines, .. }) | Payload::StockReleased(StockReleased { lines, .. }),
+        ) => lines.iter().map(|line| line.product_id).collect(),
+        Some(Payload::CategoryUpserted(_) | Payload::CategoryDeleted(_)) | None => Vec::new(),
+    }
+}
+
 /// An event as the stream carries it (and the outbox stores it): without
 /// its sequence and time, which readers stamp on the way out.
 impl From<&Event> for CatalogEvent {

@@ -16,6 +16,33 @@ pub async fn append(conn: &mut PgConnection, event: &Event) -> Result<i64, Error
     Ok(OUTBOX.append(conn, &CatalogEvent::from(event)).await?)
 }
 
+/// The last outbox sequence handed out.
+pub async fn head(conn: &mut PgConnection) -> Result<i64, Error> {
+    Ok(OUTBOX.head(conn).await?)
+}
+
+/// Names this database's outbox: a search index built from another database
+/// (or from one dropped and created again) is not resumed.
+pub async fn database_identity(conn: &mut PgConnection) -> Result<String, Error> {
+    Ok(sqlx::query_scalar(
+        "SELECT current_database() || '/' || d.oid || '/' || 'outbox'::regclass::oid
+           FROM pg_database d WHERE d.datname = current_database()",
+    )
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Up to `limit` events after `after`: each one's sequence and the products
+/// it touched.
+pub async fn product_changes_after(
+    conn: &mut PgConnection,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Vec<i64>)>, Error> {
+    let events: Vec<CatalogEvent> = OUTBOX.after(conn, after, limit).await?;
+    Ok(events.iter().map(|event| (event.sequence, crate::grpc::touched_products(event))).collect())
+}
+
 /// Appends a bulk load's events in one go; returns the last sequence.
 pub async fn append_many(conn: &mut PgConnection, events: &[Event]) -> Result<i64, Error> {
     let events: Vec<CatalogEvent> = events.iter().map(CatalogEvent::from).collect();

@@ -1,8 +1,7 @@
 use shop_platform::order_lines::OrderLine;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::{PgConnection, QueryBuilder};
 
-use super::like_pattern;
-use crate::domain::{Ordering, Product, ProductFields, ProductFilter};
+use crate::domain::{Ordering, Product, ProductFields};
 use crate::error::Error;
 
 /// The columns of a `Product`, from `products p JOIN categories c`.
@@ -84,44 +83,45 @@ pub async fn archive(conn: &mut PgConnection, id: i64) -> Result<Option<i64>, Er
     .await?)
 }
 
-fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: &ProductFilter) {
-    query.push(" WHERE p.archived_at IS NULL");
-    if let Some(category_id) = filter.category_id {
-        query.push(" AND p.category_id = ").push_bind(category_id);
-    }
-    if let Some(min) = filter.min_price {
-        query.push(" AND p.price >= ").push_bind(min.amount());
-    }
-    if let Some(max) = filter.max_price {
-        query.push(" AND p.price <= ").push_bind(max.amount());
-    }
-    for term in &filter.terms {
-        // Same expression as products_search_idx, so the trigram index applies.
-        query.push(" AND lower(p.title || ' ' || p.description) LIKE ").push_bind(like_pattern(term));
-    }
-}
-
+/// One page of live products, of one category or all, in `ordering`
+/// (ties by id in the same direction). Titles sort by their bytes (code
+/// points), as the search index sorts them, whatever the database's collation.
 pub async fn list(
     conn: &mut PgConnection,
-    filter: &ProductFilter,
+    category_id: Option<i64>,
     ordering: Ordering,
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Product>, Error> {
     let mut query = QueryBuilder::new(SELECT_PRODUCT);
-    push_filter(&mut query, filter);
+    query.push(" WHERE p.archived_at IS NULL");
+    if let Some(category_id) = category_id {
+        query.push(" AND p.category_id = ").push_bind(category_id);
+    }
     let (column, descending) = ordering.column();
     let direction = if descending { "DESC" } else { "ASC" };
+    let collation = if column == "title" { " COLLATE \"C\"" } else { "" };
     // Columns and directions come from the closed `Ordering` enum, never from input.
-    query.push(format!(" ORDER BY p.{column} {direction}, p.id {direction} LIMIT "));
+    query.push(format!(" ORDER BY p.{column}{collation} {direction}, p.id {direction} LIMIT "));
     query.push_bind(limit).push(" OFFSET ").push_bind(offset);
     Ok(query.build_query_as().fetch_all(conn).await?)
 }
 
-pub async fn count(conn: &mut PgConnection, filter: &ProductFilter) -> Result<i64, Error> {
-    let mut query = QueryBuilder::new("SELECT count(*) FROM products p");
-    push_filter(&mut query, filter);
-    Ok(query.build_query_scalar().fetch_one(conn).await?)
+/// Up to `limit` live products with ids above `after_id`, by id: a rebuild
+/// of the search index reads the table this way, in its snapshot.
+pub async fn live_after(conn: &mut PgConnection, after_id: i64, limit: i64) -> Result<Vec<Product>, Error> {
+    Ok(sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.archived_at IS NULL AND p.id > $1 ORDER BY p.id LIMIT $2"))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(conn)
+        .await?)
+}
+
+/// Turns a fresh transaction into one snapshot of the catalog for a
+/// rebuild, and returns the outbox sequence that snapshot holds.
+pub async fn snapshot_for_rebuild(conn: &mut PgConnection) -> Result<i64, Error> {
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
+    super::outbox::head(conn).await
 }
 
 /// Locks the live or archived products among `ids` in id order: everyone

@@ -1,0 +1,308 @@
+//! ListProducts, and the search index that answers most of it.
+//!
+//! Postgres stays the record. Each catalog replica keeps its own search index
+//! ([`crate::repo::search_index`]) and feeds it from the catalog's outbox:
+//! every event names the products it touched, and the indexer puts their
+//! current rows in (or takes archived ones out), committing with the last
+//! sequence applied. So a restart resumes where the last commit left off, a
+//! crash at any point converges to the record, and an index that cannot
+//! resume (none yet, another version, another database, too far behind) is
+//! rebuilt from one snapshot of the products table and its outbox head.
+//!
+//! Routing: a listing with search terms, a price range or a sold-count
+//! ordering is answered by the index (exact count and page in one pass, then
+//! the page's rows read from Postgres by id, so they carry current values).
+//! A plain listing (every product, or one category, by price, date or title)
+//! stays on Postgres, whose (key, id) indexes stop after one page and whose
+//! per-category counts are kept with every change: the index would have to
+//! visit every product to sort them.
+//!
+//! Freshness: a write on this replica returns once the index holds it (read
+//! your writes); checkouts' stock moves are in within a commit interval.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::time::Duration;
+
+use shop_platform::outbox::EventFeed;
+use shop_proto::catalog::CatalogEvent;
+use sqlx::{Connection as _, PgConnection, PgPool};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::domain::{Ordering, Product, ProductFilter};
+use crate::error::Error;
+use crate::repo;
+use crate::repo::search_index::{Applied, SearchIndex};
+
+/// Least time between two commits of the index while nobody waits for one:
+/// stock moves of many checkouts share a commit.
+const COMMIT_INTERVAL: Duration = Duration::from_millis(100);
+/// The outbox is read this often even without a notification.
+const POLL: Duration = Duration::from_secs(1);
+/// Outbox events applied in one commit, at most.
+const BATCH: i64 = 10_000;
+/// Products read from the table per query while rebuilding.
+const REBUILD_BATCH: i64 = 20_000;
+/// An index further behind than this is rebuilt rather than caught up.
+const REBUILD_BEYOND: i64 = 200_000;
+/// Longest a write waits for the index to hold it.
+const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);
+
+/// Shared by the listings (readers) and the indexer (the one writer).
+struct Progress {
+    /// The last outbox sequence the index holds; `None` until it is ready.
+    applied: watch::Sender<Option<i64>>,
+    /// Writers waiting to read their own write: the indexer does not wait
+    /// for its commit interval then.
+    waiting: AtomicUsize,
+    urgent: Notify,
+}
+
+#[derive(Clone)]
+pub struct Listings {
+    pool: PgPool,
+    index: Arc<SearchIndex>,
+    progress: Arc<Progress>,
+}
+
+impl Listings {
+    /// Opens the index in `dir` (in memory when `None`). The index is not
+    /// ready until [`Listings::spawn_indexer`] has brought it up to date. A
+    /// process that just stopped may still hold the directory for a moment.
+    pub async fn open(pool: PgPool, dir: Option<&Path>) -> Result<Self, Error> {
+        let mut attempts = 0;
+        let index = loop {
+            match SearchIndex::open(dir) {
+                Err(Error::IndexBusy(_)) if attempts < 50 => {
+                    attempts += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                opened => break Arc::new(opened?),
+            }
+        };
+        let progress = Arc::new(Progress {
+            applied: watch::Sender::new(None),
+            waiting: AtomicUsize::new(0),
+            urgent: Notify::new(),
+        });
+        Ok(Self { pool, index, progress })
+    }
+
+    /// Resolves once the index has caught up after the start.
+    pub fn ready(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut applied = self.progress.applied.subscribe();
+        async move {
+            let _ = applied.wait_for(Option::is_some).await;
+        }
+    }
+
+    /// One page and the total over all pages.
+    pub async fn list(
+        &self,
+        filter: &ProductFilter,
+        ordering: Ordering,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Product>, i64), Error> {
+        // A minimum above the maximum matches nothing; no need to ask.
+        if let (Some(min), Some(max)) = (filter.min_price, filter.max_price)
+            && min > max
+        {
+            return Ok((Vec::new(), 0));
+        }
+        if filter.total_is_tracked() && !ordering.is_by_sold_count() {
+            let mut conn = self.pool.acquire().await?;
+            let total = repo::categories::live_count(&mut conn, filter.category_id).await?;
+            let page = if offset >= total {
+                Vec::new()
+            } else {
+                repo::products::list(&mut conn, filter.category_id, ordering, limit, offset).await?
+            };
+            return Ok((page, total));
+        }
+        if self.progress.applied.borrow().is_none() {
+            return Err(Error::IndexNotReady);
+        }
+        let index = self.index.clone();
+        let filter = filter.clone();
+        let (offset, limit) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
+        let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        if ids.is_empty() {
+            return Ok((Vec::new(), total));
+        }
+        let mut page = repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?;
+        page.sort_by_key(|product| ids.iter().position(|id| *id == product.id));
+        Ok((page, total))
+    }
+
+    /// Waits until the index holds outbox event `sequence` (a write of this
+    /// replica): the next listing shows it. A write is never failed for
+    /// this; an index that lags that long is logged.
+    pub async fn wait_applied(&self, sequence: i64) {
+        let mut applied = self.progress.applied.subscribe();
+        if applied.borrow().is_some_and(|applied| applied >= sequence) {
+            return;
+        }
+        self.progress.waiting.fetch_add(1, AtomicOrdering::SeqCst);
+        self.progress.urgent.notify_one();
+        let waited = tokio::time::timeout(
+            READ_YOUR_WRITES_WAIT,
+            applied.wait_for(|applied| applied.is_some_and(|applied| applied >= sequence)),
+        )
+        .await;
+        self.progress.waiting.fetch_sub(1, AtomicOrdering::SeqCst);
+        if waited.is_err() {
+            tracing::warn!(sequence, "the search index did not take a write in time");
+        }
+    }
+
+    /// Brings the index up to date, then keeps it there, until aborted.
+    pub fn spawn_indexer(&self, feed: &EventFeed<CatalogEvent>) -> JoinHandle<()> {
+        let indexer = Indexer { listings: self.clone(), committed: feed.notifications() };
+        tokio::spawn(async move { indexer.run().await })
+    }
+}
+
+struct Indexer {
+    listings: Listings,
+    /// Notified when catalog events may have been committed (by any replica).
+    committed: Arc<Notify>,
+}
+
+impl Indexer {
+    async fn run(self) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.keep_up().await {
+                Ok(()) => return,
+                Err(error) => {
+                    tracing::warn!(error = %error, "search indexer stopped; starting over");
+                    // What was added and not committed must not come in with the next commit.
+                    let index = self.listings.index.clone();
+                    let _ = tokio::task::spawn_blocking(move || index.roll_back()).await;
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Opens (resumes or rebuilds), catches up, then follows the outbox.
+    async fn keep_up(&self) -> Result<(), Error> {
+        let listings = &self.listings;
+        let mut conn = listings.pool.acquire().await?.detach();
+        let database = repo::outbox::database_identity(&mut conn).await?;
+        let head = repo::outbox::head(&mut conn).await?;
+        let index = listings.index.clone();
+        let committed = tokio::task::spawn_blocking(move || index.applied())
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        let mut applied = match committed {
+            Some(applied)
+                if applied.database == database && (head - REBUILD_BEYOND..=head).contains(&applied.sequence) =>
+            {
+                tracing::info!(sequence = applied.sequence, head, "search index resumes");
+                applied.sequence
+            }
+            _ => self.rebuild(&mut conn, &database).await?,
+        };
+        // Catch up with what was committed meanwhile, then serve.
+        while self.apply_next(&mut conn, &database, &mut applied).await? == BATCH as usize {}
+        listings.progress.applied.send_replace(Some(applied));
+        tracing::info!(sequence = applied, "search index is ready");
+
+        let mut last_commit = Instant::now();
+        loop {
+            // Registered before reading, so an event committed meanwhile still wakes us.
+            let notified = self.committed.notified();
+            let urgent = listings.progress.urgent.notified();
+            tokio::pin!(notified, urgent);
+            notified.as_mut().enable();
+            urgent.as_mut().enable();
+            let before = applied;
+            while self.apply_next(&mut conn, &database, &mut applied).await? == BATCH as usize {}
+            if applied != before {
+                listings.progress.applied.send_replace(Some(applied));
+                last_commit = Instant::now();
+            }
+            let someone_waits = || listings.progress.waiting.load(AtomicOrdering::SeqCst) > 0;
+            if applied == before || !someone_waits() {
+                tokio::select! {
+                    () = &mut notified => {}
+                    () = &mut urgent => {}
+                    () = tokio::time::sleep(POLL) => {}
+                }
+            }
+            // Let changes gather, unless a writer waits to read its write.
+            if !someone_waits() {
+                tokio::select! {
+                    () = tokio::time::sleep_until(last_commit + COMMIT_INTERVAL) => {}
+                    () = &mut urgent => {}
+                }
+            }
+        }
+    }
+
+    /// Applies the next batch of outbox events after `applied`; returns how
+    /// many there were (0: caught up).
+    async fn apply_next(&self, conn: &mut PgConnection, database: &str, applied: &mut i64) -> Result<usize, Error> {
+        let changes = repo::outbox::product_changes_after(conn, *applied, BATCH).await?;
+        let Some(last) = changes.last().map(|(sequence, _)| *sequence) else { return Ok(0) };
+        let mut touched: Vec<i64> = changes.iter().flat_map(|(_, ids)| ids.iter().copied()).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        // The rows as they are now: at least as new as the events.
+        let live = repo::products::find_many(conn, &touched).await?;
+        let gone: Vec<i64> = touched.into_iter().filter(|id| !live.iter().any(|product| product.id == *id)).collect();
+        let index = self.listings.index.clone();
+        let next = Applied { database: database.to_owned(), sequence: last };
+        tokio::task::spawn_blocking(move || index.apply(&live, &gone, &next))
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        *applied = last;
+        Ok(changes.len())
+    }
+
+    /// Fills the index anew from one snapshot of the products table, and
+    /// returns the outbox sequence that snapshot holds.
+    async fn rebuild(&self, conn: &mut PgConnection, database: &str) -> Result<i64, Error> {
+        let started = Instant::now();
+        let index = self.listings.index.clone();
+        tokio::task::spawn_blocking(move || index.start_rebuild())
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        let mut snapshot = conn.begin().await?;
+        // Writers append to the outbox last and commit in sequence order, so
+        // this snapshot holds exactly the changes of events up to its head.
+        let head = repo::products::snapshot_for_rebuild(&mut snapshot).await?;
+        let (mut after_id, mut count) = (0, 0_usize);
+        loop {
+            let batch = repo::products::live_after(&mut snapshot, after_id, REBUILD_BATCH).await?;
+            let Some(last) = batch.last() else { break };
+            after_id = last.id;
+            count += batch.len();
+            let index = self.listings.index.clone();
+            tokio::task::spawn_blocking(move || index.add(&batch))
+                .await
+                .map_err(|error| Error::Index(error.to_string()))??;
+        }
+        snapshot.commit().await?;
+        let index = self.listings.index.clone();
+        let applied = Applied { database: database.to_owned(), sequence: head };
+        tokio::task::spawn_blocking(move || index.finish_rebuild(&applied))
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        tracing::info!(
+            products = count,
+            sequence = head,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "search index rebuilt"
+        );
+        Ok(head)
+    }
+}

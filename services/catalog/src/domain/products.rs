@@ -1,0 +1,109 @@
+//! Products: every change commits with its outbox event and with the
+//! live-product count it affects, in one transaction, and returns once the
+//! search index holds it.
+
+use shop_platform::error::Invalid;
+use sqlx::{PgConnection, PgPool};
+
+use crate::domain::listing::Listings;
+use crate::domain::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
+use crate::error::Error;
+use crate::repo;
+use shop_platform::error::NamesFields as _;
+
+#[derive(Clone)]
+pub struct Products {
+    pool: PgPool,
+    /// Product writes return once listings show them.
+    listings: Listings,
+}
+
+fn product_not_found(id: i64) -> Error {
+    Error::NotFound(format!("product {id}"))
+}
+
+/// The category a product is put in must exist; it stays locked against
+/// deletion until the transaction ends.
+async fn existing_category(conn: &mut PgConnection, id: i64) -> Result<Category, Error> {
+    repo::categories::find_for_share(conn, id)
+        .await?
+        .ok_or_else(|| Error::field("category_id")(Invalid::new(format!("category {id} does not exist"))))
+}
+
+impl Products {
+    pub fn new(pool: PgPool, listings: Listings) -> Self {
+        Self { pool, listings }
+    }
+
+    pub async fn create_product(&self, fields: ProductFields) -> Result<Product, Error> {
+        let mut tx = self.pool.begin().await?;
+        existing_category(&mut tx, fields.category_id).await?;
+        let id = repo::products::insert(&mut tx, &fields).await?;
+        repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
+        let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
+        let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
+        tx.commit().await?;
+        self.listings.wait_applied(sequence).await;
+        Ok(product)
+    }
+
+    /// `change` gets the current product and returns its new fields.
+    pub async fn update_product(
+        &self,
+        id: i64,
+        change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
+    ) -> Result<Product, Error> {
+        let mut tx = self.pool.begin().await?;
+        let current = repo::products::find_for_update(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
+        let fields = change(&current)?;
+        if fields.category_id != current.category_id {
+            existing_category(&mut tx, fields.category_id).await?;
+            repo::categories::add_to_count(&mut tx, current.category_id, -1).await?;
+            repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
+        }
+        repo::products::update(&mut tx, id, &fields).await?;
+        let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
+        let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
+        tx.commit().await?;
+        self.listings.wait_applied(sequence).await;
+        Ok(product)
+    }
+
+    pub async fn archive_product(&self, id: i64) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await?;
+        let category_id = repo::products::archive(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
+        repo::categories::add_to_count(&mut tx, category_id, -1).await?;
+        let sequence = repo::outbox::append(&mut tx, &Event::ProductArchived { product_id: id }).await?;
+        tx.commit().await?;
+        self.listings.wait_applied(sequence).await;
+        Ok(())
+    }
+
+    pub async fn product(&self, id: i64) -> Result<Product, Error> {
+        repo::products::find(&mut *self.pool.acquire().await?, id).await?.ok_or_else(|| product_not_found(id))
+    }
+
+    /// Live products among `ids`, in the order ids first appear.
+    pub async fn products(&self, ids: &[i64]) -> Result<Vec<Product>, Error> {
+        let mut unique = Vec::with_capacity(ids.len());
+        for id in ids {
+            if !unique.contains(id) {
+                unique.push(*id);
+            }
+        }
+        let mut found = repo::products::find_many(&mut *self.pool.acquire().await?, &unique).await?;
+        found.sort_by_key(|product| unique.iter().position(|id| *id == product.id));
+        Ok(found)
+    }
+
+    /// ListProducts: one page and the total over all pages.
+    pub async fn list_products(
+        &self,
+        filter: &ProductFilter,
+        ordering: Ordering,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Product>, i64), Error> {
+        self.listings.list(filter, ordering, limit, offset).await
+    }
+}

@@ -1,0 +1,443 @@
+//! The catalog's search index (tantivy), beside Postgres, which stays the
+//! record: a document per live product with what listings filter and sort
+//! by, and, committed with each change, how far into the catalog's outbox
+//! the index has applied (and which database that outbox is in).
+//!
+//! Search is exact, the same as `lower(title || ' ' || description) LIKE
+//! '%term%'` for every term: text is split on white space, lowercased word by
+//! word (as the terms are), and every suffix of every word is a term; a
+//! search term then matches a document when some indexed term starts with it,
+//! a range `[term, term ++ 0xFF)` in the term dictionary (0xFF never occurs in
+//! UTF-8). A term has no white space, so it can never span two words, nor
+//! title and description. `%` and `_` are plain characters here.
+//!
+//! Every call here blocks (disk, CPU): run it on the blocking pool.
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tantivy::collector::sort_key::{ComparatorEnum, SortByStaticFastValue};
+use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs, TopNComputer};
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::directory::MmapDirectory;
+use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
+use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
+use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
+use tantivy::{
+    DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term,
+};
+
+use crate::domain::{Ordering, Product, ProductFilter};
+use crate::error::Error;
+
+/// Bumped whenever the schema, the tokenizer or the folding changes: an
+/// index of another version is rebuilt.
+pub const VERSION: u32 = 1;
+
+/// The longest suffix indexed, in characters. A search term matches only
+/// within this many characters of a word's start… of a suffix's start, so it
+/// must be at least the longest folded term: search is at most 200
+/// characters, and lowercasing at most doubles a character count ('İ').
+const WINDOW_CHARS: usize = 400;
+const SUFFIX_TOKENIZER: &str = "suffixes";
+/// Per indexing thread; tantivy's floor is 15 MB.
+const WRITER_MEMORY_BYTES: usize = 50_000_000;
+
+fn tantivy_error(error: tantivy::TantivyError) -> Error {
+    Error::Index(error.to_string())
+}
+
+/// Splits on white space (as search terms are split), lowercases each word
+/// (as search terms are lowercased) and emits every suffix of it:
+/// "Straße" → "straße", "traße", "raße", "aße", "ße", "e".
+#[derive(Clone, Default)]
+struct SuffixTokenizer {
+    token: Token,
+}
+
+struct SuffixTokenStream<'a> {
+    words: std::str::SplitWhitespace<'a>,
+    word: String,
+    /// Byte offset of each character of `word`, then `word.len()`.
+    starts: Vec<usize>,
+    next: usize,
+    token: &'a mut Token,
+}
+
+impl Tokenizer for SuffixTokenizer {
+    type TokenStream<'a> = SuffixTokenStream<'a>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> SuffixTokenStream<'a> {
+        self.token.reset();
+        SuffixTokenStream {
+            words: text.split_whitespace(),
+            word: String::new(),
+            starts: vec![0],
+            next: 0,
+            token: &mut self.token,
+        }
+    }
+}
+
+impl TokenStream for SuffixTokenStream<'_> {
+    fn advance(&mut self) -> bool {
+        while self.next + 1 >= self.starts.len() {
+            let Some(word) = self.words.next() else { return false };
+            self.word = word.to_lowercase();
+            self.starts.clear();
+            self.starts.extend(self.word.char_indices().map(|(at, _)| at));
+            self.starts.push(self.word.len());
+            self.next = 0;
+        }
+        let start = self.starts[self.next];
+        let end = self.starts[(self.next + WINDOW_CHARS).min(self.starts.len() - 1)];
+        self.token.text.clear();
+        self.token.text.push_str(&self.word[start..end]);
+        self.token.position = self.token.position.wrapping_add(1);
+        self.next += 1;
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.token
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.token
+    }
+}
+
+struct Fields {
+    id: Field,
+    search: Field,
+    title: Field,
+    category_id: Field,
+    price_cents: Field,
+    created_at_us: Field,
+    sold_count: Field,
+}
+
+fn schema() -> (Schema, Fields) {
+    let mut builder = Schema::builder();
+    let id = builder.add_i64_field("id", INDEXED | FAST);
+    // Title and description are two values of one field: a term cannot span
+    // values, and one range per term covers both.
+    let search = builder.add_text_field(
+        "search",
+        TextOptions::default().set_indexing_options(
+            TextFieldIndexing::default()
+                .set_tokenizer(SUFFIX_TOKENIZER)
+                .set_index_option(IndexRecordOption::Basic)
+                .set_fieldnorms(false),
+        ),
+    );
+    // A column of the raw title, for the title orderings.
+    let title = builder.add_text_field("title", TextOptions::default().set_fast("raw"));
+    let category_id = builder.add_i64_field("category_id", INDEXED);
+    let price_cents = builder.add_i64_field("price_cents", FAST);
+    let created_at_us = builder.add_i64_field("created_at_us", FAST);
+    let sold_count = builder.add_i64_field("sold_count", FAST);
+    (builder.build(), Fields { id, search, title, category_id, price_cents, created_at_us, sold_count })
+}
+
+/// What a commit records beside the documents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Applied {
+    /// Which database's outbox the sequence counts in.
+    pub database: String,
+    /// The last outbox sequence whose changes the index holds.
+    pub sequence: i64,
+}
+
+impl Applied {
+    fn payload(&self) -> String {
+        format!("v{VERSION} {} {}", self.sequence, self.database)
+    }
+
+    fn from_payload(payload: &str) -> Option<Self> {
+        let mut parts = payload.splitn(3, ' ');
+        if parts.next()? != format!("v{VERSION}") {
+            return None;
+        }
+        let sequence = parts.next()?.parse().ok()?;
+        Some(Self { sequence, database: parts.next()?.to_owned() })
+    }
+}
+
+pub struct SearchIndex {
+    index: Index,
+    fields: Fields,
+    writer: Mutex<IndexWriter>,
+    reader: IndexReader,
+}
+
+impl SearchIndex {
+    /// The index in `dir` (created if missing; one of another version or
+    /// schema is emptied, to be rebuilt), or in memory when `dir` is `None`.
+    pub fn open(dir: Option<&Path>) -> Result<Self, Error> {
+        let (schema, fields) = schema();
+        let index = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|error| Error::Index(format!("{}: {error}", dir.display())))?;
+                let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
+                match Index::open_or_create(directory, schema.clone()) {
+                    Ok(index) => index,
+                    Err(tantivy::TantivyError::SchemaError(_)) => {
+                        // Another version's index: start over in the same place.
+                        tracing::warn!(dir = %dir.display(), "search index of another schema; rebuilding it");
+                        for entry in std::fs::read_dir(dir).map_err(|error| Error::Index(error.to_string()))? {
+                            let path = entry.map_err(|error| Error::Index(error.to_string()))?.path();
+                            let _ = std::fs::remove_file(path);
+                        }
+                        let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
+                        Index::create(directory, schema, Default::default()).map_err(tantivy_error)?
+                    }
+                    Err(error) => return Err(tantivy_error(error)),
+                }
+            }
+            None => Index::create_in_ram(schema),
+        };
+        // Tokenizers are not stored with the index.
+        index.tokenizers().register(SUFFIX_TOKENIZER, SuffixTokenizer::default());
+        // One indexing thread: each commit then adds one segment, not one per
+        // thread; one merge thread, for two cores.
+        let options = IndexWriterOptions::builder()
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .memory_budget_per_thread(WRITER_MEMORY_BYTES)
+            .build();
+        let writer: IndexWriter = index.writer_with_options(options).map_err(|error| match error {
+            tantivy::TantivyError::LockFailure(..) => {
+                Error::IndexBusy(format!("{error}; is another catalog using this SHOP_CATALOG_INDEX_DIR?"))
+            }
+            error => tantivy_error(error),
+        })?;
+        // Every sale rewrites a document; without this, deleted documents
+        // would pile up in the big segments (deletes alone never merge).
+        let mut merges = LogMergePolicy::default();
+        merges.set_del_docs_ratio_before_merge(0.2);
+        writer.set_merge_policy(Box::new(merges));
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(tantivy_error)?;
+        Ok(Self { index, fields, writer: Mutex::new(writer), reader })
+    }
+
+    /// What the last commit holds; `None` for an empty (or foreign) index.
+    pub fn applied(&self) -> Result<Option<Applied>, Error> {
+        let metas = self.index.load_metas().map_err(tantivy_error)?;
+        Ok(metas.payload.as_deref().and_then(Applied::from_payload))
+    }
+
+    fn document(&self, product: &Product) -> TantivyDocument {
+        let fields = &self.fields;
+        let mut document = TantivyDocument::default();
+        document.add_i64(fields.id, product.id);
+        document.add_text(fields.search, &product.title);
+        document.add_text(fields.search, &product.description);
+        document.add_text(fields.title, &product.title);
+        document.add_i64(fields.category_id, product.category_id);
+        document.add_i64(fields.price_cents, product.price.cents());
+        document.add_i64(fields.created_at_us, product.created_at.timestamp_micros());
+        document.add_i64(fields.sold_count, product.sold_count);
+        document
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, IndexWriter> {
+        // A panic while holding it cannot leave a half-applied batch visible:
+        // only commits are.
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts `live` in (replacing their old documents), takes `gone` out, and
+    /// commits with `applied`; readers see it all at once, right after.
+    pub fn apply(&self, live: &[Product], gone: &[i64], applied: &Applied) -> Result<(), Error> {
+        let mut writer = self.writer();
+        for product in live {
+            // A delete removes only what was added before it.
+            writer.delete_term(Term::from_field_i64(self.fields.id, product.id));
+            writer.add_document(self.document(product)).map_err(tantivy_error)?;
+        }
+        for id in gone {
+            writer.delete_term(Term::from_field_i64(self.fields.id, *id));
+        }
+        Self::commit(&mut writer, applied)?;
+        drop(writer);
+        self.reader.reload().map_err(tantivy_error)
+    }
+
+    /// Starts a rebuild: every document goes, uncommitted, until
+    /// [`SearchIndex::finish_rebuild`]; readers keep the old ones till then.
+    pub fn start_rebuild(&self) -> Result<(), Error> {
+        self.writer().delete_all_documents().map_err(tantivy_error).map(|_| ())
+    }
+
+    pub fn add(&self, products: &[Product]) -> Result<(), Error> {
+        let writer = self.writer();
+        for product in products {
+            writer.add_document(self.document(product)).map_err(tantivy_error)?;
+        }
+        Ok(())
+    }
+
+    pub fn finish_rebuild(&self, applied: &Applied) -> Result<(), Error> {
+        Self::commit(&mut self.writer(), applied)?;
+        self.reader.reload().map_err(tantivy_error)
+    }
+
+    /// Forgets what was added since the last commit (a failed batch or rebuild).
+    pub fn roll_back(&self) -> Result<(), Error> {
+        self.writer().rollback().map_err(tantivy_error).map(|_| ())
+    }
+
+    fn commit(writer: &mut IndexWriter, applied: &Applied) -> Result<(), Error> {
+        // A plain commit() would store no payload.
+        let mut prepared = writer.prepare_commit().map_err(tantivy_error)?;
+        prepared.set_payload(&applied.payload());
+        prepared.commit().map_err(tantivy_error).map(|_| ())
+    }
+
+    fn query(&self, filter: &ProductFilter) -> Box<dyn Query> {
+        let fields = &self.fields;
+        let mut must: Vec<Box<dyn Query>> = Vec::new();
+        for term in &filter.terms {
+            let lower = Term::from_field_text(fields.search, term);
+            let mut upper = lower.clone();
+            upper.append_bytes(&[0xFF]);
+            must.push(Box::new(RangeQuery::new(Bound::Included(lower), Bound::Excluded(upper))));
+        }
+        if let Some(category_id) = filter.category_id {
+            let term = Term::from_field_i64(fields.category_id, category_id);
+            must.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
+        }
+        if filter.min_price.is_some() || filter.max_price.is_some() {
+            let bound = |price: Option<shop_platform::money::Money>| match price {
+                Some(price) => Bound::Included(Term::from_field_i64(fields.price_cents, price.cents())),
+                None => Bound::Unbounded,
+            };
+            must.push(Box::new(RangeQuery::new(bound(filter.min_price), bound(filter.max_price))));
+        }
+        match must.len() {
+            0 => Box::new(AllQuery),
+            _ => Box::new(BooleanQuery::new(must.into_iter().map(|query| (Occur::Must, query)).collect())),
+        }
+    }
+
+    /// The ids of one page in `ordering` (ties by id in the same
+    /// direction), and how many products match in all: one pass.
+    pub fn search(
+        &self,
+        filter: &ProductFilter,
+        ordering: Ordering,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(i64, Vec<i64>), Error> {
+        let searcher = self.reader.searcher();
+        let query = self.query(filter);
+        // Collectors keep offset + limit entries per segment: past the last
+        // document a page is empty anyway, and a huge page must not allocate.
+        let offset = offset.min(searcher.num_docs() as usize);
+        let limit = limit.max(1);
+        let (column, descending) = ordering.column();
+        let order = if descending { Order::Desc } else { Order::Asc };
+        let (total, ids) = if column == "title" {
+            searcher.search(&query, &(Count, ByTitle { offset, limit, order })).map_err(tantivy_error)?
+        } else {
+            let key = match column {
+                "price" => "price_cents",
+                "created_at" => "created_at_us",
+                _ => "sold_count",
+            };
+            let top = TopDocs::with_limit(limit).and_offset(offset).order_by((
+                (SortByStaticFastValue::<i64>::for_field(key), order),
+                (SortByStaticFastValue::<i64>::for_field("id"), order),
+            ));
+            let (total, hits) = searcher.search(&query, &(Count, top)).map_err(tantivy_error)?;
+            (total, hits.into_iter().filter_map(|((_, id), _)| id).collect())
+        };
+        Ok((total as i64, ids))
+    }
+}
+
+/// The top `offset + limit` by (title bytes, id), one direction. Within a
+/// segment titles compare by their ordinal in the segment's dictionary
+/// (sorted by bytes); each segment's survivors become bytes in one sorted
+/// pass over its dictionary, and segments merge on the bytes.
+struct ByTitle {
+    offset: usize,
+    limit: usize,
+    order: Order,
+}
+
+struct ByTitleSegment {
+    titles: StrColumn,
+    ids: Column<i64>,
+    top: TopNComputer<(u64, i64), DocId, (ComparatorEnum, ComparatorEnum)>,
+}
+
+impl Collector for ByTitle {
+    type Fruit = Vec<i64>;
+    type Child = ByTitleSegment;
+
+    fn for_segment(&self, _ordinal: u32, reader: &SegmentReader) -> tantivy::Result<ByTitleSegment> {
+        let titles = reader
+            .fast_fields()
+            .str("title")?
+            .ok_or_else(|| tantivy::TantivyError::SchemaError("title is not a fast field".into()))?;
+        let ids = reader.fast_fields().i64("id")?;
+        let comparator = (ComparatorEnum::from(self.order), ComparatorEnum::from(self.order));
+        let top = TopNComputer::new_with_comparator(self.offset + self.limit, comparator);
+        Ok(ByTitleSegment { titles, ids, top })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        false
+    }
+
+    fn merge_fruits(&self, segments: Vec<Titled>) -> tantivy::Result<Vec<i64>> {
+        let mut all: Titled = segments.into_iter().flatten().collect();
+        // (title, id) is unique, as ids are.
+        let in_order = |a: &(Vec<u8>, i64), b: &(Vec<u8>, i64)| match self.order {
+            Order::Asc => a.cmp(b),
+            Order::Desc => b.cmp(a),
+        };
+        let end = (self.offset + self.limit).min(all.len());
+        if end < all.len() {
+            all.select_nth_unstable_by(end, in_order);
+            all.truncate(end);
+        }
+        all.sort_unstable_by(in_order);
+        Ok(all.into_iter().skip(self.offset).map(|(_, id)| id).collect())
+    }
+}
+
+/// What one segment of [`ByTitle`] keeps.
+type Titled = Vec<(Vec<u8>, i64)>;
+
+impl SegmentCollector for ByTitleSegment {
+    type Fruit = Titled;
+
+    fn collect(&mut self, doc: DocId, _score: Score) {
+        // Every document has exactly one title and one id.
+        let ordinal = self.titles.ords().first(doc).unwrap_or(0);
+        let id = self.ids.first(doc).unwrap_or(0);
+        self.top.push((ordinal, id), doc);
+    }
+
+    fn harvest(self) -> Titled {
+        let hits = self.top.into_vec();
+        let mut ordinals: Vec<u64> = hits.iter().map(|hit| hit.sort_key.0).collect();
+        ordinals.sort_unstable();
+        ordinals.dedup();
+        let mut titles = Vec::with_capacity(ordinals.len());
+        if self.titles.dictionary().sorted_ords_to_term_cb(&ordinals, |bytes| titles.push(bytes.to_vec())).is_err() {
+            return Vec::new();
+        }
+        hits.into_iter()
+            .filter_map(|hit| {
+                let at = ordinals.binary_search(&hit.sort_key.0).ok()?;
+                Some((titles.get(at)?.clone(), hit.sort_key.1))
+            })
+            .collect()
+    }
+}
