@@ -26,8 +26,13 @@ pub enum Scenario {
     ListProducts,
     /// ListProducts with a category, a price range and a random ordering.
     ListFiltered,
-    /// ListProducts searching one or two common words.
+    /// ListProducts searching one or two common words (a handful of
+    /// searches, as a shop's most popular ones).
     Search,
+    /// ListProducts searching one or two words drawn from a hundred, with a
+    /// random ordering and page: thousands of different searches, so
+    /// answers remembered from earlier searches rarely help.
+    SearchVaried,
     /// GetProduct of a random product id.
     GetProduct,
     /// Login of one bench user (run identity with rate limits off: see bench/README.md).
@@ -77,6 +82,102 @@ struct Fixture {
 }
 
 const SEARCHES: &[&str] = &["red", "cotton", "lamp", "wooden", "red cotton", "leather boots", "smart", "steel knife"];
+/// Words of the seeded titles and descriptions, and a few that are not.
+const SEARCH_WORDS: &[&str] = &[
+    "red",
+    "blue",
+    "green",
+    "black",
+    "white",
+    "silver",
+    "golden",
+    "small",
+    "large",
+    "compact",
+    "portable",
+    "wireless",
+    "classic",
+    "modern",
+    "vintage",
+    "premium",
+    "soft",
+    "durable",
+    "light",
+    "heavy",
+    "smart",
+    "quiet",
+    "fast",
+    "warm",
+    "cool",
+    "organic",
+    "handmade",
+    "waterproof",
+    "foldable",
+    "ergonomic",
+    "cotton",
+    "leather",
+    "steel",
+    "wooden",
+    "ceramic",
+    "glass",
+    "bamboo",
+    "wool",
+    "linen",
+    "plastic",
+    "silk",
+    "denim",
+    "marble",
+    "copper",
+    "rubber",
+    "canvas",
+    "shirt",
+    "lamp",
+    "chair",
+    "table",
+    "mug",
+    "kettle",
+    "speaker",
+    "backpack",
+    "jacket",
+    "watch",
+    "camera",
+    "blanket",
+    "pillow",
+    "bottle",
+    "knife",
+    "notebook",
+    "keyboard",
+    "tent",
+    "helmet",
+    "bicycle",
+    "boots",
+    "wallet",
+    "vase",
+    "clock",
+    "drill",
+    "candle",
+    "shelf",
+    "sofa",
+    "mirror",
+    "guitar",
+    "gift",
+    "comfort",
+    "warranty",
+    "batch",
+    "ship",
+    "lamps",
+    "sof",
+    "amp",
+    "otto",
+    "zebra",
+    "unicorn",
+    "teapot",
+    "oak",
+    "walnut",
+    "ivory",
+    "neon",
+];
+
 const ORDERINGS: &[&str] =
     &["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title"];
 const PRICE_FLOORS: &[&str] = &["1", "5", "10", "25", "50", "100"];
@@ -218,6 +319,17 @@ async fn call(
         Scenario::Search => {
             let search = SEARCHES[rand::rng().random_range(0..SEARCHES.len())].to_owned();
             catalog.list_products(ListProductsRequest { search, ..Default::default() }).await.map(drop)
+        }
+        Scenario::SearchVaried => {
+            let request = {
+                let mut rng = rand::rng();
+                let mut word = || SEARCH_WORDS[rng.random_range(0..SEARCH_WORDS.len())];
+                let search =
+                    if rand::rng().random_bool(0.5) { word().to_owned() } else { format!("{} {}", word(), word()) };
+                let ordering = ORDERINGS[rand::rng().random_range(0..ORDERINGS.len())].to_owned();
+                ListProductsRequest { search, ordering, page: rand::rng().random_range(1..=5), ..Default::default() }
+            };
+            catalog.list_products(request).await.map(drop)
         }
         Scenario::GetProduct => {
             let id = rand::rng().random_range(1..=fixture.max_product_id);

@@ -25,6 +25,15 @@ pub struct CatalogConfig {
         default_value_os_t = default_index_dir()
     )]
     pub index_dir: PathBuf,
+    /// Answers of recent searches kept for the index's current state (0 =
+    /// none). Exact: any change to the index (a write, a sale) starts afresh.
+    #[arg(
+        id = "catalog-search-cache-entries",
+        long = "catalog-search-cache-entries",
+        env = "SHOP_CATALOG_SEARCH_CACHE_ENTRIES",
+        default_value_t = 4096
+    )]
+    pub search_cache_entries: usize,
 }
 
 /// `shop-catalog-index` in the system's temporary directory.

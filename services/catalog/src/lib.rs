@@ -68,7 +68,7 @@ pub async fn start(
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
 
-    let listings = Listings::open(pool.clone(), Some(&config.index_dir)).await?;
+    let listings = Listings::open(pool.clone(), Some(&config.index_dir), config.search_cache_entries).await?;
     let indexer = listings.spawn_indexer(&feed);
     let warm_up = Box::pin(listings.ready());
     let products = Products::new(pool.clone(), listings);

@@ -61,18 +61,37 @@ struct Progress {
     urgent: Notify,
 }
 
+/// What one search asks for, in one state of the index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SearchKey {
+    /// The outbox sequence the index held: its state.
+    applied: i64,
+    filter: ProductFilter,
+    ordering: Ordering,
+    offset: usize,
+    limit: usize,
+}
+
+/// A search's answer: the total and the page's ids.
+type Found = (i64, Arc<[i64]>);
+
 #[derive(Clone)]
 pub struct Listings {
     pool: PgPool,
     index: Arc<SearchIndex>,
     progress: Arc<Progress>,
+    /// Answers of recent searches in the index's current state. Exact: a key
+    /// names the state it was answered in, and a commit makes a new state
+    /// (so every write, and every sale, moves past the old answers).
+    answers: Option<Arc<quick_cache::sync::Cache<SearchKey, Found>>>,
 }
 
 impl Listings {
-    /// Opens the index in `dir` (in memory when `None`). The index is not
-    /// ready until [`Listings::spawn_indexer`] has brought it up to date. A
-    /// process that just stopped may still hold the directory for a moment.
-    pub async fn open(pool: PgPool, dir: Option<&Path>) -> Result<Self, Error> {
+    /// Opens the index in `dir` (in memory when `None`), remembering the
+    /// answers of up to `cached_answers` searches. The index is not ready
+    /// until [`Listings::spawn_indexer`] has brought it up to date. A process
+    /// that just stopped may still hold the directory for a moment.
+    pub async fn open(pool: PgPool, dir: Option<&Path>, cached_answers: usize) -> Result<Self, Error> {
         let mut attempts = 0;
         let index = loop {
             match SearchIndex::open(dir) {
@@ -88,7 +107,8 @@ impl Listings {
             waiting: AtomicUsize::new(0),
             urgent: Notify::new(),
         });
-        Ok(Self { pool, index, progress })
+        let answers = (cached_answers > 0).then(|| Arc::new(quick_cache::sync::Cache::new(cached_answers)));
+        Ok(Self { pool, index, progress, answers })
     }
 
     /// Resolves once the index has caught up after the start.
@@ -123,15 +143,26 @@ impl Listings {
             };
             return Ok((page, total));
         }
-        if self.progress.applied.borrow().is_none() {
+        let Some(applied) = *self.progress.applied.borrow() else {
             return Err(Error::IndexNotReady);
-        }
-        let index = self.index.clone();
-        let filter = filter.clone();
+        };
         let (offset, limit) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
-        let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        let key = SearchKey { applied, filter: filter.clone(), ordering, offset, limit };
+        let (total, ids) = match self.answers.as_ref().and_then(|answers| answers.get(&key)) {
+            Some(found) => found,
+            None => {
+                let index = self.index.clone();
+                let filter = filter.clone();
+                let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
+                    .await
+                    .map_err(|error| Error::Index(error.to_string()))??;
+                let found: Found = (total, ids.into());
+                if let Some(answers) = &self.answers {
+                    answers.insert(key, found.clone());
+                }
+                found
+            }
+        };
         if ids.is_empty() {
             return Ok((Vec::new(), total));
         }

@@ -235,7 +235,7 @@ impl ProductField {
 }
 
 /// The sort orders ListProducts offers. Ties are broken by id in the same direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Ordering {
     Price,
     PriceDesc,
@@ -297,7 +297,7 @@ pub fn parse_search(raw: &str) -> Result<Vec<String>, Invalid> {
 }
 
 /// What ListProducts filters by, parsed.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ProductFilter {
     pub terms: Vec<String>,
     pub category_id: Option<i64>,

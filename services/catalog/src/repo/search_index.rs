@@ -319,6 +319,7 @@ impl SearchIndex {
         }
         match must.len() {
             0 => Box::new(AllQuery),
+            1 => must.remove(0),
             _ => Box::new(BooleanQuery::new(must.into_iter().map(|query| (Occur::Must, query)).collect())),
         }
     }
