@@ -120,6 +120,7 @@ impl<'s> MigrationSource<'s> for SchemaMigrations {
         if self.0.outbox.is_some() {
             migrations.extend(crate::outbox::migrations());
         }
+        migrations.sort_by_key(|migration| migration.version);
         Box::pin(async move { Ok(migrations) })
     }
 }

@@ -18,6 +18,7 @@ use std::fmt::Write as _;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -40,15 +41,21 @@ const BATCH: i64 = 500;
 /// sets never collide in a schema's `_sqlx_migrations`.
 const FIRST_VERSION: i64 = 1_000_000_001;
 
-/// The outbox tables' migrations, in order.
+/// The outbox's migrations, in order: its tables, then `outbox_append`.
 pub fn migrations() -> Vec<Migration> {
-    vec![Migration::new(
-        FIRST_VERSION,
-        Cow::Borrowed("outbox tables"),
-        MigrationType::Simple,
-        Cow::Borrowed(include_str!("../migrations/outbox.sql")),
-        false,
-    )]
+    let migration = |offset: i64, description: &'static str, sql: &'static str| {
+        Migration::new(
+            FIRST_VERSION + offset,
+            Cow::Borrowed(description),
+            MigrationType::Simple,
+            Cow::Borrowed(sql),
+            false,
+        )
+    };
+    vec![
+        migration(0, "outbox tables", include_str!("../migrations/outbox.sql")),
+        migration(1, "outbox append", include_str!("../migrations/outbox_append.sql")),
+    ]
 }
 const POLL: Duration = Duration::from_secs(1);
 
@@ -68,20 +75,15 @@ impl Outbox {
     }
 
     /// Appends `event` (its sequence and time are set on reading). Call it
-    /// last in the transaction: it holds the head row until commit.
+    /// last in the transaction: it holds the head row until commit. A
+    /// statement that writes a change can append its event itself, in the
+    /// same round trip: `outbox_append(<event>, <channel>)` in SQL.
     pub async fn append<E: StreamEvent>(self, conn: &mut PgConnection, event: &E) -> Result<i64, sqlx::Error> {
-        // One round trip: take the next number, store the event, and queue the
-        // notification, which listeners get when (and only if) the
-        // transaction commits.
-        sqlx::query_scalar(
-            "WITH head AS (UPDATE outbox_head SET last_sequence = last_sequence + 1 RETURNING last_sequence),
-                  stored AS (INSERT INTO outbox (sequence, payload) SELECT last_sequence, $1 FROM head)
-             SELECT last_sequence FROM head, pg_notify($2, last_sequence::text)",
-        )
-        .bind(event.encode_to_vec())
-        .bind(self.channel)
-        .fetch_one(conn)
-        .await
+        sqlx::query_scalar("SELECT outbox_append($1, $2)")
+            .bind(event.encode_to_vec())
+            .bind(self.channel)
+            .fetch_one(conn)
+            .await
     }
 
     /// Appends `events` in one go (COPY), for bulk loads such as `shop
@@ -144,6 +146,8 @@ pub struct EventFeed<E> {
     pool: PgPool,
     outbox: Outbox,
     wake: Arc<Notify>,
+    /// The newest sequence a notification announced.
+    newest: Arc<AtomicI64>,
     /// Cancelled when the server stops: open streams end, so a graceful
     /// shutdown does not wait forever on subscribers that never hang up.
     closing: CancellationToken,
@@ -156,6 +160,7 @@ impl<E> Clone for EventFeed<E> {
             pool: self.pool.clone(),
             outbox: self.outbox,
             wake: self.wake.clone(),
+            newest: self.newest.clone(),
             closing: self.closing.clone(),
             _events: PhantomData,
         }
@@ -164,7 +169,14 @@ impl<E> Clone for EventFeed<E> {
 
 impl<E: StreamEvent> EventFeed<E> {
     pub fn new(pool: PgPool, outbox: Outbox) -> Self {
-        Self { pool, outbox, wake: Arc::new(Notify::new()), closing: CancellationToken::new(), _events: PhantomData }
+        Self {
+            pool,
+            outbox,
+            wake: Arc::new(Notify::new()),
+            newest: Arc::new(AtomicI64::new(0)),
+            closing: CancellationToken::new(),
+            _events: PhantomData,
+        }
     }
 
     /// Notified whenever events may have been committed (a NOTIFY from any
@@ -208,20 +220,21 @@ impl<E: StreamEvent> EventFeed<E> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(self.outbox.channel).await?;
         loop {
-            listener.recv().await?;
+            let notification = listener.recv().await?;
+            // Each notification carries the sequence committed.
+            if let Ok(sequence) = notification.payload().parse::<i64>() {
+                self.newest.fetch_max(sequence, AtomicOrdering::Relaxed);
+            }
             self.wake.notify_waiters();
         }
     }
 
     /// `shop_outbox_subscriber_lag_events{outbox}`: how far the last batch
-    /// sent is behind the newest event.
-    async fn report_lag(&self, sent: i64) {
-        let head: Result<i64, sqlx::Error> =
-            sqlx::query_scalar("SELECT last_sequence FROM outbox_head").fetch_one(&self.pool).await;
-        if let Ok(head) = head {
-            metrics::gauge!("shop_outbox_subscriber_lag_events", "outbox" => self.outbox.channel)
-                .set((head - sent).max(0) as f64);
-        }
+    /// sent is behind the newest event heard of (no query: this runs per batch).
+    fn report_lag(&self, sent: i64) {
+        let newest = self.newest.load(AtomicOrdering::Relaxed).max(sent);
+        metrics::gauge!("shop_outbox_subscriber_lag_events", "outbox" => self.outbox.channel)
+            .set((newest - sent) as f64);
     }
 
     /// A `Subscribe` RPC's answer: events after `after_sequence` (which must
@@ -257,7 +270,7 @@ impl<E: StreamEvent> EventFeed<E> {
                 };
                 let caught_up = (batch.len() as i64) < BATCH;
                 if let Some(last) = batch.last() {
-                    feed.report_lag(last.sequence()).await;
+                    feed.report_lag(last.sequence());
                 }
                 for event in batch {
                     cursor = event.sequence();

@@ -298,3 +298,71 @@ async fn catalog_down_during_checkout_is_unavailable_and_leaves_no_pending_order
     assert_eq!(placed.status, OrderStatus::Placed as i32);
     let _ = shop.cart().get_cart(bearer(GetCartRequest {}, &alice)).await.unwrap();
 }
+
+/// The books after many buyers raced over a few products, some cancelling:
+/// units in live orders equal units sold, stock + sold is the stock each
+/// product started with, and no order is left PENDING.
+#[tokio::test]
+async fn concurrent_checkouts_and_cancels_keep_the_books_balanced() {
+    let shop = TestShop::start().await;
+    let (_, products) = stocked(&shop, &[("Lamp", "19.99", 30), ("Mug", "4.50", 25), ("Desk", "150", 12)]).await;
+    let mut buyers = JoinSet::new();
+    for n in 0..24 {
+        let token = shop.customer(&format!("buyer{n}")).await;
+        let gateway = shop.gateway.clone();
+        let ids: Vec<i64> = products.iter().map(|product| product.id).collect();
+        buyers.spawn(async move {
+            let mut cart = shop_proto::cart::cart_service_client::CartServiceClient::new(gateway.clone());
+            let mut orders = shop_proto::order::order_service_client::OrderServiceClient::new(gateway);
+            for round in 0..4 {
+                for (i, id) in ids.iter().enumerate() {
+                    if (n + round + i) % 2 == 0 {
+                        let add =
+                            shop_proto::cart::AddCartItemRequest { product_id: *id, quantity: 1 + (n % 3) as i32 };
+                        let _ = cart.add_cart_item(bearer(add, &token)).await;
+                    }
+                }
+                let key = format!("buyer{n}-round{round}");
+                match cart.checkout(bearer(CheckoutRequest { idempotency_key: key }, &token)).await {
+                    Ok(placed) if round % 3 == 0 => {
+                        let id = placed.into_inner().order.expect("order").id;
+                        let _ = orders.cancel_order(bearer(shop_proto::order::CancelOrderRequest { id }, &token)).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => {
+                        // Out of stock: start the next round with an empty cart.
+                        for id in &ids {
+                            let remove = shop_proto::cart::RemoveCartItemRequest { product_id: *id };
+                            let _ = cart.remove_cart_item(bearer(remove, &token)).await;
+                        }
+                    }
+                }
+            }
+        });
+    }
+    buyers.join_all().await;
+
+    let pool = shop.db().await;
+    let (pending, owing): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'PENDING'), count(*) FILTER (WHERE release_needed) FROM orders.orders",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!((pending, owing), (0, 0), "no order left PENDING or owing stock");
+    let in_live_orders: i64 = sqlx::query_scalar(
+        "SELECT coalesce(sum(l.quantity), 0)::bigint FROM orders.order_lines l JOIN orders.orders o ON o.id = l.order_id
+          WHERE o.status IN ('PLACED', 'SHIPPED', 'DELIVERED')",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let sold: i64 =
+        sqlx::query_scalar("SELECT sum(sold_count)::bigint FROM catalog.stock").fetch_one(&pool).await.unwrap();
+    assert!(in_live_orders > 0, "some orders were placed");
+    assert_eq!(in_live_orders, sold, "units in live orders are the units sold");
+    for (product, initial) in products.iter().zip([30, 25, 12]) {
+        let now = current(&shop, product.id).await;
+        assert_eq!(i64::from(now.stock) + now.sold_count, initial, "{}: stock + sold", product.title);
+    }
+}

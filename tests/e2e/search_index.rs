@@ -31,20 +31,23 @@ async fn recount(shop: &TestShop, terms: &[&str], ordering: &str, limit: i64, of
         Some(column) => (column, "DESC"),
         None => (ordering, "ASC"),
     };
-    let column = if column == "title" { "title COLLATE \"C\"" } else { column };
+    let column = match column {
+        "title" => "p.title COLLATE \"C\"",
+        "sold_count" => "s.sold_count",
+        other => other,
+    };
     let patterns: Vec<String> = terms
         .iter()
         .map(|term| format!("%{}%", term.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")))
         .collect();
-    let filter = "archived_at IS NULL AND (SELECT bool_and(lower(title || ' ' || description) LIKE pattern)
-                                            FROM unnest($1::text[]) AS pattern)";
-    let total: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM catalog.products WHERE {filter}"))
-        .bind(&patterns)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let filter = "catalog.products p JOIN catalog.stock s ON s.product_id = p.id
+                  WHERE p.archived_at IS NULL
+                    AND (SELECT bool_and(lower(p.title || ' ' || p.description) LIKE pattern)
+                           FROM unnest($1::text[]) AS pattern)";
+    let total: i64 =
+        sqlx::query_scalar(&format!("SELECT count(*) FROM {filter}")).bind(&patterns).fetch_one(&pool).await.unwrap();
     let ids: Vec<i64> = sqlx::query_scalar(&format!(
-        "SELECT id FROM catalog.products WHERE {filter} ORDER BY {column} {direction}, id {direction} LIMIT $2 OFFSET $3"
+        "SELECT p.id FROM {filter} ORDER BY {column} {direction}, p.id {direction} LIMIT $2 OFFSET $3"
     ))
     .bind(&patterns)
     .bind(limit)

@@ -1,7 +1,10 @@
 //! Catalog's one error type and its one way out to `tonic::Status`.
 
 use shop_platform::error::{self as platform_error, InvalidField};
-use tonic::Status;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::domain::Shortage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -14,8 +17,14 @@ pub enum Error {
     /// A rule of state: out of stock, category in use, reservation released.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// Lines a reservation cannot have, every one of them.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    OutOfStock(Vec<Shortage>),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// A bug of ours: logged, never shown.
+    #[error("{0}")]
+    Internal(String),
     /// The search index failed (disk, or a bug): logged, never shown.
     #[error("search index: {0}")]
     Index(String),
@@ -34,7 +43,29 @@ impl From<Error> for Status {
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
+            error @ Error::OutOfStock(_) => {
+                let Error::OutOfStock(shortages) = &error else { unreachable!("matched above") };
+                // One google.rpc.PreconditionFailure violation per line, with what is left.
+                let mut details = ErrorDetails::new();
+                for shortage in shortages {
+                    let kind = if shortage.is_sold { "OUT_OF_STOCK" } else { "NOT_SOLD" };
+                    let description = format!("{} available, {} wanted", shortage.available, shortage.wanted);
+                    details.add_precondition_failure_violation(
+                        kind,
+                        format!("product/{}", shortage.product_id),
+                        description,
+                    );
+                }
+                // A product not sold at all is NOT_FOUND, as it has always been for ReserveStock.
+                let code = if shortages.iter().all(|shortage| shortage.is_sold) {
+                    Code::FailedPrecondition
+                } else {
+                    Code::NotFound
+                };
+                Status::with_error_details(code, error.to_string(), details)
+            }
             Error::Database(source) => platform_error::database(source),
+            Error::Internal(cause) => platform_error::internal(&cause),
             Error::Index(cause) => {
                 tracing::error!(error = %cause, "search index failed");
                 Status::unavailable("the search index is unavailable")

@@ -11,6 +11,7 @@ use crate::calls::Calls;
 use crate::domain::{Cart, CartLine, Order, Product};
 use crate::error::Error;
 use crate::repo;
+use crate::repo::cart::{Limit, LineLimits, Refusal};
 
 /// How a cart change treats the quantity it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,36 +69,36 @@ impl Carts {
             .find(|product| product.id == product_id)
             .ok_or_else(|| Error::NotFound(format!("product {product_id}")))?;
 
-        let mut tx = self.pool.begin().await?;
-        repo::cart::lock(&mut tx, user_id).await?;
-        let (current, count) = repo::cart::line_and_count(&mut tx, user_id, product_id).await?;
-        let wanted = match change {
-            Change::Add(quantity) => i64::from(current.unwrap_or(0)) + i64::from(quantity),
-            Change::Set(quantity) => i64::from(quantity),
+        // The limits are checked with the change, under the user's cart lock.
+        let limits = LineLimits {
+            max_quantity: OrderLines::MAX_QUANTITY,
+            in_stock: product.stock,
+            max_lines: OrderLines::MAX_PRODUCTS,
         };
-        if wanted > i64::from(OrderLines::MAX_QUANTITY) {
-            return Err(Error::FailedPrecondition(format!(
-                "product {product_id}: a cart line holds at most {} units ({wanted} asked)",
-                OrderLines::MAX_QUANTITY
-            )));
-        }
-        if wanted > i64::from(product.stock) {
-            return Err(Error::FailedPrecondition(format!(
-                "product {product_id} ({}) has only {} in stock ({wanted} asked)",
-                product.title, product.stock
-            )));
-        }
-        if current.is_none() && count >= OrderLines::MAX_PRODUCTS as i64 {
-            return Err(Error::FailedPrecondition(format!(
-                "a cart holds at most {} products",
-                OrderLines::MAX_PRODUCTS
-            )));
-        }
-        let line =
-            CartLine { product_id, quantity: wanted as i32, title: product.title.clone(), unit_price: product.price };
-        repo::cart::set(&mut tx, user_id, &line).await?;
-        let lines = repo::cart::lines(&mut tx, user_id).await?;
-        tx.commit().await?;
+        let line = CartLine { product_id, quantity: 0, title: product.title.clone(), unit_price: product.price };
+        let mut conn = self.pool.acquire().await?;
+        let lines = match repo::cart::change_line(&mut conn, user_id, &line, change, limits).await? {
+            Ok(lines) => lines,
+            Err(Refusal { limit: Limit::MaxQuantity, wanted }) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "product {product_id}: a cart line holds at most {} units ({wanted} asked)",
+                    OrderLines::MAX_QUANTITY
+                )));
+            }
+            Err(Refusal { limit: Limit::InStock, wanted }) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "product {product_id} ({}) has only {} in stock ({wanted} asked)",
+                    product.title, product.stock
+                )));
+            }
+            Err(Refusal { limit: Limit::MaxLines, .. }) => {
+                return Err(Error::FailedPrecondition(format!(
+                    "a cart holds at most {} products",
+                    OrderLines::MAX_PRODUCTS
+                )));
+            }
+        };
+        drop(conn);
 
         // A line added meanwhile by another call of the same user still gets priced.
         let unpriced: Vec<i64> = lines.iter().map(|line| line.product_id).filter(|id| !ids.contains(id)).collect();

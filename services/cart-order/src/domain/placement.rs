@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
 use shop_platform::client::CallContext;
 use shop_platform::order_lines::OrderLines;
 use sqlx::PgPool;
@@ -28,6 +30,14 @@ const RECOVERY_BATCH: i64 = 100;
 pub struct RecoveryPolicy {
     pub interval: Duration,
     pub pending_timeout: Duration,
+}
+
+/// An order just inserted (or found) PENDING, to drive on.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    id: i64,
+    user_id: i64,
+    created_at: DateTime<Utc>,
 }
 
 #[derive(Clone)]
@@ -55,11 +65,12 @@ impl Placement {
         lines: &OrderLines,
     ) -> Result<Order, Error> {
         let (id, is_new) = self.claim(user_id, idempotency_key, lines).await?;
-        if is_new {
+        if let Some(created_at) = is_new {
             if self.faults.crashes_at(SagaStep::OrderInserted) {
                 return Err(Error::Unavailable("injected crash after inserting the order".into()));
             }
-            return self.drive(context, id, lines).await;
+            let pending = Pending { id, user_id, created_at };
+            return self.drive(context, pending, lines).await;
         }
         let order = self.load(id).await?;
         if order.status != Status::Pending {
@@ -69,30 +80,37 @@ impl Placement {
         // A repeat of an order still being placed (or abandoned by a crash
         // that recovery has not reached yet): finish it with its own lines.
         let stored = order.lines().map_err(|reason| Error::Internal(format!("order {id}'s lines: {reason}")))?;
-        self.drive(context, id, &stored).await
+        let pending = Pending { id, user_id: order.user_id, created_at: order.created_at };
+        self.drive(context, pending, &stored).await
     }
 
-    /// The id of the order to drive: a new PENDING one, or the user's live
-    /// order with this key. `true` when it is new.
-    async fn claim(&self, user_id: i64, key: Option<&str>, lines: &OrderLines) -> Result<(i64, bool), Error> {
+    /// The id of the order to drive: a new PENDING one (with when it was
+    /// made), or the user's live order with this key.
+    async fn claim(
+        &self,
+        user_id: i64,
+        key: Option<&str>,
+        lines: &OrderLines,
+    ) -> Result<(i64, Option<DateTime<Utc>>), Error> {
         // A live order with the key can turn FAILED between the insert that
         // collides with it and the look-up; then the key is free again.
         for _ in 0..3 {
             let mut conn = self.pool.acquire().await?;
-            if let Some(id) = repo::orders::insert_pending(&mut conn, user_id, key, lines).await? {
-                return Ok((id, true));
+            if let Some((id, created_at)) = repo::orders::insert_pending(&mut conn, user_id, key, lines).await? {
+                return Ok((id, Some(created_at)));
             }
             if let Some(key) = key
                 && let Some(existing) = repo::orders::find_by_key(&mut conn, user_id, key).await?
             {
-                return Ok((existing.id, false));
+                return Ok((existing.id, None));
             }
         }
         Err(Error::Unavailable("the order with this idempotency key keeps changing; try again".into()))
     }
 
     /// Reserves a PENDING order's stock (its `requested` lines) and places it.
-    async fn drive(&self, context: &CallContext, id: i64, requested: &OrderLines) -> Result<Order, Error> {
+    async fn drive(&self, context: &CallContext, pending: Pending, requested: &OrderLines) -> Result<Order, Error> {
+        let id = pending.id;
         let items = match self.calls.reserve_stock(context, id, requested).await {
             Ok(items) => items,
             Err(error) => {
@@ -103,11 +121,19 @@ impl Placement {
         if self.faults.crashes_at(SagaStep::StockReserved) {
             return Err(Error::Unavailable("injected crash after reserving stock".into()));
         }
-        let total_price = items.iter().filter_map(|item| item.line_total()).sum();
-        let mut tx = self.pool.begin().await?;
-        let Some(order) = repo::orders::place(&mut tx, id, &items, total_price, requested.total_quantity()).await?
-        else {
-            tx.rollback().await?;
+        // The placed order, its event written with it in one statement.
+        let order = Order {
+            id,
+            user_id: pending.user_id,
+            status: Status::Placed,
+            total_price: items.iter().filter_map(|item| item.line_total()).sum(),
+            total_quantity: requested.total_quantity(),
+            items,
+            created_at: pending.created_at,
+            updated_at: Utc::now().max(pending.created_at),
+        };
+        let event = repo::orders::encode(&Event::Placed(order.clone()));
+        if !repo::orders::place(&mut *self.pool.acquire().await?, &order, event).await? {
             // Someone else moved it on: a concurrent repeat placed it, or
             // recovery gave up on it (then the stock we hold goes back).
             let order = self.load(id).await?;
@@ -116,9 +142,7 @@ impl Placement {
                 return Err(Error::Unavailable("the order was abandoned while placing it; try again".into()));
             }
             return Ok(order);
-        };
-        repo::orders::append_event(&mut tx, &Event::Placed(order.clone())).await?;
-        tx.commit().await?;
+        }
         Ok(order)
     }
 

@@ -4,6 +4,7 @@ use shop_platform::order_lines::OrderLine;
 use sqlx::PgConnection;
 
 use crate::domain::CartLine;
+use crate::domain::cart::Change;
 use crate::error::Error;
 
 /// Locks the user's cart row (creating it), so one user's cart and wishlist
@@ -26,37 +27,83 @@ pub async fn lines(conn: &mut PgConnection, user_id: i64) -> Result<Vec<CartLine
     .await?)
 }
 
-/// The line's quantity (if the product is in the cart) and how many lines the cart has.
-pub async fn line_and_count(
-    conn: &mut PgConnection,
-    user_id: i64,
-    product_id: i64,
-) -> Result<(Option<i32>, i64), Error> {
-    Ok(sqlx::query_as(
-        "SELECT (SELECT quantity FROM cart_items WHERE user_id = $1 AND product_id = $2),
-                (SELECT count(*) FROM cart_items WHERE user_id = $1)",
-    )
-    .bind(user_id)
-    .bind(product_id)
-    .fetch_one(conn)
-    .await?)
+/// What a cart line may hold.
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimits {
+    pub max_quantity: i32,
+    pub in_stock: i32,
+    pub max_lines: usize,
 }
 
-/// Sets a line's quantity, adding the line at the end when it is new.
-pub async fn set(conn: &mut PgConnection, user_id: i64, line: &CartLine) -> Result<(), Error> {
-    sqlx::query(
-        "INSERT INTO cart_items (user_id, product_id, quantity, title, unit_price) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (user_id, product_id)
-         DO UPDATE SET quantity = EXCLUDED.quantity, title = EXCLUDED.title, unit_price = EXCLUDED.unit_price",
-    )
-    .bind(user_id)
-    .bind(line.product_id)
-    .bind(line.quantity)
-    .bind(&line.title)
-    .bind(line.unit_price.amount())
-    .execute(conn)
-    .await?;
-    Ok(())
+/// The limit a change would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxQuantity,
+    InStock,
+    MaxLines,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub limit: Limit,
+    /// The units the line would have held.
+    pub wanted: i64,
+}
+
+/// Adds to or sets a line (`line`'s product, title and price; the quantity
+/// comes from `change`) within `limits`, in one round trip under the user's
+/// cart lock; the cart's lines after it, oldest first.
+pub async fn change_line(
+    conn: &mut PgConnection,
+    user_id: i64,
+    line: &CartLine,
+    change: Change,
+    limits: LineLimits,
+) -> Result<Result<Vec<CartLine>, Refusal>, Error> {
+    #[derive(sqlx::FromRow)]
+    struct Row {
+        refusal: Option<String>,
+        wanted: i64,
+        product_id: Option<i64>,
+        quantity: Option<i32>,
+        title: Option<String>,
+        unit_price: Option<rust_decimal::Decimal>,
+    }
+    let (add, quantity) = match change {
+        Change::Add(quantity) => (true, quantity),
+        Change::Set(quantity) => (false, quantity),
+    };
+    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM change_cart_line($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(user_id)
+        .bind(line.product_id)
+        .bind(add)
+        .bind(quantity)
+        .bind(&line.title)
+        .bind(line.unit_price.amount())
+        .bind(limits.max_quantity)
+        .bind(limits.in_stock)
+        .bind(i32::try_from(limits.max_lines).unwrap_or(i32::MAX))
+        .fetch_all(conn)
+        .await?;
+    if let Some(refused) = rows.iter().find(|row| row.refusal.is_some()) {
+        let limit = match refused.refusal.as_deref() {
+            Some("max_quantity") => Limit::MaxQuantity,
+            Some("in_stock") => Limit::InStock,
+            _ => Limit::MaxLines,
+        };
+        return Ok(Err(Refusal { limit, wanted: refused.wanted }));
+    }
+    Ok(Ok(rows
+        .into_iter()
+        .filter_map(|row| {
+            Some(CartLine {
+                product_id: row.product_id?,
+                quantity: row.quantity?,
+                title: row.title?,
+                unit_price: row.unit_price?.into(),
+            })
+        })
+        .collect()))
 }
 
 pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {

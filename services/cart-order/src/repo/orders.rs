@@ -102,24 +102,31 @@ pub async fn append_event(conn: &mut PgConnection, event: &Event) -> Result<i64,
     Ok(OUTBOX.append(conn, &OrderEvent::from(event)).await?)
 }
 
-/// Inserts a PENDING order with its lines, in one statement; `None` when the
-/// user already has a live (not FAILED) order with this key.
+/// An event as the outbox stores it, for a statement that appends it itself.
+pub fn encode(event: &Event) -> Vec<u8> {
+    use prost::Message as _;
+    OrderEvent::from(event).encode_to_vec()
+}
+
+/// Inserts a PENDING order with its lines, in one statement; its id and
+/// creation time, or `None` when the user already has a live (not FAILED)
+/// order with this key.
 pub async fn insert_pending(
     conn: &mut PgConnection,
     user_id: i64,
     idempotency_key: Option<&str>,
     lines: &OrderLines,
-) -> Result<Option<i64>, Error> {
-    Ok(sqlx::query_scalar(
+) -> Result<Option<(i64, DateTime<Utc>)>, Error> {
+    Ok(sqlx::query_as(
         "WITH inserted AS (
              INSERT INTO orders (user_id, idempotency_key, status) VALUES ($1, $2, 'PENDING')
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL AND status <> 'FAILED'
-             DO NOTHING RETURNING id),
+             DO NOTHING RETURNING id, created_at),
          lines AS (
              INSERT INTO order_lines (order_id, product_id, quantity)
              SELECT inserted.id, line.product_id, line.quantity
                FROM inserted, unnest($3::bigint[], $4::int[]) AS line(product_id, quantity))
-         SELECT id FROM inserted",
+         SELECT id, created_at FROM inserted",
     )
     .bind(user_id)
     .bind(idempotency_key)
@@ -149,41 +156,40 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<Order>, Erro
     one_with_lines(conn, row).await
 }
 
-/// PENDING → PLACED with its totals and the lines' snapshots, in one
-/// statement; `None` when the order is no longer PENDING.
-pub async fn place(
-    conn: &mut PgConnection,
-    id: i64,
-    items: &[OrderItem],
-    total_price: Money,
-    total_quantity: i32,
-) -> Result<Option<Order>, Error> {
+/// PENDING → PLACED as `order` says (totals, the lines' snapshots, the time)
+/// with `event` in the outbox, in one statement and one commit; `false`
+/// when the order is no longer PENDING (then nothing changed).
+pub async fn place(conn: &mut PgConnection, order: &Order, event: Vec<u8>) -> Result<bool, Error> {
     let placed: Vec<(&OrderItem, &Snapshot)> =
-        items.iter().filter_map(|item| item.snapshot.as_ref().map(|snapshot| (item, snapshot))).collect();
+        order.items.iter().filter_map(|item| item.snapshot.as_ref().map(|snapshot| (item, snapshot))).collect();
     let text = |f: fn(&Snapshot) -> &str| placed.iter().map(|(_, snapshot)| f(snapshot).to_owned()).collect::<Vec<_>>();
-    let row: Option<OrderRow> = sqlx::query_as(&format!(
+    let placed_id: Option<i64> = sqlx::query_scalar(
         "WITH placed AS (
-             UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = now()
-              WHERE id = $1 AND status = 'PENDING' RETURNING {COLUMNS}),
+             UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = $9
+              WHERE id = $1 AND status = 'PENDING' RETURNING id),
          lines AS (
              UPDATE order_lines l SET title = s.title, unit_price = s.unit_price,
                     category_name = s.category_name, category_slug = s.category_slug
                FROM placed, unnest($4::bigint[], $5::text[], $6::numeric[], $7::text[], $8::text[])
                     AS s(product_id, title, unit_price, category_name, category_slug)
-              WHERE l.order_id = placed.id AND l.product_id = s.product_id)
-         SELECT {COLUMNS} FROM placed"
-    ))
-    .bind(id)
-    .bind(total_price.amount())
-    .bind(total_quantity)
+              WHERE l.order_id = placed.id AND l.product_id = s.product_id),
+         event AS (SELECT outbox_append($10, $11) FROM placed)
+         SELECT id FROM placed, event",
+    )
+    .bind(order.id)
+    .bind(order.total_price.amount())
+    .bind(order.total_quantity)
     .bind(placed.iter().map(|(item, _)| item.line.product_id).collect::<Vec<_>>())
     .bind(text(|snapshot| &snapshot.title))
     .bind(placed.iter().map(|(_, snapshot)| snapshot.unit_price.amount()).collect::<Vec<_>>())
     .bind(text(|snapshot| &snapshot.category_name))
     .bind(text(|snapshot| &snapshot.category_slug))
+    .bind(order.updated_at)
+    .bind(event)
+    .bind(OUTBOX.channel())
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(|row| row.order(items.to_vec())))
+    Ok(placed_id.is_some())
 }
 
 /// `from` → `to`, only if the order is in `from` (and, given `owner`, is

@@ -55,6 +55,32 @@ pub struct ReservedLine {
     pub category_slug: String,
 }
 
+/// A line a reservation cannot have: not enough units, or a product no
+/// longer (or never) sold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortage {
+    pub product_id: i64,
+    pub wanted: i32,
+    pub available: i32,
+    /// `None` for a product that never existed.
+    pub title: Option<String>,
+    /// Whether the product is still sold (then only units are short).
+    pub is_sold: bool,
+}
+
+impl std::fmt::Display for Shortage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self { product_id, wanted, available, .. } = self;
+        match (&self.title, self.is_sold) {
+            (Some(title), true) => {
+                write!(f, "product {product_id} ({title}) is out of stock: {available} left, {wanted} wanted")
+            }
+            (Some(title), false) => write!(f, "product {product_id} ({title}) is no longer sold"),
+            (None, _) => write!(f, "product {product_id} not found"),
+        }
+    }
+}
+
 /// What the catalog tells its event stream's readers, in commit order.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -257,6 +257,7 @@ pub async fn seed(
     while written < missing {
         let batch = COPY_BATCH.min(missing - written);
         let mut products_tsv = String::with_capacity(batch as usize * 200);
+        let mut stock_tsv = String::with_capacity(batch as usize * 12);
         let mut events = Vec::with_capacity(batch as usize);
         for n in 0..batch {
             let id = last_id + (written + n + 1) as i64;
@@ -285,10 +286,11 @@ pub async fn seed(
             let created_at = now - chrono::Duration::seconds(rng.random_range(0..365 * 24 * 3600));
             let _ = writeln!(
                 products_tsv,
-                "{id}\t{title}\t{description}\t{price}\t{stock}\t{}\t{}",
+                "{id}\t{title}\t{description}\t{price}\t{}\t{}",
                 category.id,
                 created_at.to_rfc3339()
             );
+            let _ = writeln!(stock_tsv, "{id}\t{stock}");
             events.push(Event::ProductUpserted(Product {
                 id,
                 title,
@@ -304,7 +306,7 @@ pub async fn seed(
                 sold_count: 0,
             }));
         }
-        repo::products::copy_in(&mut tx, products_tsv).await?;
+        repo::products::copy_in(&mut tx, products_tsv, stock_tsv).await?;
         repo::outbox::append_many(&mut tx, &events).await?;
         written += batch;
         progress(written);

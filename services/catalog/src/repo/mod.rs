@@ -7,3 +7,4 @@ pub mod outbox;
 pub mod products;
 pub mod reservations;
 pub mod search_index;
+pub mod stock;

@@ -43,6 +43,12 @@ pub async fn product_changes_after(
     Ok(events.iter().map(|event| (event.sequence, crate::grpc::touched_products(event))).collect())
 }
 
+/// An event as the outbox stores it, for a statement that appends it itself.
+pub fn encode(event: &Event) -> Vec<u8> {
+    use prost::Message as _;
+    CatalogEvent::from(event).encode_to_vec()
+}
+
 /// Appends a bulk load's events in one go; returns the last sequence.
 pub async fn append_many(conn: &mut PgConnection, events: &[Event]) -> Result<i64, Error> {
     let events: Vec<CatalogEvent> = events.iter().map(CatalogEvent::from).collect();
