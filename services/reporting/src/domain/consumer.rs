@@ -38,6 +38,10 @@ pub trait Source: Send + Sync + 'static {
 
     /// Applies a batch of changes, in order, inside the consumer's transaction.
     fn apply(conn: &mut PgConnection, changes: &[Self::Change]) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Whether a change touches the read model (most of the catalog stream,
+    /// its stock moves, does not).
+    fn changes_sales(change: &Self::Change) -> bool;
 }
 
 pub struct CatalogStream(pub Upstream);
@@ -55,6 +59,10 @@ impl Source for CatalogStream {
     async fn apply(conn: &mut PgConnection, changes: &[CatalogChange]) -> Result<(), Error> {
         repo::apply_catalog_changes(conn, changes).await
     }
+
+    fn changes_sales(change: &CatalogChange) -> bool {
+        !matches!(change, CatalogChange::Ignored)
+    }
 }
 
 pub struct OrderStream(pub Upstream);
@@ -70,10 +78,11 @@ impl Source for OrderStream {
     }
 
     async fn apply(conn: &mut PgConnection, changes: &[OrderChange]) -> Result<(), Error> {
-        for change in changes {
-            repo::apply_order_change(conn, change).await?;
-        }
-        Ok(())
+        repo::apply_order_changes(conn, changes).await
+    }
+
+    fn changes_sales(change: &OrderChange) -> bool {
+        !matches!(change, OrderChange::Ignored)
     }
 }
 
@@ -126,8 +135,6 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
             }
         }
         let from = applied;
-        let mut tx = conn.begin().await?;
-        repo::take_write_turn(&mut tx).await?;
         for stamped in &batch {
             anyhow::ensure!(
                 stamped.sequence == applied + 1,
@@ -138,14 +145,22 @@ async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -
             applied = stamped.sequence;
         }
         let occurred_at = batch.last().and_then(|stamped| stamped.occurred_at);
-        let changes: Vec<S::Change> = batch.into_iter().map(|stamped| stamped.change).collect();
-        S::apply(&mut tx, &changes).await?;
-        anyhow::ensure!(
-            repo::advance(&mut tx, S::NAME, from, applied, occurred_at).await?,
-            "{} checkpoint moved under this consumer; starting over",
-            S::NAME
-        );
-        tx.commit().await?;
+        let changes: Vec<S::Change> =
+            batch.into_iter().map(|stamped| stamped.change).filter(S::changes_sales).collect();
+        let moved = if changes.is_empty() {
+            // Only the checkpoint moves: one statement, no write turn needed.
+            repo::advance(&mut conn, S::NAME, from, applied, occurred_at).await?
+        } else {
+            let mut tx = conn.begin().await?;
+            repo::take_write_turn(&mut tx).await?;
+            S::apply(&mut tx, &changes).await?;
+            let moved = repo::advance(&mut tx, S::NAME, from, applied, occurred_at).await?;
+            if moved {
+                tx.commit().await?;
+            }
+            moved
+        };
+        anyhow::ensure!(moved, "{} checkpoint moved under this consumer; starting over", S::NAME);
         progress = Progress::Applied;
         metrics::gauge!("shop_reporting_checkpoint", "stream" => S::NAME).set(applied as f64);
         if let Some(at) = occurred_at {

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
 use crate::domain::{CatalogChange, OrderChange, ProductInfo, SalesRow, SoldLine};
@@ -140,49 +141,70 @@ async fn apply_catalog_change(conn: &mut PgConnection, change: &CatalogChange) -
     Ok(())
 }
 
-pub async fn apply_order_change(conn: &mut PgConnection, change: &OrderChange) -> Result<(), Error> {
-    match change {
-        OrderChange::Placed(lines) => count_sales(conn, lines, 1).await,
-        OrderChange::Cancelled(lines) => count_sales(conn, lines, -1).await,
-        OrderChange::Ignored => Ok(()),
-    }
+/// A product's sales moved by one batch of orders.
+struct SalesDelta<'a> {
+    line: &'a SoldLine,
+    units: i64,
+    orders: i64,
+    revenue: Decimal,
 }
 
-/// Adds (`sign` 1) or takes back (`sign` -1) an order's lines. A product not
-/// heard of from catalog yet enters with its snapshot's title and category;
-/// a cancellation always finds its rows, since the placement came first in
-/// the same stream.
-async fn count_sales(conn: &mut PgConnection, lines: &[SoldLine], sign: i64) -> Result<(), Error> {
-    for line in lines {
-        if sign > 0 {
-            sqlx::query(
-                "INSERT INTO product_sales AS p (product_id, title, category_name, category_slug,
-                                                 units_sold, order_count, revenue)
-                 VALUES ($1, $2, $3, $4, $5, 1, $6)
-                 ON CONFLICT (product_id) DO UPDATE SET units_sold = p.units_sold + EXCLUDED.units_sold,
-                        order_count = p.order_count + 1, revenue = p.revenue + EXCLUDED.revenue",
-            )
-            .bind(line.product_id)
-            .bind(&line.title)
-            .bind(&line.category_name)
-            .bind(&line.category_slug)
-            .bind(line.units)
-            .bind(line.revenue.amount())
-            .execute(&mut *conn)
-            .await?;
-        } else {
-            sqlx::query(
-                "UPDATE product_sales SET units_sold = units_sold - $2, order_count = order_count - 1,
-                        revenue = revenue - $3
-                  WHERE product_id = $1",
-            )
-            .bind(line.product_id)
-            .bind(line.units)
-            .bind(line.revenue.amount())
-            .execute(&mut *conn)
-            .await?;
+/// Applies order changes in two statements whatever their number: each
+/// product's placed and cancelled units, orders and revenue summed first. A product not heard of
+/// from catalog yet enters with its snapshot's title and category; a
+/// cancellation always finds its row, since its placement came first in the
+/// same stream.
+pub async fn apply_order_changes(conn: &mut PgConnection, changes: &[OrderChange]) -> Result<(), Error> {
+    let mut deltas: HashMap<i64, SalesDelta<'_>> = HashMap::new();
+    for change in changes {
+        let (lines, sign) = match change {
+            OrderChange::Placed(lines) => (lines, 1),
+            OrderChange::Cancelled(lines) => (lines, -1),
+            OrderChange::Ignored => continue,
+        };
+        for line in lines {
+            let delta = deltas.entry(line.product_id).or_insert(SalesDelta {
+                line,
+                units: 0,
+                orders: 0,
+                revenue: Decimal::ZERO,
+            });
+            delta.units += sign * line.units;
+            delta.orders += sign;
+            delta.revenue += Decimal::from(sign) * line.revenue.amount();
         }
     }
+    if deltas.is_empty() {
+        return Ok(());
+    }
+    let deltas: Vec<SalesDelta<'_>> = deltas.into_values().collect();
+    let text = |f: fn(&SoldLine) -> &str| deltas.iter().map(|delta| f(delta.line).to_owned()).collect::<Vec<_>>();
+    let ids: Vec<i64> = deltas.iter().map(|delta| delta.line.product_id).collect();
+    // Rows first (an upsert would check the counts of its proposed row, and
+    // a batch may take back more than it adds), then the sums.
+    sqlx::query(
+        "INSERT INTO product_sales (product_id, title, category_name, category_slug)
+         SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
+         ON CONFLICT (product_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(text(|line| &line.title))
+    .bind(text(|line| &line.category_name))
+    .bind(text(|line| &line.category_slug))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE product_sales p SET units_sold = p.units_sold + d.units, order_count = p.order_count + d.orders,
+                revenue = p.revenue + d.revenue
+           FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[]) AS d(product_id, units, orders, revenue)
+          WHERE p.product_id = d.product_id",
+    )
+    .bind(&ids)
+    .bind(deltas.iter().map(|delta| delta.units).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|delta| delta.orders).collect::<Vec<_>>())
+    .bind(deltas.iter().map(|delta| delta.revenue).collect::<Vec<_>>())
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
