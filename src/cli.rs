@@ -100,14 +100,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => "shop".to_owned(),
     };
     // Kept to the end: dropping it flushes the spans not exported yet.
-    let _telemetry = shop_platform::telemetry::init(&service_name);
+    let log_format = shop_platform::telemetry::LogFormat::from_env()?;
+    let _telemetry = shop_platform::telemetry::init(&service_name, log_format);
     match cli.command {
         Command::Up(config) => {
             if let Some(addr) = config.metrics.addr {
-                shop_platform::metrics::serve(addr)?;
+                shop_platform::metrics::serve(addr).await?;
             }
             let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
-            println!("Shop is up. Gateway: {} (plaintext gRPC)", suite.gateway_addr);
+            announce(log_format, &format!("Shop is up. Gateway: {} (plaintext gRPC)", suite.gateway_addr));
             tracing::info!(
                 gateway = %suite.gateway_addr,
                 identity = %suite.identity_addr,
@@ -120,7 +121,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { service, config } => {
             if let Some(addr) = config.metrics.addr {
-                shop_platform::metrics::serve(addr)?;
+                shop_platform::metrics::serve(addr).await?;
             }
             let running = crate::serve(service, *config, shop_platform::server::shutdown_signal()).await?;
             tracing::info!(service = ?service, addr = %running.addr, "listening");
@@ -137,18 +138,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let started = std::time::Instant::now();
             let seeded = shop_catalog::seed(&pool, products, categories, |written| bar.set_position(written)).await?;
             bar.finish_and_clear();
-            println!(
-                "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",
-                seeded.categories_added,
-                seeded.products_added,
-                started.elapsed().as_secs_f64()
+            announce(
+                log_format,
+                &format!(
+                    "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",
+                    seeded.categories_added,
+                    seeded.products_added,
+                    started.elapsed().as_secs_f64()
+                ),
             );
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Migrate { database } => {
             crate::migrate(&database).await?;
-            println!("Every schema is migrated.");
+            announce(log_format, "Every schema is migrated.");
             Ok(())
         }
         Command::Healthcheck { addr, service, timeout_secs } => {
@@ -163,9 +167,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => read_password()?,
             };
             let id = crate::create_admin(&database, &identity, &username, &email, password.expose_secret()).await?;
-            println!("Created admin {username} (id {id}).");
+            announce(log_format, &format!("Created admin {username} (id {id})."));
             Ok(())
         }
+    }
+}
+
+/// A line for the person running the command: on standard output, or, when
+/// logs are JSON, as a log line (so that every line is JSON).
+fn announce(format: shop_platform::telemetry::LogFormat, message: &str) {
+    match format {
+        shop_platform::telemetry::LogFormat::Json => tracing::info!("{message}"),
+        shop_platform::telemetry::LogFormat::Text => println!("{message}"),
     }
 }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use axum::body::Body as AxumBody;
 use http::{HeaderMap, Request, Response};
-use shop_platform::auth::{CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TokenError};
+use shop_platform::auth::{
+    CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TOKEN_ERROR_HEADER, TokenError,
+};
 use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
 use shop_platform::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
@@ -98,11 +100,16 @@ impl Inner {
                 "the access token is too large (at most {MAX_TOKEN_BYTES} bytes)"
             )));
         }
+        let mut refused_token = None;
         let caller = match (access, self.authenticate(request.headers()).await) {
             (_, Ok(caller)) => caller,
             // A stale token must not block a public call: a client that always
-            // attaches its access token still has to reach RefreshToken.
-            (Access::Public, Err(_)) => Caller::Anonymous,
+            // attaches its access token still has to reach RefreshToken. The
+            // backend hears why, for a call that needs a caller after all.
+            (Access::Public, Err(status)) => {
+                refused_token = http::HeaderValue::from_str(status.message()).ok();
+                Caller::Anonymous
+            }
             (_, Err(status)) => return Err(status),
         };
         authorize(access, caller)?;
@@ -127,6 +134,9 @@ impl Inner {
         strip_internal_metadata(headers);
         headers.remove(http::header::AUTHORIZATION);
         caller.write_to(headers);
+        if let Some(reason) = refused_token {
+            headers.insert(TOKEN_ERROR_HEADER, reason);
+        }
         // The backend's span becomes a child of this one (when tracing).
         shop_platform::telemetry::inject_into_headers(headers);
         if let Some(ip) = client_addr.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {

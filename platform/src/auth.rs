@@ -20,6 +20,9 @@ pub const USER_ID_HEADER: &str = "x-shop-user-id";
 pub const USER_IS_ADMIN_HEADER: &str = "x-shop-user-is-admin";
 pub const CLIENT_ADDR_HEADER: &str = "x-shop-client-addr";
 pub const SERVICE_TOKEN_HEADER: &str = "x-shop-service-token";
+/// Why the token a client presented on a public call was refused (the call
+/// went on as anonymous): a public RPC that needs a caller says this.
+pub const TOKEN_ERROR_HEADER: &str = "x-shop-token-error";
 /// Every header with this prefix is ours: a client can never send one.
 pub const INTERNAL_HEADER_PREFIX: &str = "x-shop-";
 
@@ -115,6 +118,16 @@ impl ServiceCredentials {
             .ok_or_else(|| Status::unauthenticated("malformed caller identity"))?;
         let is_admin = metadata.get(USER_IS_ADMIN_HEADER).is_some_and(|value| value.as_bytes() == b"true");
         Ok(Caller::User { id, is_admin })
+    }
+
+    /// Why the gateway refused the token the client presented, when it did
+    /// and the call went on as anonymous (the gateway's word only).
+    pub fn refused_token(&self, metadata: &MetadataMap) -> Option<String> {
+        self.is_presented(metadata)
+            .then(|| metadata.get(TOKEN_ERROR_HEADER))
+            .flatten()
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// The end client's address: the gateway's word for it when vouched for,

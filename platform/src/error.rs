@@ -72,14 +72,26 @@ pub fn internal(cause: &dyn fmt::Debug) -> Status {
     Status::internal("internal error")
 }
 
-/// Maps a database failure. The database being unreachable, overloaded,
-/// restarting or timing a statement out is `UNAVAILABLE` (worth a retry);
-/// a serialization failure or deadlock is `ABORTED`; anything else is a bug.
+/// Maps a database failure, saying what happened: a statement that ran out
+/// of time is `DEADLINE_EXCEEDED`; no free connection in time means the
+/// service is busy, and the database being unreachable, overloaded or
+/// restarting means it is down (both `UNAVAILABLE`, worth a retry); a
+/// serialization failure or deadlock is `ABORTED`; anything else is a bug.
 pub fn database(error: sqlx::Error) -> Status {
     let sqlstate = error.as_database_error().and_then(|db| db.code()).map(|code| code.into_owned());
-    let unavailable = matches!(error, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_))
+    if sqlstate.as_deref() == Some("57014") {
+        tracing::warn!(error = %error, "statement cancelled (statement timeout)");
+        return Status::deadline_exceeded(
+            "a database statement took longer than allowed (SHOP_DB_STATEMENT_TIMEOUT_MS); try a narrower request",
+        );
+    }
+    if matches!(error, sqlx::Error::PoolTimedOut) {
+        tracing::warn!("no database connection free in time");
+        return Status::unavailable("the service is busy (no database connection came free in time); retry shortly");
+    }
+    let unavailable = matches!(error, sqlx::Error::PoolClosed | sqlx::Error::Io(_))
         // 08: connection exception, 53: insufficient resources,
-        // 57: operator intervention (statement timeout, shutdown, restart).
+        // 57: operator intervention (shutdown, restart).
         || sqlstate.as_deref().is_some_and(|code| ["08", "53", "57"].iter().any(|class| code.starts_with(class)));
     if unavailable {
         tracing::warn!(error = %error, "database unavailable");
@@ -134,9 +146,22 @@ mod tests {
         assert!(!status.message().contains("SELECT"));
     }
 
+    #[tokio::test]
+    async fn a_statement_that_runs_out_of_time_is_deadline_exceeded_not_an_outage() {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::PgConnection::connect(&crate::testing::server_url()).await.expect("test Postgres");
+        sqlx::query("SET statement_timeout = 10").execute(&mut conn).await.unwrap();
+        let error = sqlx::query("SELECT pg_sleep(1)").execute(&mut conn).await.unwrap_err();
+        let status = database(error);
+        assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+        assert!(status.message().contains("SHOP_DB_STATEMENT_TIMEOUT_MS"), "{status:?}");
+    }
+
     #[test]
-    fn an_exhausted_pool_is_unavailable() {
-        assert_eq!(database(sqlx::Error::PoolTimedOut).code(), Code::Unavailable);
+    fn an_exhausted_pool_is_unavailable_and_says_the_service_is_busy() {
+        let status = database(sqlx::Error::PoolTimedOut);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("busy"), "{status:?}");
     }
 
     #[test]

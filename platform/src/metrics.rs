@@ -28,14 +28,59 @@ pub struct MetricsConfig {
 /// Latency buckets, in seconds: from a cache-hot lookup to a slow checkout.
 const RPC_BUCKETS: [f64; 14] = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
-/// Installs the process-wide recorder and serves `/metrics` on `addr`.
-pub fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    PrometheusBuilder::new()
-        .with_http_listener(addr)
+/// Installs the process-wide recorder and serves `GET /metrics` (and
+/// nothing else) on `addr`.
+pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("shop_rpc_duration_seconds".into()), &RPC_BUCKETS)
         .context("metrics buckets")?
-        .install()
-        .with_context(|| format!("cannot serve metrics on {addr}"))
+        .install_recorder()
+        .context("a metrics recorder is already installed")?;
+    describe();
+    let routes = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let handle = handle.clone();
+            async move { ([(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()) }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, routes).await {
+            tracing::warn!(error = %error, "the metrics endpoint stopped");
+        }
+    });
+    Ok(())
+}
+
+/// Gives every metric its `# HELP` line, and sets to zero the counters a
+/// dashboard plots from the start (a rate over a series that does not
+/// exist yet shows nothing, not zero).
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("shop_rpc_requests_total", "Calls answered, by server, method and gRPC code.");
+    describe_counter!("shop_rpc_errors_total", "Calls answered with an error, by server, method and gRPC code.");
+    describe_histogram!("shop_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer a call.");
+    describe_gauge!("shop_db_pool_connections", "Postgres connections of a pool, by schema and state.");
+    describe_counter!("shop_checkouts_total", "Checkouts, by outcome: placed, refused, unavailable, error.");
+    describe_gauge!("shop_outbox_subscriber_lag_events", "Events an event-stream subscriber is behind.");
+    describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
+    describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
+    describe_counter!(
+        "shop_gateway_stalled_calls_total",
+        "Calls the gateway cancelled because their client took no part of the answer in time, per backend."
+    );
+    describe_counter!(
+        "shop_connections_closed_total",
+        "Client connections a server closed, by reason: handshake, idle, per_addr, killed."
+    );
+    for outcome in ["placed", "refused", "unavailable", "error"] {
+        metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(0);
+    }
+    for backend in ["identity", "catalog", "cart-order", "reporting"] {
+        metrics::counter!("shop_gateway_stalled_calls_total", "backend" => backend).increment(0);
+    }
 }
 
 /// A tower layer recording every RPC a server answers.

@@ -110,7 +110,8 @@ pub async fn serve(
                 "rpc",
                 server,
                 rpc.method = %request.uri().path(),
-                request_id = %request_id(request.headers()),
+                // The caller's, or the one RequestIdLayer makes up.
+                request_id = caller_request_id(request.headers()),
                 trace_id = tracing::field::Empty,
                 user_id = tracing::field::Empty,
             );
@@ -130,6 +131,7 @@ pub async fn serve(
             // Outermost first: calls count on their connection, metrics see
             // the final code, the call's limits sit closest to the service.
             .layer(ConnectionGuardLayer)
+            .layer(RequestIdLayer)
             .layer(crate::metrics::RpcMetricsLayer { server })
             .layer(call_limits)
             .add_routes(routes)
@@ -187,14 +189,71 @@ pub fn with_companions(running: Running, companions: impl IntoIterator<Item = Jo
     Running { addr: running.addr, task, ready: running.ready }
 }
 
-/// The caller's `x-request-id`, or a new one, for the RPC's span.
-fn request_id(headers: &http::HeaderMap) -> String {
+const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The caller's `x-request-id`, when it sent a usable one.
+fn caller_request_id(headers: &http::HeaderMap) -> Option<&str> {
     headers
-        .get("x-request-id")
+        .get(REQUEST_ID_HEADER)
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.is_empty() && value.len() <= 128)
-        .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+/// Every call has a request id, the caller's or a new one: it is in the
+/// call's log lines, goes on to the services the call reaches (the gateway
+/// forwards it), and comes back in the answer's headers for the client to
+/// quote.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestIdLayer;
+
+impl<S> tower::Layer<S> for RequestIdLayer {
+    type Service = RequestId<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestId { inner }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RequestId<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<http::Request<B>> for RequestId<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let made_up = caller_request_id(request.headers()).is_none();
+        let id = match caller_request_id(request.headers()) {
+            Some(id) => http::HeaderValue::from_str(id).ok(),
+            None => http::HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()).ok(),
+        };
+        if made_up && let Some(id) = &id {
+            request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
+        }
+        let answer = self.inner.call(request);
+        Box::pin(async move {
+            // Polled inside the call's span.
+            if made_up && let Some(id) = id.as_ref().and_then(|id| id.to_str().ok()) {
+                tracing::Span::current().record("request_id", id);
+            }
+            let mut response = answer.await?;
+            if let Some(id) = id {
+                response.headers_mut().insert(REQUEST_ID_HEADER, id);
+            }
+            Ok(response)
+        })
+    }
 }
 
 /// Resolves on Ctrl-C or SIGTERM: how binaries stop.

@@ -30,10 +30,32 @@ impl Drop for Telemetry {
     }
 }
 
+/// How log lines are written (`SHOP_LOG_FORMAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// For people; coloured only on a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl LogFormat {
+    /// `SHOP_LOG_FORMAT`: `text` (the default) or `json`; anything else is refused.
+    pub fn from_env() -> anyhow::Result<Self> {
+        match std::env::var("SHOP_LOG_FORMAT") {
+            Err(std::env::VarError::NotPresent) => Ok(Self::Text),
+            Ok(format) if format == "text" || format.is_empty() => Ok(Self::Text),
+            Ok(format) if format == "json" => Ok(Self::Json),
+            Ok(other) => anyhow::bail!("SHOP_LOG_FORMAT must be text or json, not {other:?}"),
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!("SHOP_LOG_FORMAT must be text or json"),
+        }
+    }
+}
+
 /// Installs the global subscriber once (later calls are no-ops); exports
 /// spans when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, as `service_name`
 /// unless `OTEL_SERVICE_NAME` says otherwise.
-pub fn init(service_name: &str) -> Telemetry {
+pub fn init(service_name: &str, format: LogFormat) -> Telemetry {
     let provider = std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").and_then(|_| {
         let name = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| service_name.to_owned());
         // Built off the async threads: the blocking HTTP client starts its own runtime.
@@ -47,7 +69,7 @@ pub fn init(service_name: &str) -> Telemetry {
             Err(_) => None,
         }
     });
-    install(provider.clone());
+    install(provider.clone(), format);
     Telemetry { provider }
 }
 
@@ -59,14 +81,14 @@ fn otlp_provider(service_name: String) -> anyhow::Result<SdkTracerProvider> {
 
 /// The global subscriber: logs, and spans to `provider` when given. Tests use
 /// this with an in-memory exporter.
-pub fn install(provider: Option<SdkTracerProvider>) {
+pub fn install(provider: Option<SdkTracerProvider>, format: LogFormat) {
+    use std::io::IsTerminal as _;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("SHOP_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let logs = if json {
-        fmt::layer().json().with_current_span(true).with_writer(std::io::stderr).boxed()
-    } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
+    let logs = match format {
+        LogFormat::Json => fmt::layer().json().with_current_span(true).with_writer(std::io::stderr).boxed(),
+        // Escape codes only where a terminal shows them as colours.
+        LogFormat::Text => fmt::layer().with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).boxed(),
     };
     let traces = provider.map(|provider| {
         let tracer = provider.tracer("shop");

@@ -96,15 +96,25 @@ async fn updating_a_category_changes_only_what_the_mask_names() {
 }
 
 #[tokio::test]
-async fn a_category_holding_products_cannot_be_deleted_even_archived_ones() {
+async fn a_category_with_live_products_stays_and_one_with_only_archived_products_goes() {
     let shop = TestShop::start().await;
     let admin = shop.admin("root").await;
     let category = shop.create_category(&admin, "Books").await;
     let book = shop.create_product(&admin, product("Dune", "9.99", 5, category.id)).await;
+    let alice = shop.customer("alice").await;
+    crate::cart::add(&shop, &alice, book.id, 1).await.unwrap();
+    let order = crate::checkout::checkout(&shop, &alice, "").await.unwrap();
     let delete = || bearer(DeleteCategoryRequest { id: category.id }, &admin);
-    assert_eq!(shop.catalog().delete_category(delete()).await.unwrap_err().code(), Code::FailedPrecondition);
+    let refused = shop.catalog().delete_category(delete()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition);
+    assert!(refused.message().contains("1 live product"), "{refused:?}");
     shop.catalog().delete_product(bearer(DeleteProductRequest { id: book.id }, &admin)).await.unwrap();
-    assert_eq!(shop.catalog().delete_category(delete()).await.unwrap_err().code(), Code::FailedPrecondition);
+    shop.catalog().delete_category(delete()).await.expect("only archived products: it goes");
+    let gone = shop.catalog().get_category(GetCategoryRequest { key: Some(Key::Slug("books".into())) }).await;
+    assert_eq!(gone.unwrap_err().code(), Code::NotFound);
+    // The order keeps its snapshot of the category.
+    let kept = shop.orders().get_order(bearer(shop_proto::order::GetOrderRequest { id: order.id }, &alice)).await;
+    assert_eq!(kept.unwrap().into_inner().items[0].category_slug, "books");
 
     let empty = shop.create_category(&admin, "Empty").await;
     shop.catalog().delete_category(bearer(DeleteCategoryRequest { id: empty.id }, &admin)).await.unwrap();

@@ -366,3 +366,43 @@ async fn concurrent_checkouts_and_cancels_keep_the_books_balanced() {
         assert_eq!(i64::from(now.stock) + now.sold_count, initial, "{}: stock + sold", product.title);
     }
 }
+
+#[tokio::test]
+async fn a_checkout_names_every_line_it_cannot_have_with_what_is_left() {
+    use tonic_types::StatusExt as _;
+    let shop = TestShop::start().await;
+    let (admin, products) =
+        stocked(&shop, &[("Desk lamp", "19.99", 5), ("Bulb", "1.00", 5), ("Shade", "7.00", 5), ("Cord", "2.00", 5)])
+            .await;
+    let alice = shop.customer("alice").await;
+    for (product, quantity) in products.iter().zip([4, 5, 2, 1]) {
+        add(&shop, &alice, product.id, quantity).await.unwrap();
+    }
+    // Two lines go short, one product is archived; the cord is fine.
+    for (product, stock) in [(&products[0], 1), (&products[1], 3)] {
+        let restock = UpdateProductRequest {
+            id: product.id,
+            stock,
+            update_mask: Some(prost_types::FieldMask { paths: vec!["stock".into()] }),
+            ..Default::default()
+        };
+        shop.catalog().update_product(bearer(restock, &admin)).await.unwrap();
+    }
+    shop.catalog().delete_product(bearer(DeleteProductRequest { id: products[2].id }, &admin)).await.unwrap();
+
+    let refused = checkout(&shop, &alice, "").await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("no longer sold"), "an archived line says so: {refused:?}");
+    let failure = refused.get_details_precondition_failure().expect("google.rpc.PreconditionFailure");
+    let violations: Vec<(String, String, String)> =
+        failure.violations.iter().map(|v| (v.r#type.clone(), v.subject.clone(), v.description.clone())).collect();
+    assert_eq!(
+        violations,
+        [
+            ("OUT_OF_STOCK".into(), format!("product/{}", products[0].id), "1 available, 4 wanted".into()),
+            ("OUT_OF_STOCK".into(), format!("product/{}", products[1].id), "3 available, 5 wanted".into()),
+            ("NOT_SOLD".into(), format!("product/{}", products[2].id), "0 available, 2 wanted".into()),
+        ]
+    );
+    assert_eq!(current(&shop, products[3].id).await.stock, 5, "nothing was taken");
+}

@@ -254,3 +254,19 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     .await;
     assert_eq!(back.into_inner().username, "root");
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_request_id_the_callers_or_a_new_one() {
+    let shop = TestShop::start().await;
+    let mut quoted = tonic::Request::new(ListCategoriesRequest {});
+    quoted.metadata_mut().insert("x-request-id", "order-help-4711".parse().unwrap());
+    let answer = shop.catalog().list_categories(quoted).await.unwrap();
+    assert_eq!(answer.metadata().get("x-request-id").unwrap(), "order-help-4711");
+
+    let answer = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap();
+    let made_up = answer.metadata().get("x-request-id").expect("a request id").to_str().unwrap().to_owned();
+    assert_eq!(made_up.len(), 32, "{made_up}");
+    // Errors carry one too.
+    let refused = shop.identity().get_current_user(GetCurrentUserRequest {}).await.unwrap_err();
+    assert!(refused.metadata().get("x-request-id").is_some(), "{refused:?}");
+}

@@ -25,7 +25,7 @@ fn has_line(text: &str, name: &str, parts: &[&str]) -> bool {
 #[tokio::test]
 async fn the_metrics_endpoint_counts_rpcs_errors_latency_pools_and_checkouts() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    shop_platform::metrics::serve(addr).expect("serve metrics");
+    shop_platform::metrics::serve(addr).await.expect("serve metrics");
     let shop = TestShop::start().await;
     shop.catalog().list_products(ListProductsRequest::default()).await.expect("list");
     shop.catalog().get_product(GetProductRequest { id: 0 }).await.expect_err("id 0 is refused");
@@ -47,4 +47,12 @@ async fn the_metrics_endpoint_counts_rpcs_errors_latency_pools_and_checkouts() {
     );
     assert!(has_line(&text, "shop_checkouts_total{", &["outcome=\"refused\""]), "{text}");
     assert!(has_line(&text, "shop_db_pool_connections{", &["schema=\"catalog\"", "state=\"idle\""]), "{text}");
+    assert!(text.contains("# HELP shop_rpc_requests_total "), "{text}");
+    assert!(has_line(&text, "shop_gateway_stalled_calls_total{", &["backend=\"catalog\"", "} 0"]), "{text}");
+    // Only /metrics answers.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(b"GET /secrets HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut other = String::new();
+    stream.read_to_string(&mut other).await.unwrap();
+    assert!(other.starts_with("HTTP/1.1 404"), "{other}");
 }

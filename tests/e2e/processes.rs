@@ -256,3 +256,35 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
     let _ = std::fs::remove_file(token_file);
     let _ = std::fs::remove_dir_all(index_dir);
 }
+
+#[tokio::test]
+async fn logs_are_json_lines_when_asked_and_an_unknown_format_is_refused() {
+    let database = TestDatabase::create(&shop::SCHEMAS).await.expect("test database");
+    let run = |format: &str| {
+        Command::new(env!("CARGO_BIN_EXE_shop"))
+            .arg("migrate")
+            .env_clear()
+            .env("DATABASE_URL", &database.url)
+            .env("SHOP_LOG_FORMAT", format)
+            .env("RUST_LOG", "info")
+            .output()
+            .expect("run shop migrate")
+    };
+    let json = run("json");
+    assert!(json.status.success(), "{json:?}");
+    let lines: Vec<String> = [json.stdout, json.stderr]
+        .iter()
+        .flat_map(|out| String::from_utf8_lossy(out).lines().map(str::to_owned).collect::<Vec<_>>())
+        .collect();
+    assert!(lines.iter().any(|line| line.contains("Every schema is migrated")), "{lines:?}");
+    for line in &lines {
+        assert!(serde_json::from_str::<serde_json::Value>(line).is_ok(), "not JSON: {line}");
+        assert!(!line.contains('\u{1b}'), "no terminal colours: {line}");
+    }
+    let text = run("text");
+    assert!(text.status.success());
+    assert!(!String::from_utf8_lossy(&text.stderr).contains('\u{1b}'), "no colours when not a terminal");
+    let unknown = run("xml");
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("SHOP_LOG_FORMAT"), "{unknown:?}");
+}

@@ -267,3 +267,25 @@ async fn an_expired_refresh_token_is_refused() {
     assert_eq!(status.code(), Code::Unauthenticated);
     assert!(status.message().contains("expired"), "{status:?}");
 }
+
+#[tokio::test]
+async fn an_expired_admin_token_creating_an_admin_is_told_it_expired() {
+    let shop = TestShop::start().await;
+    let root = shop.register("root").await;
+    let past = chrono::Utc::now().timestamp() - 60;
+    let expired = forge(
+        &shop,
+        claims(root.id, |c| {
+            c["adm"] = json!(true);
+            c["exp"] = json!(past);
+        }),
+    )
+    .await;
+    let mut admin_request = crate::harness::registration("ada");
+    admin_request.is_admin = true;
+    let status = shop.identity().register(bearer(admin_request, &expired)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("expired"), "{status:?}");
+    // A public call with the same stale token goes on as anonymous.
+    shop.identity().register(bearer(crate::harness::registration("bea"), &expired)).await.unwrap();
+}

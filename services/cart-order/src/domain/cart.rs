@@ -5,7 +5,7 @@
 use shop_platform::client::CallContext;
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
-use tonic::Code;
+use tonic::{Code, Status};
 
 use crate::calls::Calls;
 use crate::domain::{Cart, CartLine, Order, Product};
@@ -135,10 +135,16 @@ impl Carts {
         )
         .map_err(|reason| Error::FailedPrecondition(format!("the cart cannot be ordered: {reason}")))?;
         let order = self.calls.place_order(context, user_id, &key, &lines).await.map_err(|error| match error {
-            // An archived product cannot be ordered: a rule of state for the cart.
-            Error::Downstream { status, .. } if status.code() == Code::NotFound => {
-                Error::FailedPrecondition(status.message().to_owned())
-            }
+            // A product no longer sold cannot be ordered: a rule of state for
+            // the cart. Its details (every line that cannot be had) stay.
+            Error::Downstream { service, status } if status.code() == Code::NotFound => Error::Downstream {
+                service,
+                status: Status::with_details(
+                    Code::FailedPrecondition,
+                    status.message(),
+                    bytes::Bytes::copy_from_slice(status.details()),
+                ),
+            },
             other => other,
         })?;
         self.take_out(order).await

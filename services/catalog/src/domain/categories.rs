@@ -1,5 +1,5 @@
 //! Categories: every change commits with its outbox event, in one
-//! transaction; a category holding products (archived ones too) stays.
+//! transaction; a category holding live products stays.
 
 use sqlx::PgPool;
 
@@ -54,11 +54,16 @@ impl Categories {
     pub async fn delete_category(&self, id: i64) -> Result<(), Error> {
         let mut tx = self.pool.begin().await?;
         let category = repo::categories::find_for_update(&mut tx, id).await?.ok_or_else(|| category_not_found(id))?;
-        if repo::categories::holds_products(&mut tx, id).await? {
+        // Its row lock keeps products from being added or moved in meanwhile.
+        let live = repo::categories::live_count(&mut tx, Some(id)).await?;
+        if live > 0 {
             return Err(Error::FailedPrecondition(format!(
-                "category {id} holds products (archived ones count too); move or keep them"
+                "category {id} holds {live} live product{}; move or archive them first",
+                if live == 1 { "" } else { "s" }
             )));
         }
+        // Archived products let go of it: orders keep their own snapshot.
+        repo::categories::release_archived_products(&mut tx, id).await?;
         repo::categories::delete(&mut tx, id).await?;
         repo::outbox::append(&mut tx, &Event::CategoryDeleted { category_id: id, slug: category.slug }).await?;
         tx.commit().await?;

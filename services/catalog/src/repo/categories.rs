@@ -61,12 +61,13 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Category>, Error> {
     Ok(sqlx::query_as("SELECT id, name, slug FROM categories ORDER BY lower(name), id").fetch_all(conn).await?)
 }
 
-/// Whether any product, archived or not, belongs to the category.
-pub async fn holds_products(conn: &mut PgConnection, id: i64) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE category_id = $1)")
+/// Takes the category away from its archived products (they keep no category).
+pub async fn release_archived_products(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
+    sqlx::query("UPDATE products SET category_id = NULL WHERE category_id = $1 AND archived_at IS NOT NULL")
         .bind(id)
-        .fetch_one(conn)
-        .await?)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), Error> {

@@ -62,10 +62,16 @@ fn refresh_token_field(token: &str) -> Result<&str, Error> {
 impl IdentityService for IdentityApi {
     async fn register(&self, request: Request<RegisterRequest>) -> Result<Response<RegisterResponse>, Status> {
         let caller = self.credentials.caller(request.metadata())?;
+        let refused_token = self.credentials.refused_token(request.metadata());
         let client = self.credentials.client_ip(&request);
         let req = request.into_inner();
         self.accounts.check_register_rate(client, &req.username)?;
         if req.is_admin && !caller.is_admin() {
+            // A token was presented but refused (expired, say): that is the
+            // client's problem to fix, not a lack of rights.
+            if let Some(reason) = refused_token {
+                return Err(Status::unauthenticated(reason));
+            }
             return Err(Error::PermissionDenied("only an admin may create an admin").into());
         }
         let registration =
