@@ -6,7 +6,7 @@ use std::io::{BufRead as _, IsTerminal as _};
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
-use shop_identity::IdentityConfig;
+use shop_identity::PasswordHashConfig;
 use shop_platform::config::DatabaseConfig;
 
 use crate::{ServiceName, SuiteConfig};
@@ -86,8 +86,63 @@ pub enum Command {
         #[command(flatten)]
         database: DatabaseConfig,
         #[command(flatten)]
-        identity: IdentityConfig,
+        password_hash: PasswordHashConfig,
     },
+}
+
+impl Cli {
+    /// The command line and environment, parsed; on a bad value, exits with
+    /// a message that names where the value came from: a flag, or the env
+    /// var an operator set (the flag alone would send them looking in vain).
+    pub fn parse_or_exit() -> Self {
+        use clap::{CommandFactory as _, Parser as _};
+        Cli::try_parse().unwrap_or_else(|error| {
+            if let Some(message) = env_value_refused(&error, &Cli::command(), std::env::args_os()) {
+                eprintln!("shop: {message}");
+                std::process::exit(2);
+            }
+            error.exit()
+        })
+    }
+}
+
+/// For a value clap refused that came from an env var (its flag was not on
+/// the command line): what was wrong, naming the variable.
+fn env_value_refused(
+    error: &clap::Error,
+    command: &clap::Command,
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if !matches!(error.kind(), ErrorKind::ValueValidation | ErrorKind::InvalidValue) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg) else { return None };
+    let long = arg.split_whitespace().next()?.strip_prefix("--")?;
+    let given_as_flag = args
+        .into_iter()
+        .any(|given| given.to_str().is_some_and(|given| given.split('=').next() == Some(&format!("--{long}"))));
+    if given_as_flag {
+        return None;
+    }
+    let env = find_env(command, long)?;
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => value.clone(),
+        _ => return None,
+    };
+    let reason = std::error::Error::source(error)
+        .map_or_else(|| "not one of the allowed values".to_owned(), ToString::to_string);
+    Some(format!("{env}={value:?} is refused: {reason} (the same setting as --{long}; see `shop --help`)"))
+}
+
+/// The env var of the argument `--long`, in `command` or any subcommand.
+fn find_env(command: &clap::Command, long: &str) -> Option<String> {
+    command
+        .get_arguments()
+        .find(|arg| arg.get_long() == Some(long))
+        .and_then(|arg| arg.get_env())
+        .map(|env| env.to_string_lossy().into_owned())
+        .or_else(|| command.get_subcommands().find_map(|sub| find_env(sub, long)))
 }
 
 /// Where `shop create-admin` looks for the password before reading stdin.
@@ -104,7 +159,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let _telemetry = shop_platform::telemetry::init(&service_name, log_format);
     match cli.command {
         Command::Up(config) => {
-            if let Some(addr) = config.metrics.addr {
+            if let Some(addr) = &config.metrics.addr {
                 shop_platform::metrics::serve(addr).await?;
             }
             let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
@@ -120,7 +175,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             suite.wait().await
         }
         Command::Serve { service, config } => {
-            if let Some(addr) = config.metrics.addr {
+            if let Some(addr) = &config.metrics.addr {
                 shop_platform::metrics::serve(addr).await?;
             }
             let running = crate::serve(service, *config, shop_platform::server::shutdown_signal()).await?;
@@ -130,14 +185,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed { products, categories, database } => {
             shop_platform::db::ensure_database(&database).await?;
             let pool = shop_catalog::connect(&database, 4).await?;
-            let bar = indicatif::ProgressBar::new(products);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} products ({per_sec}, {eta} left)")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-            );
             let started = std::time::Instant::now();
-            let seeded = shop_catalog::seed(&pool, products, categories, |written| bar.set_position(written)).await?;
-            bar.finish_and_clear();
+            let mut progress = SeedProgress::new();
+            let seeded = shop_catalog::seed(&pool, products, categories, |written, missing| {
+                progress.show(written, missing);
+            })
+            .await?;
+            progress.bar.finish_and_clear();
             announce(
                 log_format,
                 &format!(
@@ -160,13 +214,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             anyhow::ensure!(serving, "{addr} is not serving");
             Ok(())
         }
-        Command::CreateAdmin { username, email, database, identity } => {
+        Command::CreateAdmin { username, email, database, password_hash } => {
             // Deliberately not a clap argument: a flag would put it in argv.
             let password = match std::env::var(ADMIN_PASSWORD_ENV) {
                 Ok(password) if !password.is_empty() => SecretString::from(password),
                 _ => read_password()?,
             };
-            let id = crate::create_admin(&database, &identity, &username, &email, password.expose_secret()).await?;
+            let id =
+                crate::create_admin(&database, &password_hash, &username, &email, password.expose_secret()).await?;
             announce(log_format, &format!("Created admin {username} (id {id})."));
             Ok(())
         }
@@ -175,6 +230,49 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// A line for the person running the command: on standard output, or, when
 /// logs are JSON, as a log line (so that every line is JSON).
+/// `shop seed`'s progress toward what is missing: a bar on a terminal, else a
+/// plain line every few seconds (logs, CI), both with whole-number rates.
+struct SeedProgress {
+    bar: indicatif::ProgressBar,
+    on_terminal: bool,
+    started: std::time::Instant,
+    last_line: std::time::Instant,
+}
+
+impl SeedProgress {
+    const LINE_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::no_length();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} missing products added ({rate}, {eta} left) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .with_key("rate", |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{:.0}/s", state.per_sec());
+            }),
+        );
+        let now = std::time::Instant::now();
+        Self { bar, on_terminal: std::io::stderr().is_terminal(), started: now, last_line: now }
+    }
+
+    fn show(&mut self, written: u64, missing: u64) {
+        self.bar.set_length(missing);
+        self.bar.set_position(written);
+        let done = written == missing;
+        if done {
+            self.bar.set_message("building indexes and committing");
+        }
+        if !self.on_terminal && (done || self.last_line.elapsed() >= Self::LINE_EVERY) {
+            self.last_line = std::time::Instant::now();
+            let rate = written as f64 / self.started.elapsed().as_secs_f64().max(0.001);
+            let then = if done { "; building indexes and committing" } else { "" };
+            eprintln!("seed: {written} of {missing} missing products added ({rate:.0}/s){then}");
+        }
+    }
+}
+
 fn announce(format: shop_platform::telemetry::LogFormat, message: &str) {
     match format {
         shop_platform::telemetry::LogFormat::Json => tracing::info!("{message}"),
@@ -200,6 +298,38 @@ mod tests {
     use clap::CommandFactory as _;
 
     use super::*;
+
+    #[test]
+    fn a_refused_value_names_its_env_var_unless_the_flag_was_given() {
+        let error = Cli::try_parse_from(["shop", "up", "--catalog-addr", "nope"]).unwrap_err();
+        let message = env_value_refused(&error, &Cli::command(), ["shop", "up"].map(Into::into)).unwrap();
+        assert!(message.starts_with("SHOP_CATALOG_ADDR=\"nope\" is refused: "), "{message}");
+        assert!(message.contains("host:port"), "{message}");
+        let given = ["shop", "up", "--catalog-addr", "nope"].map(Into::into);
+        assert_eq!(env_value_refused(&error, &Cli::command(), given), None, "the flag's own error stands");
+
+        let error = Cli::try_parse_from(["shop", "migrate", "--db-statement-timeout-ms=abc"]).unwrap_err();
+        let message = env_value_refused(&error, &Cli::command(), ["shop", "migrate"].map(Into::into)).unwrap();
+        assert!(message.starts_with("SHOP_DB_STATEMENT_TIMEOUT_MS=\"abc\""), "{message}");
+    }
+
+    #[test]
+    fn host_names_are_listen_addresses() {
+        let cli = Cli::try_parse_from(["shop", "up", "--gateway-addr", "localhost:0"]).unwrap();
+        let Command::Up(config) = cli.command else { panic!("up") };
+        assert_eq!((config.gateway.listen_addr.host(), config.gateway.listen_addr.port()), ("localhost", 0));
+    }
+
+    #[test]
+    fn create_admin_takes_only_what_it_uses() {
+        let command = Cli::command();
+        let create_admin = command.find_subcommand("create-admin").unwrap();
+        let longs: Vec<&str> = create_admin.get_arguments().filter_map(|arg| arg.get_long()).collect();
+        assert!(longs.contains(&"identity-argon2-memory-kib"), "{longs:?}");
+        for unused in ["identity-addr", "identity-signing-key", "identity-access-token-ttl-secs", "gateway-addr"] {
+            assert!(!longs.contains(&unused), "{unused} in {longs:?}");
+        }
+    }
 
     fn env_names(command: &clap::Command, names: &mut std::collections::BTreeSet<String>) {
         for arg in command.get_arguments() {

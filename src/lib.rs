@@ -13,9 +13,9 @@ use anyhow::Context as _;
 use shop_cart_order::CartOrderConfig;
 use shop_catalog::CatalogConfig;
 use shop_gateway::GatewayConfig;
-use shop_identity::IdentityConfig;
+use shop_identity::{IdentityConfig, PasswordHashConfig};
 use shop_platform::auth::ServiceCredentials;
-use shop_platform::config::{DatabaseConfig, ServerConfig, ServiceCredentialsConfig};
+use shop_platform::config::{DatabaseConfig, ListenAddr, ServerConfig, ServiceCredentialsConfig};
 use shop_platform::db::Schema;
 use shop_platform::server::Running;
 use shop_reporting::ReportingConfig;
@@ -61,14 +61,14 @@ impl SuiteConfig {
     pub fn for_tests(database_url: &str) -> anyhow::Result<Self> {
         let mut config = Self::from_env()?;
         config.database = DatabaseConfig::for_url(database_url);
-        let any_port: SocketAddr = "127.0.0.1:0".parse()?;
-        config.identity.listen_addr = any_port;
-        config.catalog.listen_addr = any_port;
-        config.cart_order.listen_addr = any_port;
-        config.reporting.listen_addr = any_port;
+        let any_port: ListenAddr = "127.0.0.1:0".parse().map_err(anyhow::Error::msg)?;
+        config.identity.listen_addr = any_port.clone();
+        config.catalog.listen_addr = any_port.clone();
+        config.cart_order.listen_addr = any_port.clone();
+        config.reporting.listen_addr = any_port.clone();
         config.gateway.listen_addr = any_port;
-        config.identity.argon2_memory_kib = 256;
-        config.identity.argon2_iterations = 1;
+        config.identity.password_hash.argon2_memory_kib = 256;
+        config.identity.password_hash.argon2_iterations = 1;
         config.identity.login_per_addr_per_min = 0;
         config.identity.login_failures_per_account_addr = 0;
         config.identity.login_failures_per_account = 0;
@@ -300,13 +300,13 @@ pub async fn serve(
 /// `shop create-admin`.
 pub async fn create_admin(
     database: &DatabaseConfig,
-    identity: &IdentityConfig,
+    password_hash: &PasswordHashConfig,
     username: &str,
     email: &str,
     password: &str,
 ) -> anyhow::Result<i64> {
     shop_platform::db::ensure_database(database).await?;
-    shop_identity::create_admin(database, identity, username, email, password).await
+    shop_identity::create_admin(database, password_hash, username, email, password).await
 }
 
 /// Every service's schema, in the order `shop migrate` migrates them.

@@ -1,12 +1,12 @@
 //! The gateway's settings, each an env var with a default (see README).
 
-use std::net::SocketAddr;
+use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayConfig {
     /// Where clients reach Shop.
     #[arg(id = "gateway-addr", long = "gateway-addr", env = "SHOP_GATEWAY_ADDR", default_value = "127.0.0.1:50051")]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
     /// The identity service, as the gateway dials it.
     #[arg(
         id = "gateway-identity-url",

@@ -75,7 +75,7 @@ pub async fn start(
     .into_iter()
     .collect();
 
-    let listener = server::bind(config.listen_addr, "gateway").await?;
+    let listener = server::bind(&config.listen_addr, "gateway").await?;
     let identity = Peer::on(
         identity,
         credentials.clone(),

@@ -49,10 +49,16 @@ pub struct Caller {
 
 /// Starts moving `answer` to the returned body.
 pub fn pump(answer: tonic::body::Body, stall: Duration, caller: Caller) -> PumpBody {
-    let (frames, queued) = mpsc::channel(QUEUED_FRAMES);
     let abandoned = CancellationToken::new();
+    if http_body::Body::is_end_stream(&answer) {
+        // A trailers-only answer (most errors): its status is in the headers,
+        // and the client must see them end the stream, or grpc-go clients
+        // (grpcurl) read "server closed the stream without sending trailers".
+        return PumpBody { queued: None, abandoned };
+    }
+    let (frames, queued) = mpsc::channel(QUEUED_FRAMES);
     tokio::spawn(run(answer, frames, stall, caller, abandoned.clone()));
-    PumpBody { queued, abandoned }
+    PumpBody { queued: Some(queued), abandoned }
 }
 
 async fn run(
@@ -120,7 +126,8 @@ async fn run(
 
 /// The client's side of a pumped answer.
 pub struct PumpBody {
-    queued: mpsc::Receiver<Result<Frame<Bytes>, BoxError>>,
+    /// `None` for an answer that has no body at all.
+    queued: Option<mpsc::Receiver<Result<Frame<Bytes>, BoxError>>>,
     abandoned: CancellationToken,
 }
 
@@ -134,6 +141,13 @@ impl http_body::Body for PumpBody {
             // which the client reads as CANCELLED.
             return Poll::Ready(Some(Err(h2::Error::from(h2::Reason::CANCEL).into())));
         }
-        self.queued.poll_recv(cx)
+        match &mut self.queued {
+            Some(queued) => queued.poll_recv(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.queued.is_none()
     }
 }

@@ -7,6 +7,67 @@ use std::time::Duration;
 use anyhow::Context as _;
 use secrecy::{ExposeSecret, SecretString};
 
+/// Where a server listens: `host:port`, the host an IP address or a name
+/// (`localhost:50051`, `0.0.0.0:50051`, `[::1]:50051`). Port 0 lets the OS
+/// pick. A name is resolved when the server binds, to its first address that
+/// can be bound.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    host: String,
+    port: u16,
+}
+
+impl ListenAddr {
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, String> {
+        let (host, port) =
+            raw.rsplit_once(':').ok_or_else(|| format!("{raw:?} is not host:port (e.g. 127.0.0.1:50051)"))?;
+        let port = port.parse().map_err(|_| format!("{port:?} is not a port number (0-65535)"))?;
+        // "[::1]" names an IPv6 address; the brackets are only for the colon.
+        let host = match host.strip_prefix('[').and_then(|inner| inner.strip_suffix(']')) {
+            Some(ipv6) => {
+                ipv6.parse::<std::net::Ipv6Addr>().map_err(|_| format!("{host} is not an IPv6 address"))?.to_string()
+            }
+            None if host.contains(':') => {
+                return Err(format!("{raw:?}: write an IPv6 address in brackets, [::1]:50051"));
+            }
+            None => host.to_owned(),
+        };
+        let is_name_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':');
+        if host.is_empty() || !host.chars().all(is_name_char) {
+            return Err(format!("{host:?} is not a host name or IP address"));
+        }
+        Ok(ListenAddr { host, port })
+    }
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl From<std::net::SocketAddr> for ListenAddr {
+    fn from(addr: std::net::SocketAddr) -> Self {
+        ListenAddr { host: addr.ip().to_string(), port: addr.port() }
+    }
+}
+
 /// The Postgres server and database all schemas live in.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DatabaseConfig {
@@ -212,6 +273,23 @@ pub fn secret(inline: Option<&SecretString>, file: Option<&Path>, name: &str) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_addresses_take_names_ips_and_bracketed_ipv6() {
+        for (raw, host, port) in [
+            ("localhost:50051", "localhost", 50051),
+            ("0.0.0.0:0", "0.0.0.0", 0),
+            ("[::1]:8080", "::1", 8080),
+            ("shop-gateway.default.svc:50051", "shop-gateway.default.svc", 50051),
+        ] {
+            let addr: ListenAddr = raw.parse().unwrap();
+            assert_eq!((addr.host(), addr.port()), (host, port), "{raw}");
+            assert_eq!(addr.to_string(), raw);
+        }
+        for raw in ["localhost", ":50051", "localhost:99999", "::1:80", "local host:80", "[nope]:80", "a/b:1"] {
+            assert!(raw.parse::<ListenAddr>().is_err(), "{raw}");
+        }
+    }
 
     #[test]
     fn a_secret_comes_from_its_variable_or_its_file_but_not_both() {

@@ -5,7 +5,6 @@
 //! outcomes, outbox and reporting lag) with the `metrics` macros.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -22,7 +21,7 @@ pub struct MetricsConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`), one per process;
     /// unset: no endpoint.
     #[arg(id = "metrics-addr", long = "metrics-addr", env = "SHOP_METRICS_ADDR")]
-    pub addr: Option<SocketAddr>,
+    pub addr: Option<crate::config::ListenAddr>,
 }
 
 /// Latency buckets, in seconds: from a cache-hot lookup to a slow checkout.
@@ -30,9 +29,8 @@ const RPC_BUCKETS: [f64; 14] = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.0
 
 /// Installs the process-wide recorder and serves `GET /metrics` (and
 /// nothing else) on `addr`.
-pub async fn serve(addr: SocketAddr) -> anyhow::Result<()> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot serve metrics on {addr}"))?;
+pub async fn serve(addr: &crate::config::ListenAddr) -> anyhow::Result<()> {
+    let listener = crate::server::bind(addr, "the metrics endpoint").await?;
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("shop_rpc_duration_seconds".into()), &RPC_BUCKETS)
         .context("metrics buckets")?

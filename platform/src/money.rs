@@ -1,6 +1,9 @@
-//! Money as API.md promises it: an exact decimal, never a float; requests
-//! accept "749.99", "750" or "750.5"; responses always carry two fraction
-//! digits. Postgres keeps it as `numeric(10,2)`.
+//! Money as API.md promises it: an exact decimal, never a float. A request's
+//! amount follows one rule: a whole number written without leading zeros
+//! ("0", "750"), optionally followed by a point and one or two digits
+//! ("750.5", "749.99"). Nothing else: no sign, no spaces, no "5.", ".5",
+//! "007" or "1e3". Responses always carry two fraction digits. Postgres keeps
+//! it as `numeric(10,2)`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -23,17 +26,20 @@ impl Money {
         if raw.starts_with('-') {
             return Err(Invalid::new("must not be negative"));
         }
-        // Decimal's parser also takes "1_000", "+5" and "1e3"; the API promises plain digits.
-        let is_plain = raw.bytes().all(|b| b.is_ascii_digit() || b == b'.')
-            && raw.bytes().filter(|b| *b == b'.').count() <= 1
-            && raw.bytes().any(|b| b.is_ascii_digit());
-        let amount = Decimal::from_str(raw)
-            .ok()
-            .filter(|_| is_plain)
-            .ok_or_else(|| Invalid::new("must be a decimal amount such as 749.99"))?;
-        if amount.scale() > 2 {
+        let (whole, fraction) = raw.split_once('.').unwrap_or((raw, ""));
+        let is_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+        let whole_is_plain = is_digits(whole) && (whole == "0" || !whole.starts_with('0'));
+        let fraction_is_plain = !raw.contains('.') || is_digits(fraction);
+        if !whole_is_plain || !fraction_is_plain {
+            return Err(Invalid::new(
+                "must be a plain decimal amount such as 750, 750.5 or 749.99 (no sign, spaces or leading zeros)",
+            ));
+        }
+        if fraction.len() > 2 {
             return Err(Invalid::new("must have at most two fraction digits"));
         }
+        // Only now: Decimal's own parser is laxer ("1_000", "+5", "1e3").
+        let amount = Decimal::from_str(raw).map_err(|_| Invalid::new("must be at most 99999999.99"))?;
         let money = Money(amount);
         if money > Self::MAX {
             return Err(Invalid::new("must be at most 99999999.99"));
@@ -104,6 +110,8 @@ mod tests {
         assert_eq!(Money::parse("750.5").unwrap().to_string(), "750.50");
         assert_eq!(Money::parse("749.99").unwrap().to_string(), "749.99");
         assert_eq!(Money::parse("0").unwrap().to_string(), "0.00");
+        assert_eq!(Money::parse("0.05").unwrap().to_string(), "0.05");
+        assert_eq!(Money::parse("10.00").unwrap().to_string(), "10.00");
         assert_eq!(Money::parse("99999999.99").unwrap(), Money::MAX);
     }
 
@@ -114,7 +122,29 @@ mod tests {
 
     #[test]
     fn negative_oversized_and_non_plain_amounts_are_refused() {
-        for raw in ["-1", "100000000", "99999999.991", "", "abc", "1e3", "+5", "1_000", ".", "1.2.3", " 5", "NaN"] {
+        for raw in [
+            "-1",
+            "100000000",
+            "99999999.991",
+            "",
+            "abc",
+            "1e3",
+            "+5",
+            "1_000",
+            ".",
+            "1.2.3",
+            " 5",
+            "5 ",
+            "NaN",
+            "5.",
+            ".5",
+            "007",
+            "00",
+            "01.5",
+            "5.-1",
+            "٣",
+            "99999999999999999999999999999999",
+        ] {
             assert!(Money::parse(raw).is_err(), "{raw:?}");
         }
     }

@@ -4,6 +4,7 @@
 //! the limits on connections ([`crate::connection`]) and on calls
 //! ([`crate::call_limits`]), and a graceful stop when `shutdown` resolves.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -45,8 +46,8 @@ impl Running {
 }
 
 /// Binds `addr` before returning, so callers can connect at once.
-pub async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr).await.with_context(|| format!("{what} cannot listen on {addr}"))
+pub async fn bind(addr: &crate::config::ListenAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind((addr.host(), addr.port())).await.with_context(|| format!("{what} cannot listen on {addr}"))
 }
 
 /// What one server exposes: its routes and the fully qualified names of the
@@ -157,9 +158,12 @@ fn reflection_builder(
     names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
 }
 
-/// The contract's descriptors with every service this server does not serve
-/// removed, so `describe` cannot reveal another server's (or an internal)
-/// service. Messages stay: the served services' types need them.
+/// The contract's descriptors cut down to what this server serves: its own
+/// services, the messages and enums their calls reach (field by field), and
+/// the google.rpc error details clients decode. `describe` cannot reveal
+/// another server's service or an internal message such as
+/// `PlaceOrderRequest`. Files stay, emptied if need be, so every import
+/// still resolves.
 fn descriptors_serving(names: &[&str]) -> anyhow::Result<prost_types::FileDescriptorSet> {
     use prost::Message as _;
     let mut set = prost_types::FileDescriptorSet::decode(shop_proto::FILE_DESCRIPTOR_SET)?;
@@ -167,7 +171,70 @@ fn descriptors_serving(names: &[&str]) -> anyhow::Result<prost_types::FileDescri
         let package = file.package().to_owned();
         file.service.retain(|service| names.contains(&format!("{package}.{}", service.name()).as_str()));
     }
+    let reached = reachable_types(&set);
+    for file in &mut set.file {
+        let package = file.package().to_owned();
+        file.message_type.retain(|message| reached.contains(&format!(".{package}.{}", message.name())));
+        file.enum_type.retain(|enumeration| reached.contains(&format!(".{package}.{}", enumeration.name())));
+    }
     Ok(set)
+}
+
+/// Full names (".pkg.Type") of the top-level messages and enums reached from
+/// the set's services or from package google.rpc.
+fn reachable_types(set: &prost_types::FileDescriptorSet) -> HashSet<String> {
+    use prost_types::DescriptorProto;
+    // Every type name, nested ones included, to its top-level type.
+    let mut top_level: HashMap<String, (String, Option<&DescriptorProto>)> = HashMap::new();
+    fn index_nested<'a>(
+        prefix: &str,
+        message: &'a DescriptorProto,
+        top: &(String, Option<&'a DescriptorProto>),
+        into: &mut HashMap<String, (String, Option<&'a DescriptorProto>)>,
+    ) {
+        let name = format!("{prefix}.{}", message.name());
+        for nested in &message.nested_type {
+            index_nested(&name, nested, top, into);
+        }
+        for nested in &message.enum_type {
+            into.insert(format!("{name}.{}", nested.name()), top.clone());
+        }
+        into.insert(name, top.clone());
+    }
+    let mut pending: Vec<String> = Vec::new();
+    for file in &set.file {
+        let package = format!(".{}", file.package());
+        for message in &file.message_type {
+            let top = (format!("{package}.{}", message.name()), Some(message));
+            index_nested(&package, message, &top, &mut top_level);
+            if file.package() == "google.rpc" {
+                pending.push(top.0);
+            }
+        }
+        for enumeration in &file.enum_type {
+            let name = format!("{package}.{}", enumeration.name());
+            top_level.insert(name.clone(), (name, None));
+        }
+        for method in file.service.iter().flat_map(|service| &service.method) {
+            pending.extend([method.input_type().to_owned(), method.output_type().to_owned()]);
+        }
+    }
+    fn field_types(message: &DescriptorProto, into: &mut Vec<String>) {
+        into.extend(message.field.iter().filter_map(|field| field.type_name.clone()));
+        for nested in &message.nested_type {
+            field_types(nested, into);
+        }
+    }
+    let mut reached = HashSet::new();
+    while let Some(name) = pending.pop() {
+        let Some((top, message)) = top_level.get(&name) else { continue };
+        if reached.insert(top.clone())
+            && let Some(message) = message
+        {
+            field_types(message, &mut pending);
+        }
+    }
+    reached
 }
 
 /// Ends `companions` (a service's background tasks) when its server stops.

@@ -66,15 +66,21 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_public_services() {
 }
 
 #[tokio::test]
-async fn reflection_describes_public_services_and_the_bad_request_detail_but_no_internal_service() {
+async fn reflection_describes_public_services_and_error_details_but_nothing_internal() {
     use v1::server_reflection_request::MessageRequest;
     use v1::server_reflection_response::MessageResponse;
     let shop = TestShop::start().await;
     for (symbol, is_described) in [
         ("shop.identity.v1.IdentityService", true),
         ("shop.cart.v1.CartService", true),
-        // grpcurl decodes INVALID_ARGUMENT details with this one.
+        ("shop.catalog.v1.CreateProductRequest", true),
+        ("shop.order.v1.Order", true),
+        // grpcurl decodes the details Shop attaches with these.
         ("google.rpc.BadRequest", true),
+        ("google.rpc.PreconditionFailure", true),
+        ("google.rpc.RetryInfo", true),
+        ("shop.order.v1.PlaceOrderRequest", false),
+        ("shop.catalog.v1.ReserveStockRequest", false),
         ("shop.identity.v1.SigningKeysService", false),
         ("shop.catalog.v1.InventoryService", false),
         ("shop.catalog.v1.CatalogEventsService", false),
@@ -85,6 +91,33 @@ async fn reflection_describes_public_services_and_the_bad_request_detail_but_no_
         let found = matches!(response, Ok(Some(MessageResponse::FileDescriptorResponse(_))));
         assert_eq!(found, is_described, "{symbol}: {response:?}");
     }
+    // The file that holds a public service holds none of its internal neighbours.
+    let Ok(Some(MessageResponse::FileDescriptorResponse(files))) =
+        reflect(&shop, MessageRequest::FileContainingSymbol("shop.order.v1.OrderService".into())).await
+    else {
+        panic!("shop.order.v1.OrderService is described");
+    };
+    let order_file = files
+        .file_descriptor_proto
+        .iter()
+        .map(|bytes| <prost_types::FileDescriptorProto as prost::Message>::decode(bytes.as_slice()).unwrap())
+        .find(|file| file.name() == "shop/order/v1/order.proto")
+        .expect("order.proto is in the answer");
+    let messages: Vec<&str> = order_file.message_type.iter().map(|message| message.name()).collect();
+    assert!(messages.contains(&"ListOrdersRequest"), "{messages:?}");
+    assert!(!messages.contains(&"PlaceOrderRequest"), "{messages:?}");
+}
+
+#[tokio::test]
+async fn servers_listen_on_host_names() {
+    let shop = TestShop::start_with(|config| {
+        config.gateway.listen_addr = "localhost:0".parse().unwrap();
+        config.catalog.listen_addr = "localhost:0".parse().unwrap();
+    })
+    .await;
+    assert!(shop.suite.gateway_addr.ip().is_loopback(), "{}", shop.suite.gateway_addr);
+    let categories = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap().into_inner();
+    assert!(categories.categories.is_empty());
 }
 
 #[tokio::test]
@@ -135,6 +168,35 @@ async fn a_backend_that_is_down_is_unavailable_not_a_hang() {
     let status = catalog.list_categories(request).await.unwrap_err();
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
     assert!(status.message().contains("catalog"), "{status:?}");
+}
+
+/// grpc-go clients (grpcurl among them) insist that an answer whose status is
+/// in its headers ends the stream with those headers; an error that comes
+/// from a backend must reach them that way through the gateway too.
+#[tokio::test]
+async fn a_backends_error_reaches_a_raw_client_as_one_headers_frame_that_ends_the_stream() {
+    use prost::Message as _;
+    let shop = TestShop::start().await;
+    let tcp = tokio::net::TcpStream::connect(shop.suite.gateway_addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request =
+        http::Request::post(format!("http://{}/shop.catalog.v1.CatalogService/GetProduct", shop.suite.gateway_addr))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(())
+            .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    let message = shop_proto::catalog::GetProductRequest { id: 987_654_321 }.encode_to_vec();
+    let mut framed = vec![0u8];
+    framed.extend_from_slice(&u32::try_from(message.len()).unwrap().to_be_bytes());
+    framed.extend_from_slice(&message);
+    body.send_data(bytes::Bytes::from(framed), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.headers().get("grpc-status").map(|value| value.as_bytes()), Some(&b"5"[..]), "{response:?}");
+    assert!(response.headers().contains_key("x-request-id"), "{response:?}");
+    assert!(response.body().is_end_stream(), "the headers must end the stream: {response:?}");
 }
 
 /// One unary call over a bare HTTP/2 connection, with no client-side timer,
@@ -237,7 +299,7 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     let request = bearer(shop_proto::catalog::DeleteCategoryRequest { id: 999 }, &admin);
     assert_eq!(catalog_client.delete_category(request).await.unwrap_err().code(), Code::NotFound);
 
-    identity_config.listen_addr = identity.addr;
+    identity_config.listen_addr = identity.addr.into();
     let restarted = shop_identity::start(
         &identity_config,
         &shop.config.database,

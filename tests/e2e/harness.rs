@@ -150,7 +150,7 @@ impl TestShop {
     pub async fn admin(&self, username: &str) -> String {
         shop::create_admin(
             &self.config.database,
-            &self.config.identity,
+            &self.config.identity.password_hash,
             username,
             &format!("{username}@example.com"),
             PASSWORD,
@@ -196,18 +196,18 @@ impl Outage {
         let running = match self.service {
             "catalog" => {
                 let mut catalog = config.catalog.clone();
-                catalog.listen_addr = self.addr;
+                catalog.listen_addr = self.addr.into();
                 shop_catalog::start(&catalog, &config.database, &config.server, credentials, shutdown).await
             }
             "cart-order" => {
                 let mut cart_order = config.cart_order.clone();
-                cart_order.listen_addr = self.addr;
+                cart_order.listen_addr = self.addr.into();
                 cart_order.catalog_url = self.catalog_url.clone();
                 shop_cart_order::start(&cart_order, &config.database, &config.server, credentials, shutdown).await
             }
             _ => {
                 let mut reporting = config.reporting.clone();
-                reporting.listen_addr = self.addr;
+                reporting.listen_addr = self.addr.into();
                 reporting.catalog_url = self.catalog_url.clone();
                 reporting.orders_url = self.cart_order_url.clone();
                 shop_reporting::start(&reporting, &config.database, &config.server, credentials, shutdown).await

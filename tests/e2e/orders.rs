@@ -43,6 +43,7 @@ async fn history_is_own_newest_first_and_paged() {
     let first = client.list_orders(bearer(ListOrdersRequest::default(), &alice)).await.unwrap().into_inner();
     assert_eq!(first.total_count, 12);
     assert_eq!(first.orders.len(), 10, "default page size");
+    assert_eq!((first.page, first.page_size), (1, 10), "the page used comes back");
     assert_eq!(first.orders[0].id, alices[11].id, "newest first");
     let second =
         client.list_orders(bearer(ListOrdersRequest { page: 2, page_size: 10 }, &alice)).await.unwrap().into_inner();
@@ -73,6 +74,7 @@ async fn history_is_own_newest_first_and_paged() {
     };
     let everything = all(ListAllOrdersRequest { page_size: 100, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(everything.total_count, 13);
+    assert_eq!((everything.page, everything.page_size), (1, 100));
     let only_bob = ListAllOrdersRequest { user_id: bobs[0].user_id, ..Default::default() };
     assert_eq!(all(only_bob).await.unwrap().into_inner().orders[0].id, bobs[0].id);
     assert_invalid_field(

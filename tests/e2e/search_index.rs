@@ -157,12 +157,12 @@ async fn catalog_killed_while_indexing_converges_to_the_record() {
     let mut shop = TestShop::start().await;
     let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
     // Enough products that indexing is under way when catalog goes down.
-    shop_catalog::seed(&pool, 20_000, 5, |_| {}).await.unwrap();
+    shop_catalog::seed(&pool, 20_000, 5, |_, _| {}).await.unwrap();
     let outage = shop.stop_service("catalog").await;
     let mut running = outage.restart().await;
     for (round, alive_ms) in [30_u64, 200, 5, 600].into_iter().enumerate() {
         // More changes land while it runs (and while it is down).
-        shop_catalog::seed(&pool, 20_000 + 500 * (round as u64 + 1), 5, |_| {}).await.unwrap();
+        shop_catalog::seed(&pool, 20_000 + 500 * (round as u64 + 1), 5, |_, _| {}).await.unwrap();
         tokio::time::sleep(Duration::from_millis(alive_ms)).await;
         running.stop().await;
         if round == 2 {

@@ -13,10 +13,15 @@ async fn seeding_reaches_the_targets_once_with_events_for_everything() {
     let shop = TestShop::start().await;
     let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
     let mut reported = Vec::new();
-    let first = shop_catalog::seed(&pool, 300, 4, |written| reported.push(written)).await.unwrap();
-    assert_eq!((first.categories_added, first.products_added), (4, 300));
-    assert_eq!(reported.last(), Some(&300));
-    let again = shop_catalog::seed(&pool, 300, 4, |_| {}).await.unwrap();
+    let first = shop_catalog::seed(&pool, 200, 4, |written, missing| reported.push((written, missing))).await.unwrap();
+    assert_eq!((first.categories_added, first.products_added), (4, 200));
+    assert_eq!(reported.last(), Some(&(200, 200)));
+    // Progress counts toward what is missing, not toward the target.
+    reported.clear();
+    let more = shop_catalog::seed(&pool, 300, 4, |written, missing| reported.push((written, missing))).await.unwrap();
+    assert_eq!(more.products_added, 100);
+    assert_eq!(reported.last(), Some(&(100, 100)));
+    let again = shop_catalog::seed(&pool, 300, 4, |_, _| {}).await.unwrap();
     assert_eq!((again.categories_added, again.products_added), (0, 0));
 
     let categories = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap().into_inner().categories;

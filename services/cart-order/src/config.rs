@@ -1,6 +1,6 @@
 //! Cart-order's settings, each an env var with a default (see README).
 
-use std::net::SocketAddr;
+use shop_platform::config::ListenAddr;
 
 use crate::domain::faults::Faults;
 
@@ -13,7 +13,7 @@ pub struct CartOrderConfig {
         env = "SHOP_CART_ORDER_ADDR",
         default_value = "127.0.0.1:50054"
     )]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
     /// Most Postgres connections each of the two cart-order pools (schemas
     /// `cart` and `orders`) opens.
     #[arg(

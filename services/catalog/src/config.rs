@@ -1,13 +1,13 @@
 //! Catalog's settings, each an env var with a default (see README).
 
-use std::net::SocketAddr;
+use shop_platform::config::ListenAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct CatalogConfig {
     /// Where the catalog gRPC server listens. Port 0 lets the OS pick.
     #[arg(id = "catalog-addr", long = "catalog-addr", env = "SHOP_CATALOG_ADDR", default_value = "127.0.0.1:50053")]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
     /// Most Postgres connections the catalog pool opens.
     #[arg(
         id = "catalog-db-max-connections",

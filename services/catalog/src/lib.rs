@@ -49,7 +49,12 @@ pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow:
 /// `shop seed`: brings the catalog to at least `categories` categories and
 /// `products` live products; `progress` hears how many products were
 /// written so far.
-pub async fn seed(pool: &PgPool, products: u64, categories: u64, progress: impl FnMut(u64)) -> anyhow::Result<Seeded> {
+pub async fn seed(
+    pool: &PgPool,
+    products: u64,
+    categories: u64,
+    progress: impl FnMut(u64, u64),
+) -> anyhow::Result<Seeded> {
     domain::seed::seed(pool, products, categories, progress).await
 }
 
@@ -61,7 +66,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = server::bind(config.listen_addr, "catalog").await?;
+    let listener = server::bind(&config.listen_addr, "catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);

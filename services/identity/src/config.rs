@@ -1,6 +1,6 @@
 //! Identity's settings, each an env var with a default (see README).
 
-use std::net::SocketAddr;
+use shop_platform::config::ListenAddr;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -9,7 +9,7 @@ use secrecy::SecretString;
 pub struct IdentityConfig {
     /// Where the identity gRPC server listens. Port 0 lets the OS pick.
     #[arg(id = "identity-addr", long = "identity-addr", env = "SHOP_IDENTITY_ADDR", default_value = "127.0.0.1:50052")]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
     /// Most Postgres connections identity's pool opens.
     #[arg(
         id = "identity-db-max-connections",
@@ -61,22 +61,8 @@ pub struct IdentityConfig {
         default_value_t = 0
     )]
     pub hash_concurrency: usize,
-    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
-    #[arg(
-        id = "identity-argon2-memory-kib",
-        long = "identity-argon2-memory-kib",
-        env = "SHOP_IDENTITY_ARGON2_MEMORY_KIB",
-        default_value_t = 19_456
-    )]
-    pub argon2_memory_kib: u32,
-    /// Argon2id passes over memory.
-    #[arg(
-        id = "identity-argon2-iterations",
-        long = "identity-argon2-iterations",
-        env = "SHOP_IDENTITY_ARGON2_ITERATIONS",
-        default_value_t = 2
-    )]
-    pub argon2_iterations: u32,
+    #[command(flatten)]
+    pub password_hash: PasswordHashConfig,
     /// Login attempts allowed per client address per minute (0 = no limit).
     #[arg(
         id = "identity-login-per-addr-per-min",
@@ -132,6 +118,36 @@ pub struct IdentityConfig {
     pub register_per_username_per_min: u32,
 }
 
+/// How passwords are hashed: what identity and `shop create-admin` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PasswordHashConfig {
+    /// Argon2id memory cost in KiB (OWASP minimum: 19456).
+    #[arg(
+        id = "identity-argon2-memory-kib",
+        long = "identity-argon2-memory-kib",
+        env = "SHOP_IDENTITY_ARGON2_MEMORY_KIB",
+        default_value_t = 19_456
+    )]
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes over memory.
+    #[arg(
+        id = "identity-argon2-iterations",
+        long = "identity-argon2-iterations",
+        env = "SHOP_IDENTITY_ARGON2_ITERATIONS",
+        default_value_t = 2
+    )]
+    pub argon2_iterations: u32,
+}
+
+impl PasswordHashConfig {
+    /// Refuses costs argon2 cannot work with, naming the env var.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.argon2_memory_kib >= 8, "SHOP_IDENTITY_ARGON2_MEMORY_KIB must be at least 8");
+        anyhow::ensure!(self.argon2_iterations >= 1, "SHOP_IDENTITY_ARGON2_ITERATIONS must be at least 1");
+        Ok(())
+    }
+}
+
 impl IdentityConfig {
     pub fn access_token_ttl(&self) -> Duration {
         Duration::from_secs(self.access_token_ttl_secs)
@@ -156,8 +172,6 @@ impl IdentityConfig {
             (1..=TEN_YEARS_SECS).contains(&self.refresh_token_ttl_secs),
             "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS must be between 1 and {TEN_YEARS_SECS}"
         );
-        anyhow::ensure!(self.argon2_memory_kib >= 8, "SHOP_IDENTITY_ARGON2_MEMORY_KIB must be at least 8");
-        anyhow::ensure!(self.argon2_iterations >= 1, "SHOP_IDENTITY_ARGON2_ITERATIONS must be at least 1");
-        Ok(())
+        self.password_hash.validate()
     }
 }

@@ -25,9 +25,10 @@ use shop_proto::identity::signing_keys_service_server::SigningKeysServiceServer;
 use sqlx::PgPool;
 use tonic::service::Routes;
 
-pub use config::IdentityConfig;
+pub use config::{IdentityConfig, PasswordHashConfig};
 
-use crate::domain::accounts::{Accounts, Registration};
+use crate::domain::accounts::{Accounts, Registration, create_user};
+use crate::domain::passwords::PasswordHasher;
 use crate::error::Error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -48,7 +49,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     config.validate()?;
-    let listener = server::bind(config.listen_addr, "identity").await?;
+    let listener = server::bind(&config.listen_addr, "identity").await?;
     let pool = connect(database, config.db_max_connections).await?;
     let pool_for_metrics = pool.clone();
     let accounts = Accounts::new(pool, config).await?;
@@ -80,15 +81,16 @@ pub async fn start(
 /// returns the new user's id.
 pub async fn create_admin(
     database: &DatabaseConfig,
-    config: &IdentityConfig,
+    password_hash: &PasswordHashConfig,
     username: &str,
     email: &str,
     password: &str,
 ) -> anyhow::Result<i64> {
+    password_hash.validate()?;
     let registration = Registration::parse(username, email, password, password, true).map_err(describe)?;
-    let pool = connect(database, config.db_max_connections).await?;
-    let accounts = Accounts::new(pool, config).await?;
-    Ok(accounts.register(registration).await.map_err(describe)?.id)
+    let hasher = PasswordHasher::new(password_hash, 1).map_err(describe)?;
+    let pool = connect(database, 1).await?;
+    Ok(create_user(&pool, &hasher, registration).await.map_err(describe)?.id)
 }
 
 fn describe(error: Error) -> anyhow::Error {

@@ -1,6 +1,6 @@
 //! Reporting's settings, each an env var with a default (see README).
 
-use std::net::SocketAddr;
+use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReportingConfig {
@@ -11,7 +11,7 @@ pub struct ReportingConfig {
         env = "SHOP_REPORTING_ADDR",
         default_value = "127.0.0.1:50055"
     )]
-    pub listen_addr: SocketAddr,
+    pub listen_addr: ListenAddr,
     /// Most Postgres connections the reporting pool opens (each stream
     /// consumer holds one more of its own while it consumes).
     #[arg(

@@ -56,7 +56,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = server::bind(config.listen_addr, "reporting").await?;
+    let listener = server::bind(&config.listen_addr, "reporting").await?;
     let pool = connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     // Subscriptions are long-lived streams: no call deadline, no retries

@@ -39,8 +39,13 @@ fn status_target(raw: i32) -> Result<OrderState, Invalid> {
     super::convert::status_from_proto(raw).ok_or_else(|| Invalid::new("must be an order status"))
 }
 
-fn list_response((orders, total_count): (Vec<crate::domain::Order>, i64)) -> ListOrdersResponse {
-    ListOrdersResponse { orders: orders.into_iter().map(Order::from).collect(), total_count }
+fn list_response(page: Page, (orders, total_count): (Vec<crate::domain::Order>, i64)) -> ListOrdersResponse {
+    ListOrdersResponse {
+        orders: orders.into_iter().map(Order::from).collect(),
+        total_count,
+        page: page.number,
+        page_size: page.size,
+    }
 }
 
 pub struct OrderApi {
@@ -77,7 +82,7 @@ impl OrderService for OrderApi {
         let req = request.into_inner();
         let page = page(req.page, req.page_size)?;
         let filter = OrderFilter { user_id: Some(user_id), statuses: &OrderState::VISIBLE_TO_OWNER };
-        Ok(Response::new(list_response(self.orders.list(filter, page).await?)))
+        Ok(Response::new(list_response(page, self.orders.list(filter, page).await?)))
     }
 
     async fn get_order(&self, request: Request<GetOrderRequest>) -> Result<Response<Order>, Status> {
@@ -107,7 +112,7 @@ impl OrderService for OrderApi {
         let page = page(req.page, req.page_size)?;
         let statuses = status.map_or(OrderState::ALL.to_vec(), |status| vec![status]);
         let filter = OrderFilter { user_id, statuses: &statuses };
-        Ok(Response::new(list_response(self.orders.list(filter, page).await?)))
+        Ok(Response::new(list_response(page, self.orders.list(filter, page).await?)))
     }
 
     async fn update_order_status(&self, request: Request<UpdateOrderStatusRequest>) -> Result<Response<Order>, Status> {

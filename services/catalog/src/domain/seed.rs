@@ -213,12 +213,13 @@ pub struct Seeded {
 }
 
 /// Brings the catalog to at least `categories` categories and `products` live
-/// products. `progress` hears how many products were written so far.
+/// products. `progress` hears how many products were written so far, and
+/// how many were missing (what this run adds).
 pub async fn seed(
     pool: &PgPool,
     products: u64,
     categories: u64,
-    mut progress: impl FnMut(u64),
+    mut progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Seeded> {
     let catalog = Categories::new(pool.clone());
     let mut seeded = Seeded::default();
@@ -309,7 +310,7 @@ pub async fn seed(
         repo::products::copy_in(&mut tx, products_tsv, stock_tsv).await?;
         repo::outbox::append_many(&mut tx, &events).await?;
         written += batch;
-        progress(written);
+        progress(written, missing);
     }
     repo::products::create_indexes(&mut tx, &dropped_indexes).await?;
     repo::products::continue_ids_after(&mut tx, last_id + missing as i64).await?;

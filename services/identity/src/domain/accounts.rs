@@ -112,6 +112,23 @@ pub struct Accounts {
     refresh_ttl: Duration,
 }
 
+/// Stores a new user with their password hashed: `Register`, and `shop
+/// create-admin`, which needs no more of identity than this.
+pub async fn create_user(pool: &PgPool, hasher: &PasswordHasher, registration: Registration) -> Result<User, Error> {
+    let password_hash = hasher.hash(registration.password.expose()).await?;
+    let mut conn = pool.acquire().await?;
+    repo::users::insert(
+        &mut conn,
+        NewUserRow {
+            username: registration.username.as_str(),
+            email: registration.email.as_str(),
+            password_hash: &password_hash,
+            is_admin: registration.is_admin,
+        },
+    )
+    .await
+}
+
 impl Accounts {
     pub async fn new(pool: PgPool, config: &IdentityConfig) -> anyhow::Result<Self> {
         let configured = shop_platform::config::secret(
@@ -123,7 +140,7 @@ impl Accounts {
             Some(configured) => SigningMaterial::from_config(configured)?,
             None => load_or_create_signing_key(&pool).await?,
         };
-        let hasher = PasswordHasher::new(config.argon2_memory_kib, config.argon2_iterations, config.hash_concurrency)?;
+        let hasher = PasswordHasher::new(&config.password_hash, config.hash_concurrency)?;
         let limits = Limits {
             login_per_addr: per_minute(config.login_per_addr_per_min),
             login_failures_per_account_addr: FailureBackoff::new(
@@ -171,18 +188,7 @@ impl Accounts {
     }
 
     pub async fn register(&self, registration: Registration) -> Result<User, Error> {
-        let password_hash = self.hasher.hash(registration.password.expose()).await?;
-        let mut conn = self.pool.acquire().await?;
-        repo::users::insert(
-            &mut conn,
-            NewUserRow {
-                username: registration.username.as_str(),
-                email: registration.email.as_str(),
-                password_hash: &password_hash,
-                is_admin: registration.is_admin,
-            },
-        )
-        .await
+        create_user(&self.pool, &self.hasher, registration).await
     }
 
     pub async fn login(&self, client: Option<IpAddr>, username: &str, password: &str) -> Result<IssuedTokens, Error> {

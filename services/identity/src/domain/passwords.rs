@@ -9,6 +9,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use argon2::{Algorithm, Argon2, Params, Version};
 use tokio::sync::Semaphore;
 
+use crate::config::PasswordHashConfig;
 use crate::error::Error;
 
 #[derive(Clone)]
@@ -21,8 +22,8 @@ pub struct PasswordHasher {
 }
 
 impl PasswordHasher {
-    pub fn new(memory_kib: u32, iterations: u32, concurrency: usize) -> Result<Self, Error> {
-        let params = Params::new(memory_kib, iterations, 1, None)
+    pub fn new(config: &PasswordHashConfig, concurrency: usize) -> Result<Self, Error> {
+        let params = Params::new(config.argon2_memory_kib, config.argon2_iterations, 1, None)
             .map_err(|error| Error::Internal(format!("argon2 params: {error}")))?;
         let concurrency = if concurrency == 0 {
             std::thread::available_parallelism().map_or(2, |cores| cores.get())
@@ -85,7 +86,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_hash_verifies_its_password_and_not_another() {
-        let hasher = PasswordHasher::new(64, 1, 2).unwrap();
+        let hasher =
+            PasswordHasher::new(&PasswordHashConfig { argon2_memory_kib: 64, argon2_iterations: 1 }, 2).unwrap();
         let hash = hasher.hash("tulip-Orbit-42").await.unwrap();
         assert!(hash.starts_with("$argon2id$"));
         assert!(hasher.verify("tulip-Orbit-42", Some(hash.clone())).await.unwrap());
@@ -94,7 +96,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_unknown_user_never_verifies_even_with_the_decoy_password() {
-        let hasher = PasswordHasher::new(64, 1, 2).unwrap();
+        let hasher =
+            PasswordHasher::new(&PasswordHashConfig { argon2_memory_kib: 64, argon2_iterations: 1 }, 2).unwrap();
         assert!(!hasher.verify("decoy password that no user has", None).await.unwrap());
     }
 }
