@@ -32,7 +32,7 @@ impl Money {
         let fraction_is_plain = !raw.contains('.') || is_digits(fraction);
         if !whole_is_plain || !fraction_is_plain {
             return Err(Invalid::new(
-                "must be a plain decimal amount such as 750, 750.5 or 749.99 (no sign, spaces or leading zeros)",
+                "must be a whole number, optionally with a point and one or two digits: 750, 750.5 or 749.99 (no sign, spaces or leading zeros)",
             ));
         }
         if fraction.len() > 2 {
