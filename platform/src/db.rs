@@ -141,6 +141,13 @@ pub async fn connect(config: &DatabaseConfig, schema: &Schema, max_connections: 
             // Postgres' time under checkout load. Each of ours has one good
             // plan whatever its parameters.
             ("plan_cache_mode", "force_generic_plan"),
+            // A generic plan guesses an unknown LIMIT at a tenth of the
+            // table, so a ten-row page looks costly enough for Postgres to
+            // JIT-compile it or hand it to parallel workers, each costing
+            // milliseconds per call. Neither pays off for calls like ours,
+            // and concurrent calls already keep every core busy.
+            ("jit", "off"),
+            ("max_parallel_workers_per_gather", "0"),
         ]);
     let pool_options =
         PgPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(config.acquire_timeout());
