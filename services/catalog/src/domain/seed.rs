@@ -205,6 +205,11 @@ fn capitalized(word: &str) -> String {
     chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default()
 }
 
+/// Every word a seeded title can hold (for load tests that search them).
+pub fn vocabulary() -> impl Iterator<Item = &'static str> {
+    ADJECTIVES.iter().chain(MATERIALS).chain(NOUNS).copied()
+}
+
 /// What a seed run did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
