@@ -41,14 +41,19 @@ pub struct ConnectionLimits {
 }
 
 /// The state of one connection that its calls share.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ConnectionState {
     calls: AtomicUsize,
-    idle_since: Mutex<Option<Instant>>,
+    /// Since the last call ended, or since the connection opened.
+    idle_since: Mutex<Instant>,
     kill: CancellationToken,
 }
 
 impl ConnectionState {
+    fn new() -> Self {
+        Self { calls: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()), kill: CancellationToken::new() }
+    }
+
     /// Closes the connection at once, every stream on it with it.
     pub fn kill(&self) {
         self.kill.cancel();
@@ -60,7 +65,7 @@ impl ConnectionState {
 
     fn call_ended(&self) {
         if self.calls.fetch_sub(1, Ordering::SeqCst) == 1 {
-            *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Instant::now());
+            *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Instant::now();
         }
     }
 
@@ -69,8 +74,7 @@ impl ConnectionState {
         if self.calls.load(Ordering::SeqCst) > 0 {
             return None;
         }
-        let since = self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        Some(since.unwrap_or_else(Instant::now) + idle)
+        Some(*self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) + idle)
     }
 }
 
@@ -142,7 +146,7 @@ pub struct GuardedIo {
 
 impl GuardedIo {
     fn new(io: TcpStream, limits: ConnectionLimits, slot: Option<AddressSlot>, server: &'static str) -> Self {
-        let state = Arc::new(ConnectionState::default());
+        let state = Arc::new(ConnectionState::new());
         let killed = Box::pin(state.kill.clone().cancelled_owned());
         let timer = Box::pin(tokio::time::sleep(limits.handshake));
         Self { io, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slot: slot }
@@ -353,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_connection_is_idle_only_without_calls() {
-        let state = Arc::new(ConnectionState::default());
+        let state = Arc::new(ConnectionState::new());
         state.call_started();
         assert!(state.idle_deadline(Duration::from_secs(1)).is_none());
         drop(CallInFlight(state.clone()));

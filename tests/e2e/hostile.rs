@@ -197,6 +197,15 @@ async fn a_connection_without_calls_is_closed_after_the_idle_timeout() {
 }
 
 #[tokio::test]
+async fn a_connection_that_never_calls_is_closed_after_the_idle_timeout() {
+    let shop = TestShop::start_with(|config| config.server.idle_timeout_secs = 1).await;
+    let (_client, connection) =
+        h2::client::handshake(TcpStream::connect(shop.suite.gateway_addr).await.unwrap()).await.unwrap();
+    // The client answers pings (its connection task runs) but opens no stream.
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await.expect("the idle connection was closed");
+}
+
+#[tokio::test]
 async fn one_address_holds_only_so_many_connections() {
     // The harness holds one connection already.
     let shop = TestShop::start_with(|config| config.gateway.max_connections_per_addr = 3).await;
