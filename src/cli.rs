@@ -185,7 +185,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Seed { products, categories, database } => {
             shop_platform::db::ensure_database(&database).await?;
             let pool = shop_catalog::connect(&database, 4).await?;
-            let started = std::time::Instant::now();
             let mut progress = SeedProgress::new();
             let seeded = shop_catalog::seed(&pool, products, categories, |written, missing| {
                 progress.show(written, missing);
@@ -198,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",
                     seeded.categories_added,
                     seeded.products_added,
-                    started.elapsed().as_secs_f64()
+                    progress.started.elapsed().as_secs_f64()
                 ),
             );
             Ok(())
@@ -228,8 +227,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// A line for the person running the command: on standard output, or, when
-/// logs are JSON, as a log line (so that every line is JSON).
 /// `shop seed`'s progress toward what is missing: a bar on a terminal, else a
 /// plain line every few seconds (logs, CI), both with whole-number rates.
 struct SeedProgress {
@@ -273,6 +270,8 @@ impl SeedProgress {
     }
 }
 
+/// A line for the person running the command: on standard output, or, when
+/// logs are JSON, as a log line (so that every line is JSON).
 fn announce(format: shop_platform::telemetry::LogFormat, message: &str) {
     match format {
         shop_platform::telemetry::LogFormat::Json => tracing::info!("{message}"),
