@@ -74,6 +74,10 @@ pub async fn start(
     ]
     .into_iter()
     .collect();
+    // Counted from the start, so a dashboard's rate shows zero, not nothing.
+    for (backend, _) in backends.values() {
+        metrics::counter!("shop_gateway_stalled_calls_total", "backend" => *backend).increment(0);
+    }
 
     let listener = server::bind(&config.listen_addr, "gateway").await?;
     let identity = Peer::on(

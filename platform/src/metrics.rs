@@ -52,9 +52,8 @@ pub async fn serve(addr: &crate::config::ListenAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives every metric its `# HELP` line, and sets to zero the counters a
-/// dashboard plots from the start (a rate over a series that does not
-/// exist yet shows nothing, not zero).
+/// Gives every metric its `# HELP` line. The services that own a counter a
+/// dashboard plots set its series to zero when they start.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("shop_rpc_requests_total", "Calls answered, by server, method and gRPC code.");
@@ -73,12 +72,6 @@ fn describe() {
         "shop_connections_closed_total",
         "Client connections a server closed, by reason: handshake, idle, per_addr, killed."
     );
-    for outcome in ["placed", "refused", "unavailable", "error"] {
-        metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(0);
-    }
-    for backend in ["identity", "catalog", "cart-order", "reporting"] {
-        metrics::counter!("shop_gateway_stalled_calls_total", "backend" => backend).increment(0);
-    }
 }
 
 /// A tower layer recording every RPC a server answers.

@@ -11,6 +11,9 @@ use crate::domain::{self, parse_id};
 use crate::error::Error;
 use shop_platform::error::NamesFields as _;
 
+/// What `shop_checkouts_total` counts, by outcome.
+pub(super) const CHECKOUT_OUTCOMES: [&str; 4] = ["placed", "refused", "unavailable", "error"];
+
 impl From<domain::Cart> for Cart {
     fn from(cart: domain::Cart) -> Self {
         Cart {
@@ -67,10 +70,10 @@ impl CartService for CustomerApi {
             domain::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
         let placed = self.carts.checkout(&context, user_id, key).await.map_err(Status::from);
         let outcome = match &placed {
-            Ok(_) => "placed",
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => "refused",
-            Err(status) if status.code() == tonic::Code::Unavailable => "unavailable",
-            Err(_) => "error",
+            Ok(_) => CHECKOUT_OUTCOMES[0],
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => CHECKOUT_OUTCOMES[1],
+            Err(status) if status.code() == tonic::Code::Unavailable => CHECKOUT_OUTCOMES[2],
+            Err(_) => CHECKOUT_OUTCOMES[3],
         };
         metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(1);
         Ok(Response::new(CheckoutResponse { order: Some(placed?.into()) }))
