@@ -86,11 +86,7 @@ pub struct CallContext {
 impl CallContext {
     /// From an incoming call: its `grpc-timeout` capped by `cap`, and its trace headers.
     pub fn of(metadata: &MetadataMap, cap: Duration) -> Self {
-        let budget = metadata
-            .get("grpc-timeout")
-            .and_then(|value| value.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map_or(cap, |timeout| timeout.min(cap));
+        let budget = incoming_timeout(metadata.as_ref()).map_or(cap, |timeout| timeout.min(cap));
         let trace =
             TRACE_HEADERS.iter().filter_map(|name| metadata.get(*name).map(|value| (*name, value.clone()))).collect();
         Self { deadline: Instant::now() + budget, trace }
@@ -169,7 +165,13 @@ impl Peer {
                 request.metadata_mut().insert(*name, value.clone());
             }
         }
+        let expires = Instant::now() + left;
         match tokio::time::timeout(left, call(self.channel.clone(), request)).await {
+            // tonic's own timer on the same deadline answers CANCELLED
+            // ("Timeout expired"); whichever fires first, it is a deadline.
+            Ok(Err(status)) if status.code() == Code::Cancelled && Instant::now() >= expires => {
+                Err(Status::deadline_exceeded("deadline exceeded"))
+            }
             Ok(response) => response.map(Response::into_inner),
             Err(_) => Err(Status::deadline_exceeded("deadline exceeded")),
         }
