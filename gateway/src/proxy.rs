@@ -155,14 +155,8 @@ impl Inner {
         }
 
         let request = request.map(tonic::body::Body::new);
-        let call = channel.oneshot(request);
-        let response = match deadline {
-            Some(deadline) => tokio::time::timeout(deadline, call)
-                .await
-                .map_err(|_| Status::deadline_exceeded("deadline exceeded before the backend answered"))?,
-            None => call.await,
-        };
-        let response = response.map_err(|error| {
+        // The channel holds the call to the grpc-timeout it carries.
+        let response = channel.oneshot(request).await.map_err(|error| {
             if caused_by_timeout(&error) {
                 return Status::deadline_exceeded("deadline exceeded before the backend answered");
             }
