@@ -46,14 +46,14 @@ pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow:
     shop_platform::db::connect(database, &SCHEMA, max_connections).await
 }
 
-/// `shop seed`: brings the catalog to at least `categories` categories and
-/// `products` live products; `progress` hears how many products were
-/// written so far.
 /// Every word a seeded title can hold.
 pub fn seed_vocabulary() -> impl Iterator<Item = &'static str> {
     domain::seed::vocabulary()
 }
 
+/// `shop seed`: brings the catalog to at least `categories` categories and
+/// `products` live products; `progress` hears how many products were
+/// written so far and how many were missing.
 pub async fn seed(
     pool: &PgPool,
     products: u64,
