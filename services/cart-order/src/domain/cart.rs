@@ -164,9 +164,8 @@ impl Carts {
     /// The wishlist's products, newest added first.
     pub async fn wishlist(&self, context: &CallContext, user_id: i64) -> Result<Vec<Product>, Error> {
         let ids = repo::cart::wishlist(&mut *self.pool.acquire().await?, user_id).await?;
-        let mut products = self.calls.products(context, &ids).await?;
-        products.sort_by_key(|product| ids.iter().position(|id| *id == product.id));
-        Ok(products)
+        // BatchGetProducts answers in the order of the ids asked.
+        self.calls.products(context, &ids).await
     }
 
     pub async fn wish(&self, context: &CallContext, user_id: i64, product_id: i64) -> Result<Vec<Product>, Error> {

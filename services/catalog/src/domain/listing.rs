@@ -166,8 +166,7 @@ impl Listings {
         if ids.is_empty() {
             return Ok((Vec::new(), total));
         }
-        let mut page = repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?;
-        page.sort_by_key(|product| ids.iter().position(|id| *id == product.id));
+        let page = repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?;
         Ok((page, total))
     }
 
@@ -289,7 +288,8 @@ impl Indexer {
         touched.dedup();
         // The rows as they are now: at least as new as the events.
         let live = repo::products::find_many(conn, &touched).await?;
-        let gone: Vec<i64> = touched.into_iter().filter(|id| !live.iter().any(|product| product.id == *id)).collect();
+        let found: std::collections::HashSet<i64> = live.iter().map(|product| product.id).collect();
+        let gone: Vec<i64> = touched.into_iter().filter(|id| !found.contains(id)).collect();
         let index = self.listings.index.clone();
         let next = Applied { database: database.to_owned(), sequence: last };
         tokio::task::spawn_blocking(move || index.apply(&live, &gone, &next))

@@ -85,15 +85,7 @@ impl Products {
 
     /// Live products among `ids`, in the order ids first appear.
     pub async fn products(&self, ids: &[i64]) -> Result<Vec<Product>, Error> {
-        let mut unique = Vec::with_capacity(ids.len());
-        for id in ids {
-            if !unique.contains(id) {
-                unique.push(*id);
-            }
-        }
-        let mut found = repo::products::find_many(&mut *self.pool.acquire().await?, &unique).await?;
-        found.sort_by_key(|product| unique.iter().position(|id| *id == product.id));
-        Ok(found)
+        repo::products::find_many(&mut *self.pool.acquire().await?, ids).await
     }
 
     /// ListProducts: one page and the total over all pages.

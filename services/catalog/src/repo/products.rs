@@ -64,12 +64,22 @@ pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<
         .await?)
 }
 
-/// Live products among `ids`, in no particular order.
+/// Live products among `ids`, each once, in the order ids first appear.
 pub async fn find_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Product>, Error> {
-    Ok(sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL"))
-        .bind(ids)
-        .fetch_all(conn)
-        .await?)
+    let mut found: Vec<Product> =
+        sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL"))
+            .bind(ids)
+            .fetch_all(conn)
+            .await?;
+    // Ordered here, not by the query: the index's catch-up asks for
+    // thousands of ids at a time, and a position lookup per row in SQL
+    // would be quadratic.
+    let mut first_position = std::collections::HashMap::with_capacity(ids.len());
+    for (position, id) in ids.iter().enumerate() {
+        first_position.entry(*id).or_insert(position);
+    }
+    found.sort_by_key(|product| first_position.get(&product.id).copied());
+    Ok(found)
 }
 
 /// Archives a live product (its stock row too, under the lock reservations
