@@ -242,7 +242,8 @@ pub enum Viewer {
 #[derive(Debug, Clone, Copy)]
 pub struct OrderFilter<'a> {
     pub user_id: Option<i64>,
-    pub statuses: &'a [Status],
+    /// `None`: every status.
+    pub statuses: Option<&'a [Status]>,
 }
 
 /// What the order stream tells its readers, in commit order.

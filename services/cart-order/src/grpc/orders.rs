@@ -81,7 +81,7 @@ impl OrderService for OrderApi {
         let (_, user_id, _) = self.call(&request)?;
         let req = request.into_inner();
         let page = page(req.page, req.page_size)?;
-        let filter = OrderFilter { user_id: Some(user_id), statuses: &OrderState::VISIBLE_TO_OWNER };
+        let filter = OrderFilter { user_id: Some(user_id), statuses: Some(&OrderState::VISIBLE_TO_OWNER) };
         Ok(Response::new(list_response(page, self.orders.list(filter, page).await?)))
     }
 
@@ -110,8 +110,7 @@ impl OrderService for OrderApi {
             id => Some(parse_id(id).map_err(Error::field("user_id"))?),
         };
         let page = page(req.page, req.page_size)?;
-        let statuses = status.map_or(OrderState::ALL.to_vec(), |status| vec![status]);
-        let filter = OrderFilter { user_id, statuses: &statuses };
+        let filter = OrderFilter { user_id, statuses: status.as_ref().map(std::slice::from_ref) };
         Ok(Response::new(list_response(page, self.orders.list(filter, page).await?)))
     }
 

@@ -1,6 +1,7 @@
 //! The orders schema's SQL. Rows become domain orders here: an order is
 //! its row and its lines, the lines' snapshot columns set once it is placed.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -72,19 +73,22 @@ impl OrderRow {
 /// The orders of `rows`, in their order, each with its lines.
 async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, Error> {
     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-    let mut lines: Vec<LineRow> = sqlx::query_as(
+    let lines: Vec<LineRow> = sqlx::query_as(
         "SELECT order_id, product_id, quantity, title, unit_price, category_name, category_slug
            FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, product_id",
     )
     .bind(&ids)
     .fetch_all(conn)
     .await?;
+    let mut by_order: HashMap<i64, Vec<OrderItem>> = HashMap::with_capacity(rows.len());
+    for line in lines {
+        by_order.entry(line.order_id).or_default().push(line.item());
+    }
     Ok(rows
         .into_iter()
         .map(|row| {
-            let (own, rest) = lines.drain(..).partition(|line| line.order_id == row.id);
-            lines = rest;
-            row.order(own.into_iter().map(LineRow::item).collect())
+            let items = by_order.remove(&row.id).unwrap_or_default();
+            row.order(items)
         })
         .collect())
 }
@@ -252,18 +256,18 @@ pub async fn owing_stock(conn: &mut PgConnection, age: Duration, limit: i64) -> 
 }
 
 /// The filter's conditions, each in the form whose one (generic) plan is
-/// right for every value: every status is no condition at all (newest first
+/// right for every value: any status is no condition at all (newest first
 /// is then a walk down `orders_newest_idx`), and one status is an equality
 /// (a walk down `orders_status_newest_idx`). `status = ANY(…)` over all of
 /// them would be planned as "a few statuses": a scan of every order, sorted.
 fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: OrderFilter<'_>) {
     query.push(" WHERE true");
     match filter.statuses {
-        statuses if Status::ALL.iter().all(|status| statuses.contains(status)) => {}
-        [status] => {
+        None => {}
+        Some([status]) => {
             query.push(" AND status = ").push_bind(status.as_str());
         }
-        statuses => {
+        Some(statuses) => {
             let statuses: Vec<&'static str> = statuses.iter().map(|status| status.as_str()).collect();
             query.push(" AND status = ANY(").push_bind(statuses).push(")");
         }
