@@ -4,11 +4,11 @@
 //! edge where peers' protobuf becomes domain values: their money is parsed
 //! here, once, and a peer that sends a malformed value is a bug (INTERNAL).
 
-use chrono::{DateTime, Utc};
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::client::{CallContext, CallPolicy, Peer};
 use shop_platform::money::Money;
 use shop_platform::order_lines::{OrderLine, OrderLines};
+use shop_platform::time::from_timestamp;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::inventory_service_client::InventoryServiceClient;
 use shop_proto::catalog::{BatchGetProductsRequest, ReleaseStockRequest, ReserveLine, ReserveStockRequest};
@@ -33,10 +33,6 @@ fn money(service: &'static str, what: &str, raw: &str) -> Result<Money, Error> {
     })
 }
 
-fn time(at: Option<prost_types::Timestamp>) -> Option<DateTime<Utc>> {
-    at.and_then(|at| DateTime::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0)))
-}
-
 fn product(product: shop_proto::catalog::Product) -> Result<Product, Error> {
     let category = product.category.unwrap_or_default();
     Ok(Product {
@@ -47,8 +43,8 @@ fn product(product: shop_proto::catalog::Product) -> Result<Product, Error> {
         stock: product.stock,
         image_url: product.image_url,
         category: Category { id: category.id, name: category.name, slug: category.slug },
-        created_at: time(product.created_at),
-        updated_at: time(product.updated_at),
+        created_at: from_timestamp(product.created_at),
+        updated_at: from_timestamp(product.updated_at),
         sold_count: product.sold_count,
     })
 }
@@ -95,8 +91,8 @@ fn order(order: shop_proto::order::Order) -> Result<Order, Error> {
         items,
         total_price: money("orders", "total_price", &order.total_price)?,
         total_quantity: order.total_quantity,
-        created_at: time(order.created_at).ok_or_else(missing_time)?,
-        updated_at: time(order.updated_at).ok_or_else(missing_time)?,
+        created_at: from_timestamp(order.created_at).ok_or_else(missing_time)?,
+        updated_at: from_timestamp(order.updated_at).ok_or_else(missing_time)?,
     })
 }
 

@@ -6,7 +6,6 @@
 
 use std::pin::Pin;
 
-use chrono::{DateTime, Utc};
 use shop_platform::client::Peer;
 use shop_platform::money::Money;
 use shop_proto::StreamEvent;
@@ -29,9 +28,7 @@ pub type Changes<C> = Pin<Box<dyn Stream<Item = Result<Stamped<C>, Status>> + Se
 pub struct Upstream(pub Peer);
 
 fn stamped<E: StreamEvent, C>(event: &E, change: C) -> Stamped<C> {
-    let occurred_at = event
-        .occurred_at()
-        .and_then(|at| DateTime::<Utc>::from_timestamp(at.seconds, u32::try_from(at.nanos).unwrap_or(0)));
+    let occurred_at = shop_platform::time::from_timestamp(event.occurred_at());
     Stamped { sequence: event.sequence(), occurred_at, change }
 }
 
