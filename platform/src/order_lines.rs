@@ -62,11 +62,6 @@ impl OrderLines {
     pub fn total_quantity(&self) -> i32 {
         self.0.iter().map(|line| line.quantity).sum()
     }
-
-    /// The units of `product_id` (0 when it is not ordered).
-    pub fn quantity_of(&self, product_id: i64) -> i32 {
-        self.0.binary_search_by_key(&product_id, |line| line.product_id).map_or(0, |at| self.0[at].quantity)
-    }
 }
 
 #[cfg(test)]
@@ -83,8 +78,6 @@ mod tests {
         let pairs: Vec<_> = parsed.lines().iter().map(|line| (line.product_id, line.quantity)).collect();
         assert_eq!(pairs, [(2, 3), (5, 3)]);
         assert_eq!(parsed.total_quantity(), 6);
-        assert_eq!(parsed.quantity_of(5), 3);
-        assert_eq!(parsed.quantity_of(4), 0);
     }
 
     #[test]

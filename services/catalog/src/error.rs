@@ -43,8 +43,7 @@ impl From<Error> for Status {
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::AlreadyExists(what) => Status::already_exists(format!("{what} already exists")),
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
-            error @ Error::OutOfStock(_) => {
-                let Error::OutOfStock(shortages) = &error else { unreachable!("matched above") };
+            Error::OutOfStock(ref shortages) => {
                 // One google.rpc.PreconditionFailure violation per line, with what is left.
                 let mut details = ErrorDetails::new();
                 for shortage in shortages {
