@@ -20,7 +20,6 @@ use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
 use shop_platform::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
 use tonic::transport::Channel;
-use tonic::transport::server::TcpConnectInfo;
 use tower::ServiceExt as _;
 
 use crate::keys::KeyCache;
@@ -117,8 +116,9 @@ impl Inner {
             tracing::Span::current().record("user_id", id);
         }
 
-        let client_addr =
-            request.extensions().get::<TcpConnectInfo>().and_then(TcpConnectInfo::remote_addr).map(|addr| addr.ip());
+        let connection_info = request.extensions().get::<ConnectionInfo>();
+        let client_addr = connection_info.and_then(|info| info.tcp.remote_addr()).map(|addr| addr.ip());
+        let connection = connection_info.map(|info| info.state.clone());
         let in_flight = match client_addr {
             Some(addr) => Some(
                 self.calls_per_addr
@@ -127,7 +127,6 @@ impl Inner {
             ),
             None => None,
         };
-        let connection = request.extensions().get::<ConnectionInfo>().map(|info| info.state.clone());
         let deadline = shop_platform::client::incoming_timeout(request.headers());
         let started = tokio::time::Instant::now();
         let headers = request.headers_mut();

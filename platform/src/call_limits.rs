@@ -135,10 +135,12 @@ fn status_response<R>(status: &Status) -> http::Response<LimitedBody<R>> {
 /// Rewrites tonic's OUT_OF_RANGE for an oversized request (a trailers-only
 /// answer, so the code is in the headers) to RESOURCE_EXHAUSTED.
 fn oversize_to_resource_exhausted<R>(mut response: http::Response<R>) -> http::Response<R> {
-    let is_oversize = response.headers().get("grpc-status").is_some_and(|code| code == "11")
-        && Status::from_header_map(response.headers())
-            .is_some_and(|status| status.code() == Code::OutOfRange && status.message().starts_with(OVERSIZE_MESSAGE));
-    if is_oversize && let Some(status) = Status::from_header_map(response.headers()) {
+    // The cheap look first: most answers are not OUT_OF_RANGE.
+    if response.headers().get("grpc-status").is_some_and(|code| code == "11")
+        && let Some(status) = Status::from_header_map(response.headers())
+        && status.code() == Code::OutOfRange
+        && status.message().starts_with(OVERSIZE_MESSAGE)
+    {
         let _ = Status::resource_exhausted(status.message().to_owned()).add_header(response.headers_mut());
     }
     response

@@ -300,10 +300,9 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let made_up = caller_request_id(request.headers()).is_none();
-        let id = match caller_request_id(request.headers()) {
-            Some(id) => http::HeaderValue::from_str(id).ok(),
-            None => http::HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()).ok(),
+        let (id, made_up) = match caller_request_id(request.headers()) {
+            Some(id) => (http::HeaderValue::from_str(id).ok(), false),
+            None => (http::HeaderValue::from_str(&uuid::Uuid::new_v4().simple().to_string()).ok(), true),
         };
         if made_up && let Some(id) = &id {
             request.headers_mut().insert(REQUEST_ID_HEADER, id.clone());
