@@ -1,7 +1,10 @@
 //! `shop bench`: a closed-loop load generator. `--concurrency` virtual users
 //! each send one call, wait for the answer, and send the next, for
 //! `--duration`, over a few shared HTTP/2 connections to the gateway.
-//! Latencies go into HDR histograms (microsecond resolution).
+//! Latencies go into HDR histograms (microsecond resolution). The checkout
+//! scenario then balances the books (see [`books`]).
+
+pub mod books;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -9,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use hdrhistogram::Histogram;
 use rand::Rng as _;
+use shop_platform::config::DatabaseConfig;
 use shop_proto::cart::cart_service_client::CartServiceClient;
 use shop_proto::cart::{AddCartItemRequest, CheckoutRequest, RemoveCartItemRequest};
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
@@ -70,7 +74,17 @@ pub struct BenchArgs {
     /// makes one); the password is read from SHOP_ADMIN_PASSWORD.
     #[arg(long, default_value = "root")]
     pub admin: String,
+    /// Checkout only: do not balance the books in the database after the run.
+    #[arg(long)]
+    pub skip_books: bool,
+    /// Where the checkout scenario balances its books.
+    #[command(flatten)]
+    pub database: DatabaseConfig,
 }
+
+/// The start of every idempotency key the checkout scenario sends: the books
+/// count the orders placed with it.
+const CHECKOUT_KEY_PREFIX: &str = "bench-checkout-";
 
 /// What every virtual user needs to make its calls.
 #[derive(Clone)]
@@ -194,7 +208,7 @@ async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (D
     let mut latency = started.elapsed();
     if outcome.is_ok() {
         let sent = Instant::now();
-        let key = format!("bench-{}", rand::rng().random_range(0..u64::MAX));
+        let key = format!("{CHECKOUT_KEY_PREFIX}{}", rand::rng().random_range(0..u64::MAX));
         outcome = cart
             .checkout(bearer(CheckoutRequest { idempotency_key: key }, token))
             .await
@@ -325,8 +339,25 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     Ok(Report { requests: latency.len(), elapsed: started.elapsed(), latency, errors, absent_ids })
 }
 
+/// The run, then (checkout, unless `--skip-books`) its books balanced:
+/// an error if they do not balance.
+pub async fn measure_and_balance(args: &BenchArgs) -> anyhow::Result<(Report, Option<books::Balance>)> {
+    let audit = if args.scenario == Scenario::Checkout && !args.skip_books {
+        Some(books::Audit::open(&args.database, CHECKOUT_KEY_PREFIX).await?)
+    } else {
+        None
+    };
+    let report = measure(args).await?;
+    let Some(audit) = audit else { return Ok((report, None)) };
+    let errors: u64 = report.errors.values().sum();
+    let refused = report.errors.get("FailedPrecondition").copied().unwrap_or_default();
+    let answers = books::Answers { ok: report.requests - errors, uncertain: errors - refused };
+    let balance = audit.close(answers).await?;
+    Ok((report, Some(balance)))
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let report = measure(&args).await?;
+    let (report, balance) = measure_and_balance(&args).await?;
     let millis = |quantile: f64| report.latency.value_at_quantile(quantile) as f64 / 1000.0;
     let per_second = report.requests as f64 / report.elapsed.as_secs_f64();
     let scenario = format!("{:?}", args.scenario);
@@ -340,6 +371,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "latency_ms": { "p50": millis(0.50), "p90": millis(0.90), "p99": millis(0.99), "max": report.latency.max() as f64 / 1000.0 },
             "errors": report.errors,
             "absent_ids": report.absent_ids,
+            "books": balance.as_ref().map(|balance| serde_json::json!({
+                "balanced": true,
+                "orders_placed": balance.orders_placed,
+                "checkouts_ok": balance.checkouts_ok,
+                "units_sold": balance.units_sold,
+                "products_checked": balance.products_checked,
+                "settled_after_secs": balance.settled_after_secs,
+            })),
         });
         println!("{json}");
     } else {
@@ -358,6 +397,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             println!(
                 "absent ids   {} NOT_FOUND for ids with no live product (archived, or a gap in the ids): correct answers, not errors",
                 report.absent_ids
+            );
+        }
+        if let Some(balance) = &balance {
+            println!(
+                "books        balanced: {} orders placed for {} checkouts answered OK; {} units in live orders = units sold; \
+                 stock + sold unchanged for all {} products; nothing PENDING or owing stock ({:.1} s to settle)",
+                balance.orders_placed,
+                balance.checkouts_ok,
+                balance.units_sold,
+                balance.products_checked,
+                balance.settled_after_secs
             );
         }
     }

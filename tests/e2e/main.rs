@@ -2,6 +2,7 @@
 //! per test, spoken to only through the gateway with generated clients (and,
 //! where a test is about what a backend accepts, directly to that backend).
 
+mod bench;
 mod cart;
 mod catalog;
 mod checkout;

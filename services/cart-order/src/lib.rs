@@ -39,6 +39,7 @@ use tonic::service::Routes;
 
 pub use config::CartOrderConfig;
 pub use domain::faults::{Faults, SagaStep};
+pub use domain::orders::OrderBooks;
 
 use crate::domain::cart::Carts;
 use crate::domain::orders::Orders;
@@ -57,6 +58,12 @@ pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow:
     let cart = shop_platform::db::connect(database, &CART_SCHEMA, max_connections).await?;
     let orders = shop_platform::db::connect(database, &ORDERS_SCHEMA, max_connections).await?;
     Ok((cart, orders))
+}
+
+/// The order side of an audit (`shop bench checkout` balances its books
+/// with it), read from the orders pool of [`connect`].
+pub async fn order_books(orders: &PgPool, key_prefix: &str) -> anyhow::Result<OrderBooks> {
+    Ok(domain::orders::books(orders, key_prefix).await?)
 }
 
 /// Migrates both schemas and starts serving (and the recovery loop); returns

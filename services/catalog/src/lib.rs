@@ -30,6 +30,7 @@ use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::CatalogConfig;
+pub use domain::inventory::StockLedger;
 pub use domain::seed::Seeded;
 
 use crate::domain::categories::Categories;
@@ -61,6 +62,12 @@ pub async fn seed(
     progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Seeded> {
     domain::seed::seed(pool, products, categories, progress).await
+}
+
+/// Every product's stock and units sold, at one moment (`shop bench
+/// checkout` balances its books with it).
+pub async fn stock_ledger(pool: &PgPool) -> anyhow::Result<StockLedger> {
+    Ok(domain::inventory::ledger(pool).await?)
 }
 
 /// Migrates the catalog schema and starts serving; returns once the port is bound.

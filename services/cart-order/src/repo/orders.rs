@@ -294,3 +294,18 @@ pub async fn page(
     let rows = select.build_query_as().fetch_all(&mut *conn).await?;
     Ok((with_lines(conn, rows).await?, total))
 }
+
+/// Orders not settled yet (PENDING, or owing stock back), orders ever placed
+/// with a key that starts with `key_prefix`, and the units in live orders.
+pub async fn books(conn: &mut PgConnection, key_prefix: &str) -> Result<(i64, i64, i64), Error> {
+    Ok(sqlx::query_as(
+        "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING' OR release_needed),
+                (SELECT count(*) FROM orders
+                  WHERE status NOT IN ('PENDING', 'FAILED') AND starts_with(idempotency_key, $1)),
+                (SELECT coalesce(sum(l.quantity), 0)::bigint FROM order_lines l JOIN orders o ON o.id = l.order_id
+                  WHERE o.status IN ('PLACED', 'SHIPPED', 'DELIVERED'))",
+    )
+    .bind(key_prefix)
+    .fetch_one(conn)
+    .await?)
+}

@@ -2,6 +2,8 @@
 //! `order_id`: replaying it returns the stored snapshot and changes nothing;
 //! releasing it gives the stock back once.
 
+use std::collections::HashMap;
+
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
 
@@ -55,4 +57,25 @@ impl Inventory {
         tx.commit().await?;
         Ok(true)
     }
+}
+
+/// Every product's units, read at one moment: what an audit balances the
+/// order books against. A sale or a release moves units between stock and
+/// sold, so `stock + sold` of a product changes only when an admin restocks.
+#[derive(Debug, Clone, Default)]
+pub struct StockLedger {
+    /// `stock + sold_count` by product id.
+    pub units_by_product: HashMap<i64, i64>,
+    /// Σ `sold_count` over every product.
+    pub sold: i64,
+}
+
+pub async fn ledger(pool: &PgPool) -> Result<StockLedger, Error> {
+    let rows = repo::stock::ledger(&mut *pool.acquire().await?).await?;
+    let mut ledger = StockLedger { units_by_product: HashMap::with_capacity(rows.len()), sold: 0 };
+    for (product_id, stock, sold) in rows {
+        ledger.units_by_product.insert(product_id, stock + sold);
+        ledger.sold += sold;
+    }
+    Ok(ledger)
 }

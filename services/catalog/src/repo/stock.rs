@@ -100,3 +100,8 @@ pub async fn give_back(conn: &mut PgConnection, lines: &[OrderLine]) -> Result<(
     .await?;
     Ok(())
 }
+
+/// Every product's stock and units sold, in one statement (one snapshot).
+pub async fn ledger(conn: &mut PgConnection) -> Result<Vec<(i64, i64, i64)>, Error> {
+    Ok(sqlx::query_as("SELECT product_id, stock::bigint, sold_count FROM stock").fetch_all(conn).await?)
+}

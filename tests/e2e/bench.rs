@@ -1,0 +1,56 @@
+//! `shop bench checkout` balances its books after the run, and an audit
+//! that finds the books off says where.
+
+use std::time::Duration;
+
+use shop::bench::books::{Answers, Audit};
+use shop::bench::{BenchArgs, Scenario};
+
+use crate::harness::TestShop;
+
+async fn seeded_shop() -> TestShop {
+    let shop = TestShop::start().await;
+    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    shop_catalog::seed(&pool, 40, 3, |_, _| {}).await.unwrap();
+    shop
+}
+
+#[tokio::test]
+async fn a_checkout_bench_balances_its_books() {
+    let shop = seeded_shop().await;
+    let args = BenchArgs {
+        scenario: Scenario::Checkout,
+        concurrency: 6,
+        duration: Duration::from_secs(2),
+        target: shop.suite.gateway_addr.to_string(),
+        connections: 2,
+        json: false,
+        admin: "root".into(),
+        skip_books: false,
+        database: shop.config.database.clone(),
+    };
+    let (report, balance) = shop::bench::measure_and_balance(&args).await.expect("the books balance");
+    let balance = balance.expect("a checkout run is audited");
+    let refused = report.errors.get("FailedPrecondition").copied().unwrap_or_default();
+    assert_eq!(report.errors.values().sum::<u64>(), refused, "only sold-out refusals: {:?}", report.errors);
+    assert!(balance.checkouts_ok > 0, "some checkouts went through");
+    assert_eq!(balance.orders_placed, balance.checkouts_ok as i64, "one order per checkout answered OK");
+    assert!(balance.units_sold >= balance.orders_placed, "every order holds a unit at least");
+    assert_eq!(balance.products_checked, 40);
+}
+
+#[tokio::test]
+async fn an_audit_names_what_does_not_balance() {
+    let shop = seeded_shop().await;
+    let audit = Audit::open(&shop.config.database, "nothing-placed-").await.unwrap();
+    // A unit marked sold behind the services' back: no order holds it, and
+    // the product's stock + sold grew.
+    let product_id: i64 = sqlx::query_scalar("UPDATE catalog.stock SET sold_count = sold_count + 1 WHERE product_id = (SELECT min(product_id) FROM catalog.stock) RETURNING product_id")
+        .fetch_one(&shop.db().await)
+        .await
+        .unwrap();
+    let error = audit.close(Answers { ok: 1, uncertain: 0 }).await.expect_err("the books are off").to_string();
+    assert!(error.contains("1 checkouts answered OK (0 failed uncertainly) but 0 orders were placed"), "{error}");
+    assert!(error.contains("0 units in live orders but 1 units sold"), "{error}");
+    assert!(error.contains(&format!("product {product_id}: stock + sold")), "{error}");
+}
