@@ -282,6 +282,17 @@ async fn call(
     (sent.elapsed(), result.map_err(|status| status.code()))
 }
 
+/// CPU seconds this process has used (user + system), where Linux's
+/// /proc tells: fields 14 and 15 of /proc/self/stat, in USER_HZ (100) ticks.
+fn own_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let mut after_name = stat.rsplit_once(')')?.1.split_whitespace();
+    let user: f64 = after_name.nth(11)?.parse().ok()?;
+    let system: f64 = after_name.next()?.parse().ok()?;
+    Some((user + system) / 100.0)
+}
+
 /// What a run measured.
 pub struct Report {
     pub requests: u64,
@@ -301,6 +312,11 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         channels.push(endpoint.clone().tcp_nodelay(true).connect().await.context("cannot reach the gateway")?);
     }
     let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency, &args.admin).await?;
+    // On standard error, so `--json` output stays one object: bench/cpu-split
+    // reads the machine's CPU counters at these two lines, leaving the setup
+    // (registering users is argon2 work in identity) out of the split.
+    eprintln!("run          started: {} users for {:?}", args.concurrency, args.duration);
+    let cpu_at_start = own_cpu_seconds();
     let started = Instant::now();
     let deadline = started + args.duration;
     let mut users = tokio::task::JoinSet::new();
@@ -336,7 +352,16 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             *errors.entry(code).or_default() += count;
         }
     }
-    Ok(Report { requests: latency.len(), elapsed: started.elapsed(), latency, errors, absent_ids })
+    let elapsed = started.elapsed();
+    match (cpu_at_start, own_cpu_seconds()) {
+        (Some(before), Some(after)) => eprintln!(
+            "run          finished after {:.1} s, the generator using {:.1} CPU s",
+            elapsed.as_secs_f64(),
+            after - before
+        ),
+        _ => eprintln!("run          finished after {:.1} s", elapsed.as_secs_f64()),
+    }
+    Ok(Report { requests: latency.len(), elapsed, latency, errors, absent_ids })
 }
 
 /// The run, then (checkout, unless `--skip-books`) its books balanced:
