@@ -129,6 +129,16 @@ impl<'s> MigrationSource<'s> for SchemaMigrations {
 /// its migrations.
 pub async fn connect(config: &DatabaseConfig, schema: &Schema, max_connections: u32) -> anyhow::Result<PgPool> {
     ensure_schema(config, schema.name).await?;
+    let pool = open(config, schema, max_connections).await?;
+    let migrator = schema.migrator().await.with_context(|| format!("migrations of schema {}", schema.name))?;
+    migrator.run(&pool).await.with_context(|| format!("migrations of schema {} failed", schema.name))?;
+    Ok(pool)
+}
+
+/// A pool on `schema` as it stands, creating and migrating nothing: for
+/// tools that read what a running suite keeps (a newer tool must not
+/// migrate the schema under an older suite).
+pub async fn open(config: &DatabaseConfig, schema: &Schema, max_connections: u32) -> anyhow::Result<PgPool> {
     let statement_timeout = config.statement_timeout_ms.to_string();
     let options =
         PgConnectOptions::from_str(config.url()).context("DATABASE_URL is not a valid Postgres URL")?.options([
@@ -151,12 +161,9 @@ pub async fn connect(config: &DatabaseConfig, schema: &Schema, max_connections: 
         ]);
     let pool_options =
         PgPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(config.acquire_timeout());
-    let pool = connecting(config, || pool_options.clone().connect_with(options.clone()))
+    connecting(config, || pool_options.clone().connect_with(options.clone()))
         .await
-        .context("cannot connect to Postgres (DATABASE_URL)")?;
-    let migrator = schema.migrator().await.with_context(|| format!("migrations of schema {}", schema.name))?;
-    migrator.run(&pool).await.with_context(|| format!("migrations of schema {} failed", schema.name))?;
-    Ok(pool)
+        .context("cannot connect to Postgres (DATABASE_URL)")
 }
 
 fn quote_ident(name: &str) -> String {

@@ -54,8 +54,9 @@ impl Audit {
             "the checkout bench balances its books in the database (--database-url, DATABASE_URL); \
              --skip-books runs it without"
         };
-        let catalog = shop_catalog::connect(database, 1).await.context(reach())?;
-        let (_, orders) = shop_cart_order::connect(database, 1).await.context(reach())?;
+        // Read as the running suite keeps them: opened, never migrated.
+        let catalog = shop_platform::db::open(database, &shop_catalog::SCHEMA, 1).await.context(reach())?;
+        let orders = shop_platform::db::open(database, &shop_cart_order::ORDERS_SCHEMA, 1).await.context(reach())?;
         let stock_before = shop_catalog::stock_ledger(&catalog).await?;
         let orders_before = shop_cart_order::order_books(&orders, key_prefix).await?;
         Ok(Self { catalog, orders, key_prefix, stock_before, orders_before })

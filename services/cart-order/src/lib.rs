@@ -61,7 +61,7 @@ pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow:
 }
 
 /// The order side of an audit (`shop bench checkout` balances its books
-/// with it), read from the orders pool of [`connect`].
+/// with it), read through a pool on [`ORDERS_SCHEMA`].
 pub async fn order_books(orders: &PgPool, key_prefix: &str) -> anyhow::Result<OrderBooks> {
     Ok(domain::orders::books(orders, key_prefix).await?)
 }
