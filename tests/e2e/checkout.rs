@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use shop_cart_order::{Faults, SagaStep};
 use shop_proto::cart::{CheckoutRequest, GetCartRequest};
-use shop_proto::catalog::{DeleteProductRequest, GetProductRequest, Product, UpdateProductRequest};
+use shop_proto::catalog::{DeleteProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
 use shop_proto::order::{GetOrderRequest, ListAllOrdersRequest, ListOrdersRequest, Order, OrderStatus};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};
@@ -405,4 +405,33 @@ async fn a_checkout_names_every_line_it_cannot_have_with_what_is_left() {
         ]
     );
     assert_eq!(current(&shop, products[3].id).await.stock, 5, "nothing was taken");
+}
+
+/// The ids and units sold of a whole sold-count listing, read right away.
+async fn by_sold_count(shop: &TestShop, ordering: &str) -> Vec<(i64, i64)> {
+    let request = ListProductsRequest { ordering: ordering.into(), page_size: 100, ..Default::default() };
+    let page = shop.catalog().list_products(request).await.expect("list products").into_inner();
+    page.products.iter().map(|product| (product.id, product.sold_count)).collect()
+}
+
+#[tokio::test]
+async fn a_sale_reorders_sold_count_listings_as_soon_as_checkout_answers() {
+    let shop = TestShop::start().await;
+    let (_, products) = stocked(&shop, &[("Lamp", "10.00", 100), ("Bulb", "1.00", 100), ("Shade", "5.00", 100)]).await;
+    let alice = shop.customer("alice").await;
+    let ids: Vec<i64> = products.iter().map(|product| product.id).collect();
+    // Each round makes another product the best seller; the listing right
+    // after the checkout must already rank by the new counts.
+    let mut sold = [0_i64; 3];
+    for (round, (best, units)) in [(2, 3), (1, 5), (0, 7), (2, 6)].into_iter().enumerate() {
+        add(&shop, &alice, ids[best], units).await.unwrap();
+        checkout(&shop, &alice, &format!("round-{round}")).await.expect("checkout");
+        sold[best] += i64::from(units);
+        let mut expected: Vec<(i64, i64)> = ids.iter().copied().zip(sold).collect();
+        // Most sold first, ties by id in the ordering's direction (newest first).
+        expected.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+        assert_eq!(by_sold_count(&shop, "-sold_count").await, expected, "most sold after round {round}");
+        expected.reverse();
+        assert_eq!(by_sold_count(&shop, "sold_count").await, expected, "least sold after round {round}");
+    }
 }

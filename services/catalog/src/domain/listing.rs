@@ -18,7 +18,9 @@
 //! visit every product to sort them.
 //!
 //! Freshness: a write on this replica returns once the index holds it (read
-//! your writes); checkouts' stock moves are in within a commit interval.
+//! your writes). Sales do not wait for the index (checkout would pay for
+//! it); a ranking by units sold waits instead, for every sale committed
+//! before it was asked.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -142,6 +144,16 @@ impl Listings {
                 repo::products::list(&mut conn, filter.category_id, ordering, limit, offset).await?
             };
             return Ok((page, total));
+        }
+        if self.progress.applied.borrow().is_none() {
+            return Err(Error::IndexNotReady);
+        }
+        if ordering.is_by_sold_count() {
+            // A sale does not wait for the index, so a ranking by units sold
+            // first takes in every sale committed before this call: the page
+            // then ranks by the very counts its rows show.
+            let head = repo::outbox::head(&mut *self.pool.acquire().await?).await?;
+            self.wait_applied(head).await;
         }
         let Some(applied) = *self.progress.applied.borrow() else {
             return Err(Error::IndexNotReady);
