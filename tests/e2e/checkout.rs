@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use shop_cart_order::{Faults, SagaStep};
 use shop_proto::cart::{CheckoutRequest, GetCartRequest};
-use shop_proto::catalog::{DeleteProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest};
+use shop_proto::catalog::{
+    DeleteProductRequest, GetProductRequest, ListProductsRequest, Product, UpdateProductRequest,
+};
 use shop_proto::order::{GetOrderRequest, ListAllOrdersRequest, ListOrdersRequest, Order, OrderStatus};
 use tokio::task::JoinSet;
 use tonic::{Code, Status};

@@ -19,8 +19,8 @@
 //!
 //! Freshness: a write on this replica returns once the index holds it (read
 //! your writes). Sales do not wait for the index (checkout would pay for
-//! it); a ranking by units sold waits instead, for every sale committed
-//! before it was asked.
+//! it); a ranking by units sold catches the index up instead, when its rows
+//! show it is behind.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -145,41 +145,57 @@ impl Listings {
             };
             return Ok((page, total));
         }
-        if self.progress.applied.borrow().is_none() {
-            return Err(Error::IndexNotReady);
-        }
-        if ordering.is_by_sold_count() {
-            // A sale does not wait for the index, so a ranking by units sold
-            // first takes in every sale committed before this call: the page
-            // then ranks by the very counts its rows show.
-            let head = repo::outbox::head(&mut *self.pool.acquire().await?).await?;
-            self.wait_applied(head).await;
-        }
-        let Some(applied) = *self.progress.applied.borrow() else {
-            return Err(Error::IndexNotReady);
-        };
         let (offset, limit) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
-        let key = SearchKey { applied, filter: filter.clone(), ordering, offset, limit };
-        let (total, ids) = match self.answers.as_ref().and_then(|answers| answers.get(&key)) {
-            Some(found) => found,
-            None => {
-                let index = self.index.clone();
-                let filter = filter.clone();
-                let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
-                    .await
-                    .map_err(|error| Error::Index(error.to_string()))??;
-                let found: Found = (total, ids.into());
-                if let Some(answers) = &self.answers {
-                    answers.insert(key, found.clone());
-                }
-                found
-            }
-        };
+        let (applied, (total, ids)) = self.search(filter, ordering, offset, limit).await?;
         if ids.is_empty() {
             return Ok((Vec::new(), total));
         }
-        let page = repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?;
-        Ok((page, total))
+        let mut conn = self.pool.acquire().await?;
+        if !ordering.is_by_sold_count() {
+            return Ok((repo::products::find_many(&mut conn, &ids).await?, total));
+        }
+        // A sale does not wait for the index (checkout would pay for it), so
+        // the index may rank by older counts than the rows show. The rows
+        // come with the last event committed when they were read: an index
+        // behind it catches up first and ranks again, so the ranking takes in
+        // every sale committed before this call, and (writes aside that land
+        // meanwhile) agrees with the counts the page shows.
+        let (page, head) = repo::products::find_many_at_head(&mut conn, &ids).await?;
+        drop(conn);
+        let Some(head) = head.filter(|head| *head > applied) else {
+            return Ok((page, total));
+        };
+        self.wait_applied(head).await;
+        let (_, (total, ids)) = self.search(filter, ordering, offset, limit).await?;
+        Ok((repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?, total))
+    }
+
+    /// The index's answer (from the answer cache when it has it) in its
+    /// current state, and that state.
+    async fn search(
+        &self,
+        filter: &ProductFilter,
+        ordering: Ordering,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(i64, Found), Error> {
+        let Some(applied) = *self.progress.applied.borrow() else {
+            return Err(Error::IndexNotReady);
+        };
+        let key = SearchKey { applied, filter: filter.clone(), ordering, offset, limit };
+        if let Some(found) = self.answers.as_ref().and_then(|answers| answers.get(&key)) {
+            return Ok((applied, found));
+        }
+        let index = self.index.clone();
+        let filter = filter.clone();
+        let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
+            .await
+            .map_err(|error| Error::Index(error.to_string()))??;
+        let found: Found = (total, ids.into());
+        if let Some(answers) = &self.answers {
+            answers.insert(key, found.clone());
+        }
+        Ok((applied, found))
     }
 
     /// Waits until the index holds outbox event `sequence` (a write of this

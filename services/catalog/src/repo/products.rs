@@ -66,11 +66,35 @@ pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<
 
 /// Live products among `ids`, each once, in the order ids first appear.
 pub async fn find_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Product>, Error> {
-    let mut found: Vec<Product> =
-        sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL"))
-            .bind(ids)
-            .fetch_all(conn)
-            .await?;
+    let found = sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL"))
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(in_order_of(ids, found))
+}
+
+#[derive(sqlx::FromRow)]
+struct FoundAtHead {
+    #[sqlx(flatten)]
+    product: Product,
+    outbox_head: i64,
+}
+
+/// [`find_many`], and the last outbox event committed when the rows were
+/// read (in the same snapshot; `None` when no row was found).
+pub async fn find_many_at_head(conn: &mut PgConnection, ids: &[i64]) -> Result<(Vec<Product>, Option<i64>), Error> {
+    let found: Vec<FoundAtHead> = sqlx::query_as(&format!(
+        "WITH found AS ({SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL)
+         SELECT found.*, head.last_sequence AS outbox_head FROM found, outbox_head head"
+    ))
+    .bind(ids)
+    .fetch_all(conn)
+    .await?;
+    let head = found.first().map(|row| row.outbox_head);
+    Ok((in_order_of(ids, found.into_iter().map(|row| row.product).collect()), head))
+}
+
+fn in_order_of(ids: &[i64], mut found: Vec<Product>) -> Vec<Product> {
     // Ordered here, not by the query: the index's catch-up asks for
     // thousands of ids at a time, and a position lookup per row in SQL
     // would be quadratic.
@@ -79,7 +103,7 @@ pub async fn find_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Produ
         first_position.entry(*id).or_insert(position);
     }
     found.sort_by_key(|product| first_position.get(&product.id).copied());
-    Ok(found)
+    found
 }
 
 /// Archives a live product (its stock row too, under the lock reservations
