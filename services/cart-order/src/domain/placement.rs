@@ -149,9 +149,9 @@ impl Placement {
     /// PENDING → FAILED, then gives back whatever stock catalog may hold for it.
     async fn fail(&self, context: &CallContext, id: i64) -> Result<(), Error> {
         let mut conn = self.pool.acquire().await?;
-        let failed = repo::orders::transition(&mut conn, id, Status::Pending, Status::Failed, None).await?;
+        let failed = repo::orders::fail_pending(&mut conn, id).await?;
         drop(conn);
-        if failed.is_some() {
+        if failed {
             self.release(context, id).await;
         }
         Ok(())

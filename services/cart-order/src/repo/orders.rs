@@ -220,6 +220,18 @@ pub async fn transition(
     one_with_lines(conn, row).await
 }
 
+/// PENDING → FAILED (its stock owed back); `false` when it was not PENDING.
+pub async fn fail_pending(conn: &mut PgConnection, id: i64) -> Result<bool, Error> {
+    let failed = sqlx::query(
+        "UPDATE orders SET status = 'FAILED', release_needed = true, updated_at = now()
+          WHERE id = $1 AND status = 'PENDING'",
+    )
+    .bind(id)
+    .execute(conn)
+    .await?;
+    Ok(failed.rows_affected() == 1)
+}
+
 /// The order's stock is back in catalog.
 pub async fn released(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
     sqlx::query("UPDATE orders SET release_needed = false WHERE id = $1").bind(id).execute(conn).await?;
