@@ -8,6 +8,9 @@ use sqlx::PgConnection;
 use crate::domain::Event;
 use crate::error::Error;
 
+/// The channel is named in SQL too: `reserve_stock` (migration 0003)
+/// appends with `outbox_append(event, 'catalog_outbox')`; a new name needs a
+/// migration that replaces that function.
 pub const OUTBOX: Outbox = Outbox::new("catalog_outbox");
 
 /// Appends an event; call it last in the transaction (it serializes writers
