@@ -107,6 +107,15 @@ pub struct DatabaseConfig {
         default_value_t = 30
     )]
     pub connect_retry_secs: u64,
+    /// A statement running longer than this many milliseconds is logged as a
+    /// warning with its SQL (0 = never).
+    #[arg(
+        id = "db-slow-statement-ms",
+        long = "db-slow-statement-ms",
+        env = "SHOP_DB_SLOW_STATEMENT_MS",
+        default_value_t = 1_000
+    )]
+    pub slow_statement_ms: u64,
 }
 
 impl DatabaseConfig {
@@ -116,6 +125,7 @@ impl DatabaseConfig {
             acquire_timeout_secs: 5,
             statement_timeout_ms: 10_000,
             connect_retry_secs: 0,
+            slow_statement_ms: 1_000,
         }
     }
 

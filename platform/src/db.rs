@@ -159,6 +159,10 @@ pub async fn open(config: &DatabaseConfig, schema: &Schema, max_connections: u32
             ("jit", "off"),
             ("max_parallel_workers_per_gather", "0"),
         ]);
+    let options = match config.slow_statement_ms {
+        0 => options.log_slow_statements(log::LevelFilter::Off, Duration::ZERO),
+        ms => options.log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(ms)),
+    };
     let pool_options =
         PgPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(config.acquire_timeout());
     connecting(config, || pool_options.clone().connect_with(options.clone()))
