@@ -167,6 +167,9 @@ impl Listings {
         };
         self.wait_applied(head).await;
         let (_, (total, ids)) = self.search(filter, ordering, offset, limit).await?;
+        if ids.is_empty() {
+            return Ok((Vec::new(), total));
+        }
         Ok((repo::products::find_many(&mut *self.pool.acquire().await?, &ids).await?, total))
     }
 
