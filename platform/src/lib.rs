@@ -8,12 +8,14 @@
 //! [`auth`] for how a backend decides who is calling.
 
 pub mod auth;
+pub mod budget;
 pub mod call_limits;
 pub mod client;
 pub mod config;
 pub mod connection;
 pub mod db;
 pub mod error;
+pub mod log_limit;
 pub mod metrics;
 pub mod money;
 pub mod order_lines;

@@ -34,6 +34,52 @@ pub struct CatalogConfig {
         default_value_t = 4096
     )]
     pub search_cache_entries: usize,
+    /// How deep listings page: `page × page_size` above this is OUT_OF_RANGE
+    /// (a page past the last product is still an empty page).
+    #[arg(
+        id = "catalog-max-listing-depth",
+        long = "catalog-max-listing-depth",
+        env = "SHOP_CATALOG_MAX_LISTING_DEPTH",
+        default_value_t = 10_000
+    )]
+    pub max_listing_depth: u32,
+    /// Index searches run at once (0 = one per CPU core); more wait briefly
+    /// or are refused with RESOURCE_EXHAUSTED.
+    #[arg(
+        id = "catalog-search-concurrency",
+        long = "catalog-search-concurrency",
+        env = "SHOP_CATALOG_SEARCH_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub search_concurrency: usize,
+    /// Listings read from deep in Postgres (past the first 1,000 products)
+    /// at once (0 = one per CPU core); more wait briefly or are refused.
+    #[arg(
+        id = "catalog-deep-listing-concurrency",
+        long = "catalog-deep-listing-concurrency",
+        env = "SHOP_CATALOG_DEEP_LISTING_CONCURRENCY",
+        default_value_t = 0
+    )]
+    pub deep_listing_concurrency: usize,
+    /// Calls that may wait (at most a second) for a search or deep-listing
+    /// turn; the next is refused at once.
+    #[arg(
+        id = "catalog-expensive-call-queue",
+        long = "catalog-expensive-call-queue",
+        env = "SHOP_CATALOG_EXPENSIVE_CALL_QUEUE",
+        default_value_t = 64
+    )]
+    pub expensive_call_queue: usize,
+}
+
+impl CatalogConfig {
+    /// `configured`, or one per CPU core when it is 0.
+    pub fn concurrency(configured: usize) -> usize {
+        if configured > 0 {
+            return configured;
+        }
+        std::thread::available_parallelism().map_or(2, usize::from)
+    }
 }
 
 /// `shop-catalog-index` in the system's temporary directory.

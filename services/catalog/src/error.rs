@@ -1,5 +1,6 @@
 //! Catalog's one error type and its one way out to `tonic::Status`.
 
+use shop_platform::budget::Busy;
 use shop_platform::error::{self as platform_error, InvalidField};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
@@ -34,6 +35,17 @@ pub enum Error {
     /// Listings from the index wait until it has caught up after a start.
     #[error("the search index is still being built; try again shortly")]
     IndexNotReady,
+    /// A page deeper than listings go (and not past the end).
+    #[error(
+        "pages reach at most {max_depth} products deep (page × page_size); narrow the listing with search, category or a price range"
+    )]
+    TooDeep { max_depth: i64 },
+    /// The budget for one kind of expensive work is spent.
+    #[error(transparent)]
+    Busy(#[from] Busy),
+    /// The caller left before its search finished; nobody hears this.
+    #[error("the search was abandoned by its caller")]
+    Abandoned,
 }
 
 impl From<Error> for Status {
@@ -70,6 +82,13 @@ impl From<Error> for Status {
                 Status::unavailable("the search index is unavailable")
             }
             error @ (Error::IndexNotReady | Error::IndexBusy(_)) => Status::unavailable(error.to_string()),
+            error @ Error::TooDeep { .. } => {
+                let mut details = ErrorDetails::new();
+                details.add_bad_request_violation("page", error.to_string());
+                Status::with_error_details(Code::OutOfRange, format!("page: {error}"), details)
+            }
+            error @ Error::Busy(_) => Status::resource_exhausted(error.to_string()),
+            error @ Error::Abandoned => Status::cancelled(error.to_string()),
         }
     }
 }
@@ -88,6 +107,8 @@ mod tests {
             (Error::AlreadyExists("category slug"), Code::AlreadyExists),
             (Error::FailedPrecondition("out of stock".into()), Code::FailedPrecondition),
             (Error::Database(sqlx::Error::RowNotFound), Code::Internal),
+            (Error::TooDeep { max_depth: 10_000 }, Code::OutOfRange),
+            (Error::Busy(Busy { kind: "index searches" }), Code::ResourceExhausted),
         ];
         for (error, code) in cases {
             assert_eq!(Status::from(error).code(), code);

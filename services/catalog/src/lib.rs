@@ -19,6 +19,7 @@ mod repo;
 use std::future::Future;
 
 use shop_platform::auth::ServiceCredentials;
+use shop_platform::budget::WorkBudget;
 use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::db::Schema;
 use shop_platform::outbox::EventFeed;
@@ -35,7 +36,7 @@ pub use domain::seed::Seeded;
 
 use crate::domain::categories::Categories;
 use crate::domain::inventory::Inventory;
-use crate::domain::listing::Listings;
+use crate::domain::listing::{ListingLimits, Listings};
 use crate::domain::products::Products;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -85,12 +86,27 @@ pub async fn start(
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);
 
-    let listings = Listings::open(pool.clone(), Some(&config.index_dir), config.search_cache_entries).await?;
+    let limits = ListingLimits {
+        max_depth: i64::from(config.max_listing_depth),
+        searches: WorkBudget::new(
+            "index searches",
+            CatalogConfig::concurrency(config.search_concurrency),
+            config.expensive_call_queue,
+        ),
+        deep_pages: WorkBudget::new(
+            "deep listings",
+            CatalogConfig::concurrency(config.deep_listing_concurrency),
+            config.expensive_call_queue,
+        ),
+    };
+    let listings = Listings::open(pool.clone(), Some(&config.index_dir), config.search_cache_entries, limits).await?;
     let indexer = listings.spawn_indexer(&feed);
     let warm_up = Box::pin(listings.ready());
     let products = Products::new(pool.clone(), listings);
-    let catalog =
-        CatalogServiceServer::new(grpc::CatalogApi::new(Categories::new(pool.clone()), products, credentials.clone()));
+    let catalog = CatalogServiceServer::with_interceptor(
+        grpc::CatalogApi::new(Categories::new(pool.clone()), products, credentials.clone()),
+        credentials.interceptor(),
+    );
     let inventory = InventoryServiceServer::with_interceptor(
         grpc::InventoryApi::new(Inventory::new(pool)),
         credentials.interceptor(),

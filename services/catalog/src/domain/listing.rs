@@ -17,6 +17,13 @@
 //! per-category counts are kept with every change: the index would have to
 //! visit every product to sort them.
 //!
+//! Cost: no listing reads deeper than `max_depth` products (a deeper page is
+//! OUT_OF_RANGE, unless it is past the end, which stays an empty page), and
+//! index searches and deep Postgres pages each run within a concurrency
+//! budget. A search's turn goes with its work onto the blocking pool, and
+//! the work stops once its caller has gone (deadline, reset): an abandoned
+//! call frees nothing before its work has stopped.
+//!
 //! Freshness: a write on this replica returns once the index holds it (read
 //! your writes). Sales do not wait for the index (checkout would pay for
 //! it); a ranking by units sold catches the index up instead, when its rows
@@ -27,12 +34,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
+use shop_platform::budget::WorkBudget;
 use shop_platform::outbox::EventFeed;
 use shop_proto::catalog::CatalogEvent;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Ordering, Product, ProductFilter};
 use crate::error::Error;
@@ -52,6 +61,18 @@ const REBUILD_BATCH: i64 = 20_000;
 const REBUILD_BEYOND: i64 = 200_000;
 /// Longest a write waits for the index to hold it.
 const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);
+/// A Postgres page starting this deep reads enough index entries to need
+/// a turn of its budget.
+const DEEP_OFFSET: i64 = 1_000;
+
+/// What one listing may cost.
+#[derive(Clone)]
+pub struct ListingLimits {
+    /// `offset + limit` of a page, at most.
+    pub max_depth: i64,
+    pub searches: WorkBudget,
+    pub deep_pages: WorkBudget,
+}
 
 /// Shared by the listings (readers) and the indexer (the one writer).
 struct Progress {
@@ -82,6 +103,7 @@ pub struct Listings {
     pool: PgPool,
     index: Arc<SearchIndex>,
     progress: Arc<Progress>,
+    limits: ListingLimits,
     /// Answers of recent searches in the index's current state. Exact: a key
     /// names the state it was answered in, and a commit makes a new state
     /// (so every write, and every sale, moves past the old answers).
@@ -93,7 +115,12 @@ impl Listings {
     /// answers of up to `cached_answers` searches. The index is not ready
     /// until [`Listings::spawn_indexer`] has brought it up to date. A process
     /// that just stopped may still hold the directory for a moment.
-    pub async fn open(pool: PgPool, dir: Option<&Path>, cached_answers: usize) -> Result<Self, Error> {
+    pub async fn open(
+        pool: PgPool,
+        dir: Option<&Path>,
+        cached_answers: usize,
+        limits: ListingLimits,
+    ) -> Result<Self, Error> {
         let mut attempts = 0;
         let index = loop {
             match SearchIndex::open(dir) {
@@ -110,7 +137,7 @@ impl Listings {
             urgent: Notify::new(),
         });
         let answers = (cached_answers > 0).then(|| Arc::new(quick_cache::sync::Cache::new(cached_answers)));
-        Ok(Self { pool, index, progress, answers })
+        Ok(Self { pool, index, progress, limits, answers })
     }
 
     /// Resolves once the index has caught up after the start.
@@ -135,15 +162,26 @@ impl Listings {
         {
             return Ok((Vec::new(), 0));
         }
+        let too_deep = offset.saturating_add(limit) > self.limits.max_depth;
         if filter.total_is_tracked() && !ordering.is_by_sold_count() {
+            let total = repo::categories::live_count(&mut *self.pool.acquire().await?, filter.category_id).await?;
+            if offset >= total {
+                return Ok((Vec::new(), total));
+            }
+            if too_deep {
+                return Err(Error::TooDeep { max_depth: self.limits.max_depth });
+            }
+            let _turn = if offset >= DEEP_OFFSET { Some(self.limits.deep_pages.take().await?) } else { None };
             let mut conn = self.pool.acquire().await?;
-            let total = repo::categories::live_count(&mut conn, filter.category_id).await?;
-            let page = if offset >= total {
-                Vec::new()
-            } else {
-                repo::products::list(&mut conn, filter.category_id, ordering, limit, offset).await?
-            };
-            return Ok((page, total));
+            return Ok((repo::products::list(&mut conn, filter.category_id, ordering, limit, offset).await?, total));
+        }
+        if too_deep {
+            // Past the end is still an empty page, not an error.
+            let (_, (total, _)) = self.search(filter, ordering, 0, 1).await?;
+            if offset >= total {
+                return Ok((Vec::new(), total));
+            }
+            return Err(Error::TooDeep { max_depth: self.limits.max_depth });
         }
         let (offset, limit) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
         let (applied, (total, ids)) = self.search(filter, ordering, offset, limit).await?;
@@ -189,11 +227,19 @@ impl Listings {
         if let Some(found) = self.answers.as_ref().and_then(|answers| answers.get(&key)) {
             return Ok((applied, found));
         }
+        let turn = self.limits.searches.take().await?;
+        // Dropped with this call (its deadline passed, or the client reset
+        // it): the search sees it and stops.
+        let abandoned = CancellationToken::new();
+        let _abandon_on_drop = abandoned.clone().drop_guard();
         let index = self.index.clone();
         let filter = filter.clone();
-        let (total, ids) = tokio::task::spawn_blocking(move || index.search(&filter, ordering, offset, limit))
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        let (total, ids) = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            index.search(&filter, ordering, offset, limit, &abandoned)
+        })
+        .await
+        .map_err(|error| Error::Index(error.to_string()))??;
         let found: Found = (total, ids.into());
         if let Some(answers) = &self.answers {
             answers.insert(key, found.clone());

@@ -253,7 +253,8 @@ impl ProductField {
             "image_url" => ProductField::ImageUrl,
             other => {
                 return Err(Invalid::new(format!(
-                    "unknown path {other:?}; use title, description, price, stock, category_id, image_url"
+                    "unknown path {}; use title, description, price, stock, category_id, image_url",
+                    shop_platform::text::echo(other)
                 )));
             }
         })
@@ -286,7 +287,8 @@ impl Ordering {
             "-title" => Ordering::TitleDesc,
             other => {
                 return Err(Invalid::new(format!(
-                    "unknown ordering {other:?}; use price, -price, created_at, -created_at, sold_count, -sold_count, title or -title"
+                    "unknown ordering {}; use price, -price, created_at, -created_at, sold_count, -sold_count, title or -title",
+                    shop_platform::text::echo(other)
                 )));
             }
         })
@@ -319,7 +321,19 @@ pub fn parse_search(raw: &str) -> Result<Vec<String>, Invalid> {
     if raw.contains('\0') {
         return Err(Invalid::new("must not contain NUL"));
     }
-    Ok(raw.split_whitespace().map(str::to_lowercase).collect())
+    // A term that another term contains adds nothing (a word holding the
+    // longer one holds it too), and each costs the index a range of its
+    // dictionary: "e e e …" is one term, "e ex" is "ex". Same answers.
+    let mut terms: Vec<String> = raw.split_whitespace().map(str::to_lowercase).collect();
+    terms.sort_unstable_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    terms.dedup();
+    let mut needed: Vec<String> = Vec::with_capacity(terms.len());
+    for term in terms {
+        if !needed.iter().any(|longer| longer.contains(term.as_str())) {
+            needed.push(term);
+        }
+    }
+    Ok(needed)
 }
 
 /// What ListProducts filters by, parsed.
@@ -401,7 +415,14 @@ mod tests {
 
     #[test]
     fn search_splits_on_white_space_and_lowercases() {
-        assert_eq!(parse_search("  Red\tCotton  shirt ").unwrap(), ["red", "cotton", "shirt"]);
+        assert_eq!(parse_search("  Red\tCotton  shirt ").unwrap(), ["cotton", "shirt", "red"]);
         assert!(parse_search(&"a".repeat(201)).is_err());
+    }
+
+    #[test]
+    fn search_terms_inside_other_terms_are_asked_once() {
+        assert_eq!(parse_search(&"e ".repeat(100)).unwrap(), ["e"]);
+        assert_eq!(parse_search("E ex Tex ex").unwrap(), ["tex"]);
+        assert_eq!(parse_search("ab ba").unwrap(), ["ab", "ba"], "neither holds the other");
     }
 }

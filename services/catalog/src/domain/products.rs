@@ -30,6 +30,19 @@ async fn existing_category(conn: &mut PgConnection, id: i64) -> Result<Category,
         .ok_or_else(|| Error::field("category_id")(Invalid::new(format!("category {id} does not exist"))))
 }
 
+/// Cancelled orders give their units back to stock, so stock and the units
+/// in live orders must fit one stock column together: a stock that could not
+/// take its sales back is refused when it is set, not when an order is
+/// cancelled.
+fn stock_fits_with_sales(stock: i32, sold_count: i64) -> Result<(), Error> {
+    let room = i64::from(i32::MAX) - sold_count.max(0);
+    if i64::from(stock) > room {
+        let reason = format!("at most {room} while {sold_count} units are in live orders (their units may come back)");
+        return Err(Error::field("stock")(Invalid::new(reason)));
+    }
+    Ok(())
+}
+
 impl Products {
     pub fn new(pool: PgPool, listings: Listings) -> Self {
         Self { pool, listings }
@@ -56,6 +69,9 @@ impl Products {
         let mut tx = self.pool.begin().await?;
         let current = repo::products::find_for_update(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let fields = change(&current)?;
+        if fields.stock != current.stock {
+            stock_fits_with_sales(fields.stock, current.sold_count)?;
+        }
         if fields.category_id != current.category_id {
             existing_category(&mut tx, fields.category_id).await?;
             repo::categories::add_to_count(&mut tx, current.category_id, -1).await?;

@@ -220,7 +220,7 @@ impl CatalogService for CatalogApi {
         let mask = mask_paths(req.update_mask.as_ref()).to_vec();
         for path in &mask {
             if path != "name" && path != "slug" {
-                let reason = Invalid::new(format!("unknown path {path:?}; use name, slug"));
+                let reason = Invalid::new(format!("unknown path {}; use name, slug", shop_platform::text::echo(path)));
                 return Err(Error::field("update_mask")(reason).into());
             }
         }

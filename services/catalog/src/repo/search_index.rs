@@ -22,12 +22,15 @@ use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs, TopNComput
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
 use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
-use tantivy::query::{AllQuery, BooleanQuery, Occur, Query, RangeQuery, TermQuery};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EnableScoring, Explanation, Occur, Query, RangeQuery, Scorer, TermQuery, Weight,
+};
 use tantivy::schema::{FAST, Field, INDEXED, IndexRecordOption, Schema, TextFieldIndexing, TextOptions};
 use tantivy::tokenizer::{Token, TokenStream, Tokenizer};
 use tantivy::{
     DocId, Index, IndexReader, IndexWriter, Order, ReloadPolicy, Score, SegmentReader, TantivyDocument, Term,
 };
+use tokio_util::sync::CancellationToken;
 
 use crate::domain::{Ordering, Product, ProductFilter};
 use crate::error::Error;
@@ -297,14 +300,17 @@ impl SearchIndex {
         prepared.commit().map_err(tantivy_error).map(|_| ())
     }
 
-    fn query(&self, filter: &ProductFilter) -> Box<dyn Query> {
+    fn query(&self, filter: &ProductFilter, abandoned: &CancellationToken) -> Box<dyn Query> {
         let fields = &self.fields;
         let mut must: Vec<Box<dyn Query>> = Vec::new();
         for term in &filter.terms {
             let lower = Term::from_field_text(fields.search, term);
             let mut upper = lower.clone();
             upper.append_bytes(&[0xFF]);
-            must.push(Box::new(RangeQuery::new(Bound::Included(lower), Bound::Excluded(upper))));
+            // A short term's range can cover much of the dictionary: each is
+            // a point where an abandoned search stops.
+            let range = Box::new(RangeQuery::new(Bound::Included(lower), Bound::Excluded(upper)));
+            must.push(Box::new(UntilAbandoned { inner: range, abandoned: abandoned.clone() }));
         }
         if let Some(category_id) = filter.category_id {
             let term = Term::from_field_i64(fields.category_id, category_id);
@@ -325,16 +331,31 @@ impl SearchIndex {
     }
 
     /// The ids of one page in `ordering` (ties by id in the same
-    /// direction), and how many products match in all: one pass.
+    /// direction), and how many products match in all: one pass. Once
+    /// `abandoned` is cancelled the search stops at its next segment or
+    /// term, with [`Error::Abandoned`].
     pub fn search(
         &self,
         filter: &ProductFilter,
         ordering: Ordering,
         offset: usize,
         limit: usize,
+        abandoned: &CancellationToken,
     ) -> Result<(i64, Vec<i64>), Error> {
+        self.search_until_abandoned(filter, ordering, offset, limit, abandoned)
+            .map_err(|error| if abandoned.is_cancelled() { Error::Abandoned } else { tantivy_error(error) })
+    }
+
+    fn search_until_abandoned(
+        &self,
+        filter: &ProductFilter,
+        ordering: Ordering,
+        offset: usize,
+        limit: usize,
+        abandoned: &CancellationToken,
+    ) -> tantivy::Result<(i64, Vec<i64>)> {
         let searcher = self.reader.searcher();
-        let query = self.query(filter);
+        let query = UntilAbandoned { inner: self.query(filter, abandoned), abandoned: abandoned.clone() };
         // Collectors keep offset + limit entries per segment: past the last
         // document a page is empty anyway, and a huge page must not allocate.
         let offset = offset.min(searcher.num_docs() as usize);
@@ -342,7 +363,7 @@ impl SearchIndex {
         let (column, descending) = ordering.column();
         let order = if descending { Order::Desc } else { Order::Asc };
         let (total, ids) = if column == "title" {
-            searcher.search(&query, &(Count, ByTitle { offset, limit, order })).map_err(tantivy_error)?
+            searcher.search(&query, &(Count, ByTitle { offset, limit, order }))?
         } else {
             let key = match column {
                 "price" => "price_cents",
@@ -353,10 +374,51 @@ impl SearchIndex {
                 (SortByStaticFastValue::<i64>::for_field(key), order),
                 (SortByStaticFastValue::<i64>::for_field("id"), order),
             ));
-            let (total, hits) = searcher.search(&query, &(Count, top)).map_err(tantivy_error)?;
+            let (total, hits) = searcher.search(&query, &(Count, top))?;
             (total, hits.into_iter().filter_map(|((_, id), _)| id).collect())
         };
         Ok((total as i64, ids))
+    }
+}
+
+/// A query that stops its search once its caller has left: each segment's
+/// scorer (where a range of terms is read) is built only while the search
+/// is still wanted. Work on the blocking pool cannot be cancelled from
+/// outside, so it looks for itself.
+#[derive(Debug)]
+struct UntilAbandoned {
+    inner: Box<dyn Query>,
+    abandoned: CancellationToken,
+}
+
+impl Clone for UntilAbandoned {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.box_clone(), abandoned: self.abandoned.clone() }
+    }
+}
+
+impl Query for UntilAbandoned {
+    fn weight(&self, enable_scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let inner = self.inner.weight(enable_scoring)?;
+        Ok(Box::new(UntilAbandonedWeight { inner, abandoned: self.abandoned.clone() }))
+    }
+}
+
+struct UntilAbandonedWeight {
+    inner: Box<dyn Weight>,
+    abandoned: CancellationToken,
+}
+
+impl Weight for UntilAbandonedWeight {
+    fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
+        if self.abandoned.is_cancelled() {
+            return Err(tantivy::TantivyError::InvalidArgument("search abandoned by its caller".into()));
+        }
+        self.inner.scorer(reader, boost)
+    }
+
+    fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
+        self.inner.explain(reader, doc)
     }
 }
 
@@ -440,5 +502,46 @@ impl SegmentCollector for ByTitleSegment {
                 Some((titles.get(at)?.clone(), hit.sort_key.1))
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lamp(id: i64) -> Product {
+        let now = chrono::Utc::now();
+        Product {
+            id,
+            title: format!("Lamp {id}"),
+            description: "brass".into(),
+            price: shop_platform::money::Money::parse("9.99").unwrap(),
+            stock: 1,
+            image_url: String::new(),
+            category_id: 1,
+            category_name: "Lamps".into(),
+            category_slug: "lamps".into(),
+            created_at: now,
+            updated_at: now,
+            sold_count: 0,
+        }
+    }
+
+    #[test]
+    fn a_search_whose_caller_has_gone_stops_with_abandoned() {
+        let index = SearchIndex::open(None).unwrap();
+        let products: Vec<Product> = (1..=20).map(lamp).collect();
+        index.apply(&products, &[], &Applied { database: "test".into(), sequence: 1 }).unwrap();
+        let filter = ProductFilter { terms: vec!["lamp".into(), "brass".into()], ..Default::default() };
+        let wanted = CancellationToken::new();
+        let (total, ids) = index.search(&filter, Ordering::Title, 0, 5, &wanted).unwrap();
+        assert_eq!((total, ids.len()), (20, 5));
+
+        let gone = CancellationToken::new();
+        gone.cancel();
+        for ordering in [Ordering::Title, Ordering::PriceDesc] {
+            let error = index.search(&filter, ordering, 0, 5, &gone).unwrap_err();
+            assert!(matches!(error, Error::Abandoned), "{error:?}");
+        }
     }
 }
