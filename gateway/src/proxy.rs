@@ -85,13 +85,14 @@ impl tower::Service<Request<AxumBody>> for Proxy {
 impl Inner {
     async fn forward(&self, mut request: Request<AxumBody>) -> Result<Response<AxumBody>, Status> {
         let path = request.uri().path().to_owned();
-        let access = access_for(&path).ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
+        let access = access_for(&path)
+            .ok_or_else(|| Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path))))?;
         let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
         let (backend_name, channel) = self
             .backends
             .get(service)
             .cloned()
-            .ok_or_else(|| Status::unimplemented(format!("unknown method {path}")))?;
+            .ok_or_else(|| Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path))))?;
 
         // Not a token any client was given, whatever the method's access level.
         if request.headers().get(http::header::AUTHORIZATION).is_some_and(|value| value.len() > MAX_TOKEN_BYTES) {

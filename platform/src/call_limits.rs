@@ -9,12 +9,18 @@
 //! - **Oversized messages**: tonic answers a request above the message-size
 //!   limit with OUT_OF_RANGE; gRPC's convention, and the contract's, is
 //!   RESOURCE_EXHAUSTED.
+//! - **Bounded status**: an answer's status travels in HTTP/2 headers. A
+//!   `grpc-message` or error detail too big for the peer's header limit
+//!   would make the peer tear down the whole connection, and with it every
+//!   other call on it (the gateway shares one per backend). Messages are cut
+//!   to [`MAX_STATUS_MESSAGE_BYTES`]; details beyond
+//!   [`MAX_STATUS_DETAILS_BYTES`] are dropped (and logged).
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -24,6 +30,11 @@ use tonic::{Code, Status};
 
 /// tonic's message for a request above the size limit.
 const OVERSIZE_MESSAGE: &str = "Error, decoded message length too large";
+
+/// Longest `grpc-message` header sent, percent-encoded as it goes out.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+/// Longest `grpc-status-details-bin` header sent, base64 as it goes out.
+pub const MAX_STATUS_DETAILS_BYTES: usize = 8 * 1024;
 
 /// Our answer must beat tonic's own timer on the same `grpc-timeout`, which
 /// would answer CANCELLED.
@@ -111,7 +122,8 @@ where
                 },
                 None => answer.await?,
             };
-            let response = oversize_to_resource_exhausted(response);
+            let mut response = oversize_to_resource_exhausted(response);
+            bound_status(response.headers_mut());
             Ok(response.map(|body| LimitedBody {
                 body: Some(body),
                 deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
@@ -146,6 +158,28 @@ fn oversize_to_resource_exhausted<R>(mut response: http::Response<R>) -> http::R
     response
 }
 
+/// Cuts the status in `headers` (an answer's headers or its trailers) to
+/// what any peer's header limit takes.
+fn bound_status(headers: &mut http::HeaderMap) {
+    let message_too_long = headers.get("grpc-message").is_some_and(|value| value.len() > MAX_STATUS_MESSAGE_BYTES);
+    let details_too_long =
+        headers.get("grpc-status-details-bin").is_some_and(|value| value.len() > MAX_STATUS_DETAILS_BYTES);
+    if details_too_long {
+        tracing::warn!("an error's details were too large to send and were left out");
+        headers.remove("grpc-status-details-bin");
+    }
+    if message_too_long && let Some(status) = Status::from_header_map(headers) {
+        // Percent-encoding at most triples a byte.
+        let mut cut = MAX_STATUS_MESSAGE_BYTES / 3 - 3;
+        while !status.message().is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let short = format!("{}…", &status.message()[..cut]);
+        headers.remove("grpc-message");
+        let _ = Status::new(status.code(), short).add_header(headers);
+    }
+}
+
 /// The answer's body, ended with DEADLINE_EXCEEDED trailers when the
 /// deadline passes before it is all sent.
 pub struct LimitedBody<B> {
@@ -174,7 +208,15 @@ where
             let _ = deadline_exceeded().add_header(&mut trailers);
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
-        Pin::new(body).poll_frame(cx)
+        let frame = ready!(Pin::new(body).poll_frame(cx));
+        Poll::Ready(frame.map(|frame| {
+            frame.map(|mut frame| {
+                if let Some(trailers) = frame.trailers_mut() {
+                    bound_status(trailers);
+                }
+                frame
+            })
+        }))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -197,6 +239,25 @@ mod tests {
             assert!(paths.contains(path), "{path}");
         }
         assert!(!paths.contains("/shop.catalog.v1.CatalogService/ListProducts"));
+    }
+
+    #[test]
+    fn a_huge_status_is_cut_to_what_any_peer_takes() {
+        let mut headers = http::HeaderMap::new();
+        let _ = Status::not_found(format!("category {} not found", "a\u{e9}".repeat(40_000))).add_header(&mut headers);
+        headers.insert("grpc-status-details-bin", http::HeaderValue::from_str(&"A".repeat(20_000)).unwrap());
+        bound_status(&mut headers);
+        assert!(headers.get("grpc-message").unwrap().len() <= MAX_STATUS_MESSAGE_BYTES);
+        assert!(headers.get("grpc-status-details-bin").is_none());
+        let status = Status::from_header_map(&headers).unwrap();
+        assert_eq!(status.code(), Code::NotFound);
+        assert!(status.message().starts_with("category a\u{e9}a"), "{}", status.message());
+
+        let mut small = http::HeaderMap::new();
+        let _ = Status::not_found("product 7 not found").add_header(&mut small);
+        let before = small.clone();
+        bound_status(&mut small);
+        assert_eq!(small, before, "an ordinary status is left as it is");
     }
 
     #[test]

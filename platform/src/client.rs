@@ -25,6 +25,10 @@ const TRACE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 const STREAM_WINDOW_BYTES: u32 = 128 * 1024;
 /// The connection's window: 512 calls' worth.
 const CONNECTION_WINDOW_BYTES: u32 = 64 * 1024 * 1024;
+/// The largest answer header block taken from a peer. Past it HTTP/2 tears
+/// down the whole shared connection, not the one call: far above what our
+/// servers send (their statuses are bounded by `call_limits`).
+const MAX_ANSWER_HEADER_LIST_BYTES: u32 = 256 * 1024;
 
 /// A channel to `url` (named by its `setting` in errors) that connects on
 /// first use, so a server starts even when the one it calls is not up yet;
@@ -39,6 +43,7 @@ pub fn lazy_channel(url: &str, setting: &str, connect_timeout: Duration) -> anyh
         .keep_alive_while_idle(true)
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .http2_max_header_list_size(MAX_ANSWER_HEADER_LIST_BYTES)
         .connect_lazy())
 }
 

@@ -23,7 +23,7 @@ impl Reports {
         if let Some(slug) = &query.category
             && (shop_platform::text::single_line(slug).is_err() || !repo::category_exists(&mut conn, slug).await?)
         {
-            return Err(Error::NotFound(format!("category {slug:?}")));
+            return Err(Error::NotFound(format!("category {}", shop_platform::text::echo(slug))));
         }
         let slug = query.category.as_deref();
         let total_count = repo::count(&mut conn, slug.unwrap_or(""), query.exclude_unsold).await?;
