@@ -81,16 +81,20 @@ impl ServiceCredentials {
         bool::from(presented.as_bytes().ct_eq(expected))
     }
 
-    /// Refuses a call without the credential: what every internal RPC does first.
+    /// Refuses a call without the credential: what every backend RPC does
+    /// first, public ones too, so nobody skips the gateway's limits by
+    /// calling a backend's port directly.
     pub fn require(&self, metadata: &MetadataMap) -> Result<(), Status> {
         if self.is_presented(metadata) {
             Ok(())
         } else {
-            Err(Status::unauthenticated("internal service: valid service credentials required"))
+            Err(Status::unauthenticated(
+                "internal service: valid service credentials required (clients call Shop through the gateway)",
+            ))
         }
     }
 
-    /// An interceptor guarding a whole internal service.
+    /// An interceptor guarding a whole backend service.
     pub fn interceptor(&self) -> impl tonic::service::Interceptor + Clone + use<> {
         let credentials = self.clone();
         move |request: Request<()>| {

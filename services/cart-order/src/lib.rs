@@ -103,9 +103,12 @@ pub async fn start(
     let carts = Carts::new(cart_pool, calls);
 
     let customer_api = grpc::CustomerApi::new(carts, credentials.clone());
-    let cart_api = CartServiceServer::new(customer_api.clone());
-    let wishlist_api = WishlistServiceServer::new(customer_api);
-    let order_api = OrderServiceServer::new(grpc::OrderApi::new(orders, credentials.clone()));
+    let cart_api = CartServiceServer::with_interceptor(customer_api.clone(), credentials.interceptor());
+    let wishlist_api = WishlistServiceServer::with_interceptor(customer_api, credentials.interceptor());
+    let order_api = OrderServiceServer::with_interceptor(
+        grpc::OrderApi::new(orders, credentials.clone()),
+        credentials.interceptor(),
+    );
     let placement_api =
         OrderPlacementServiceServer::with_interceptor(grpc::PlacementApi::new(placement), credentials.interceptor());
     let events_api =

@@ -51,6 +51,7 @@ pub async fn start(
     config.validate()?;
     let listener = server::bind(&config.listen_addr, "identity").await?;
     let pool = connect(database, config.db_max_connections).await?;
+    domain::accounts::keep_skeletons_of_older_users(&pool).await?;
     let pool_for_metrics = pool.clone();
     let accounts = Accounts::new(pool, config).await?;
 
@@ -63,7 +64,10 @@ pub async fn start(
         }
     });
 
-    let identity = IdentityServiceServer::new(grpc::IdentityApi::new(accounts.clone(), credentials.clone()));
+    let identity = IdentityServiceServer::with_interceptor(
+        grpc::IdentityApi::new(accounts.clone(), credentials.clone()),
+        credentials.interceptor(),
+    );
     let keys =
         SigningKeysServiceServer::with_interceptor(grpc::SigningKeysApi::new(accounts), credentials.interceptor());
     let services = Services {

@@ -75,7 +75,10 @@ pub async fn start(
     let catalog_consumer = consumer::spawn(CatalogStream(Upstream(catalog)), pool.clone(), policy);
     let orders_consumer = consumer::spawn(OrderStream(Upstream(orders)), pool.clone(), policy);
 
-    let api = ReportingServiceServer::new(grpc::ReportingApi::new(Reports::new(pool), credentials));
+    let api = ReportingServiceServer::with_interceptor(
+        grpc::ReportingApi::new(Reports::new(pool), credentials.clone()),
+        credentials.interceptor(),
+    );
     let services = Services {
         server: "reporting",
         routes: Routes::new(api),
