@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::config::IdentityConfig;
 use crate::domain::User;
-use crate::domain::backoff::FailureBackoff;
+use crate::domain::backoff::{FailureBackoff, KnownAddresses};
 use crate::domain::passwords::PasswordHasher;
 use crate::domain::tokens::{SigningMaterial, new_refresh_token, refresh_token_hash};
 use crate::domain::{Email, NewPassword, PasswordProblem, Username};
@@ -64,6 +64,9 @@ struct Limits {
     login_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
     login_failures_per_account_addr: FailureBackoff<(String, Option<IpAddr>)>,
     login_failures_per_account: FailureBackoff<String>,
+    /// Where each account logged in from lately: never slowed by the
+    /// account-wide count of others' failures.
+    login_addresses: KnownAddresses<String, IpAddr>,
     register_per_addr: Option<DefaultKeyedRateLimiter<IpAddr>>,
     register_per_username: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -101,6 +104,10 @@ fn check_username(
 
 /// Failed logins older than this are forgotten.
 const LOGIN_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// An address an account logged in from counts as the owner's this long.
+const KNOWN_ADDRESS_WINDOW: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// Addresses remembered per account.
+const KNOWN_ADDRESSES_PER_ACCOUNT: usize = 8;
 
 #[derive(Clone)]
 pub struct Accounts {
@@ -121,12 +128,32 @@ pub async fn create_user(pool: &PgPool, hasher: &PasswordHasher, registration: R
         &mut conn,
         NewUserRow {
             username: registration.username.as_str(),
+            username_skeleton: &registration.username.skeleton(),
             email: registration.email.as_str(),
             password_hash: &password_hash,
             is_admin: registration.is_admin,
         },
     )
     .await
+}
+
+/// Gives every user created before skeletons were kept their name's
+/// skeleton, so new names that look like theirs are refused too.
+pub async fn keep_skeletons_of_older_users(pool: &PgPool) -> Result<(), Error> {
+    let mut conn = pool.acquire().await?;
+    let mut after_id = 0;
+    loop {
+        let batch = repo::users::without_skeleton(&mut conn, after_id, 1_000).await?;
+        let Some((last, _)) = batch.last() else { return Ok(()) };
+        after_id = *last;
+        for (id, username) in batch {
+            // A name from before today's rules (mixed scripts) still has a look.
+            let skeleton = Username::skeleton_of(&username);
+            if !repo::users::set_skeleton(&mut conn, id, &skeleton).await? {
+                tracing::warn!(user_id = id, "an older user's name looks like another's; both keep their names");
+            }
+        }
+    }
 }
 
 impl Accounts {
@@ -153,6 +180,7 @@ impl Accounts {
                 config.login_backoff_max(),
                 LOGIN_FAILURE_WINDOW,
             ),
+            login_addresses: KnownAddresses::new(KNOWN_ADDRESSES_PER_ACCOUNT, KNOWN_ADDRESS_WINDOW),
             register_per_addr: per_minute(config.register_per_addr_per_min),
             register_per_username: per_minute(config.register_per_username_per_min),
         };
@@ -178,6 +206,7 @@ impl Accounts {
         let now = std::time::Instant::now();
         limits.login_failures_per_account_addr.forget_old(now);
         limits.login_failures_per_account.forget_old(now);
+        limits.login_addresses.forget_old(now);
     }
 
     pub fn check_register_rate(&self, client: Option<IpAddr>, username: &str) -> Result<(), Error> {
@@ -192,6 +221,7 @@ impl Accounts {
     }
 
     pub async fn login(&self, client: Option<IpAddr>, username: &str, password: &str) -> Result<IssuedTokens, Error> {
+        let username = &Username::lookup_form(username);
         if let Some(client) = client {
             check(&self.limits.login_per_addr, &client, "login")?;
         }
@@ -203,9 +233,14 @@ impl Accounts {
         let now = std::time::Instant::now();
         if let Some(account) = &account {
             let limits = &self.limits;
+            let key = (account.clone(), client);
+            // Others' failures slow only an address that failed here too and
+            // never logged in to this account: not the owner elsewhere.
+            let known = client.is_some_and(|client| limits.login_addresses.knows(account, client, now));
+            let slowed_by_account = !known && limits.login_failures_per_account_addr.has_failed(&key, now);
             let wait = [
-                limits.login_failures_per_account_addr.wait(&(account.clone(), client), now),
-                limits.login_failures_per_account.wait(account, now),
+                limits.login_failures_per_account_addr.wait(&key, now),
+                slowed_by_account.then(|| limits.login_failures_per_account.wait(account, now)).flatten(),
             ]
             .into_iter()
             .flatten()
@@ -231,7 +266,10 @@ impl Accounts {
             return Err(wrong);
         }
         if let Some(account) = account {
-            self.limits.login_failures_per_account_addr.succeeded(&(account, client));
+            self.limits.login_failures_per_account_addr.succeeded(&(account.clone(), client));
+            if let Some(client) = client {
+                self.limits.login_addresses.remember(account, client, now);
+            }
         }
         let user = user.ok_or(wrong)?;
         let mut tx = self.pool.begin().await?;

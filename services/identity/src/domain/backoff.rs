@@ -4,9 +4,11 @@
 //! Each key (an account and the address trying it; or an account from
 //! everywhere, with a larger allowance) may fail a few times freely; after
 //! that, each further failure doubles the wait before the next attempt is
-//! heard (1 s, 2 s, 4 s, … up to a cap). The wait applies only to that key:
-//! the owner, from an address that has not failed, logs in at once. A
-//! success clears its key; failures are forgotten after a quiet window.
+//! heard (1 s, 2 s, 4 s, … up to a cap). The wait applies only to that key,
+//! and the account-wide wait only to addresses that have themselves failed
+//! on the account and never logged in to it: the owner, from an address that
+//! has not failed or from one they logged in from before, logs in at once.
+//! A success clears its key; failures are forgotten after a quiet window.
 //!
 //! governor (used for the per-address attempt limits) meters attempts and
 //! cannot count only some of them, so this small counter is our own.
@@ -59,6 +61,12 @@ impl<K: Hash + Eq + Clone> FailureBackoff<K> {
         (ready_at > now).then(|| ready_at - now)
     }
 
+    /// Whether `key` has failed within the window.
+    pub fn has_failed(&self, key: &K, now: Instant) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        failures.get(key).is_some_and(|recorded| recorded.count > 0 && now.duration_since(recorded.last) < self.window)
+    }
+
     pub fn failed(&self, key: K, now: Instant) {
         if self.free == 0 {
             return;
@@ -86,9 +94,78 @@ impl<K: Hash + Eq + Clone> FailureBackoff<K> {
     }
 }
 
+/// Addresses each account has logged in from lately, at most a few per
+/// account: the owner coming back from one of them is never slowed by what
+/// strangers did to the account.
+#[derive(Debug)]
+pub struct KnownAddresses<K, A> {
+    per_key: usize,
+    /// An address not used for this long is forgotten.
+    window: Duration,
+    seen: Mutex<HashMap<K, Vec<(A, Instant)>>>,
+}
+
+impl<K: Hash + Eq, A: PartialEq + Copy> KnownAddresses<K, A> {
+    pub fn new(per_key: usize, window: Duration) -> Self {
+        Self { per_key, window, seen: Mutex::default() }
+    }
+
+    pub fn remember(&self, key: K, address: A, now: Instant) {
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let addresses = seen.entry(key).or_default();
+        addresses.retain(|(known, _)| *known != address);
+        if addresses.len() >= self.per_key {
+            addresses.remove(0);
+        }
+        addresses.push((address, now));
+    }
+
+    pub fn knows(&self, key: &K, address: A, now: Instant) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.get(key).is_some_and(|addresses| {
+            addresses.iter().any(|(known, at)| *known == address && now.duration_since(*at) < self.window)
+        })
+    }
+
+    /// Drops addresses older than the window, so memory stays bounded.
+    pub fn forget_old(&self, now: Instant) {
+        let window = self.window;
+        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        seen.retain(|_, addresses| {
+            addresses.retain(|(_, at)| now.duration_since(*at) < window);
+            !addresses.is_empty()
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn known_addresses_are_few_per_account_and_expire() {
+        let known = KnownAddresses::new(2, Duration::from_secs(60));
+        let start = Instant::now();
+        known.remember("ann", 1, start);
+        known.remember("ann", 2, start);
+        assert!(known.knows(&"ann", 1, start) && known.knows(&"ann", 2, start));
+        assert!(!known.knows(&"bob", 1, start));
+        known.remember("ann", 3, start);
+        assert!(!known.knows(&"ann", 1, start), "the oldest makes room");
+        assert!(!known.knows(&"ann", 3, start + Duration::from_secs(60)), "expired");
+        known.forget_old(start + Duration::from_secs(60));
+        assert!(known.seen.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn has_failed_only_within_the_window() {
+        let backoff = backoff();
+        let start = Instant::now();
+        assert!(!backoff.has_failed(&"ann", start));
+        backoff.failed("ann", start);
+        assert!(backoff.has_failed(&"ann", start));
+        assert!(!backoff.has_failed(&"ann", start + Duration::from_secs(900)));
+    }
 
     fn backoff() -> FailureBackoff<&'static str> {
         FailureBackoff::new(3, Duration::from_secs(60), Duration::from_secs(900))

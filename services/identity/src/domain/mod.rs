@@ -13,6 +13,8 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 use shop_platform::error::Invalid;
+use unicode_normalization::UnicodeNormalization as _;
+use unicode_security::MixedScript as _;
 
 /// A user as identity keeps it (never with the password hash).
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -42,11 +44,37 @@ impl Username {
         if !raw.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
             return Err(Invalid::new("may contain only letters, digits and @ . + - _"));
         }
-        Ok(Self(raw.to_owned()))
+        // Full-width and other compatibility forms become their plain
+        // letters ("ＡＬＩＣＥ" is "ALICE"), so they meet the case-blind
+        // uniqueness of the name they look like.
+        let normalized: String = raw.nfkc().collect();
+        if !normalized.is_single_script() {
+            return Err(Invalid::new("must not mix scripts (such as Latin and Cyrillic letters)"));
+        }
+        Ok(Self(normalized))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// What the name looks like (Unicode's confusable skeleton, UTS #39,
+    /// case folded): two names with one skeleton read alike ("aIice" and
+    /// "alice", or a Cyrillic "асе" and a Latin "ace"), and only one may exist.
+    pub fn skeleton(&self) -> String {
+        Self::skeleton_of(&self.0)
+    }
+
+    /// The skeleton of any stored name, valid by today's rules or not.
+    pub fn skeleton_of(name: &str) -> String {
+        unicode_security::skeleton(name).collect::<String>().to_lowercase()
+    }
+
+    /// The form a login looks a name up by: the same normalization as at
+    /// registration, without refusing anything (a refused name just finds
+    /// no user).
+    pub fn lookup_form(raw: &str) -> String {
+        raw.nfkc().collect()
     }
 }
 
@@ -209,6 +237,19 @@ mod tests {
         for name in ["ann", "Ann.Lee+shop@x-y_z", "ñandú", &"a".repeat(150)] {
             assert!(Username::parse(name).is_ok(), "{name}");
         }
+    }
+
+    #[test]
+    fn look_alike_usernames_are_normalized_refused_or_share_a_skeleton() {
+        assert_eq!(Username::parse("ＡＬＩＣＥ").unwrap().as_str(), "ALICE", "full width is plain letters");
+        assert!(Username::parse("\u{430}lice").is_err(), "a Cyrillic а among Latin letters");
+        let alice = Username::parse("alice").unwrap().skeleton();
+        assert_eq!(Username::parse("aIice").unwrap().skeleton(), alice, "capital I for l");
+        assert_ne!(Username::parse("alicia").unwrap().skeleton(), alice);
+        // One script throughout is fine, and its look-alikes share a skeleton.
+        let cyrillic = Username::parse("\u{430}\u{441}\u{435}").unwrap();
+        assert_eq!(cyrillic.skeleton(), Username::parse("ace").unwrap().skeleton());
+        assert!(Username::parse("ユーザー名123").is_ok(), "Japanese scripts mix as Japanese does");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use crate::error::Error;
 
 pub struct NewUserRow<'a> {
     pub username: &'a str,
+    pub username_skeleton: &'a str,
     pub email: &'a str,
     pub password_hash: &'a str,
     pub is_admin: bool,
@@ -13,10 +14,11 @@ pub struct NewUserRow<'a> {
 
 pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<User, Error> {
     sqlx::query_as(
-        "INSERT INTO users (username, email, password_hash, is_admin) VALUES ($1, $2, $3, $4)
+        "INSERT INTO users (username, username_skeleton, email, password_hash, is_admin) VALUES ($1, $2, $3, $4, $5)
          RETURNING id, username, email, is_admin, created_at",
     )
     .bind(user.username)
+    .bind(user.username_skeleton)
     .bind(user.email)
     .bind(user.password_hash)
     .bind(user.is_admin)
@@ -24,9 +26,37 @@ pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<Use
     .await
     .map_err(|error| match constraint(&error) {
         Some("users_username_key") => Error::AlreadyExists("username"),
+        Some("users_username_skeleton_key") => Error::AlreadyExists("a username that looks the same"),
         Some("users_email_key") => Error::AlreadyExists("email"),
         _ => error.into(),
     })
+}
+
+/// Up to `limit` users after `after_id` whose name has no skeleton yet
+/// (created before skeletons were kept): (id, username).
+pub async fn without_skeleton(conn: &mut PgConnection, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, Error> {
+    Ok(sqlx::query_as(
+        "SELECT id, username FROM users WHERE username_skeleton IS NULL AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Records a name's skeleton; `false` when another user already has it
+/// (two look-alike names from before skeletons were kept: both stay).
+pub async fn set_skeleton(conn: &mut PgConnection, id: i64, skeleton: &str) -> Result<bool, Error> {
+    let set = sqlx::query("UPDATE users SET username_skeleton = $2 WHERE id = $1")
+        .bind(id)
+        .bind(skeleton)
+        .execute(conn)
+        .await;
+    match set {
+        Ok(_) => Ok(true),
+        Err(error) if constraint(&error) == Some("users_username_skeleton_key") => Ok(false),
+        Err(error) => Err(error.into()),
+    }
 }
 
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<User>, Error> {
