@@ -13,7 +13,7 @@
 //! (`shop_gateway_stalled_calls_total`).
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +21,7 @@ use bytes::Bytes;
 use http_body::Frame;
 use http_body_util::BodyExt as _;
 use shop_platform::connection::{AddressSlot, ConnectionState};
+use shop_platform::log_limit::LogLimit;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +34,10 @@ const QUEUED_FRAMES: usize = 2;
 /// Longest wait for a given-up stream to be reset before the client's
 /// connection is closed instead.
 const MAX_RESET_GRACE: Duration = Duration::from_secs(5);
+
+/// Stalled calls are a client's doing: the log says so at most this often
+/// (`shop_gateway_stalled_calls_total` counts every one).
+static STALL_WARNINGS: LazyLock<LogLimit> = LazyLock::new(|| LogLimit::every(Duration::from_secs(10)));
 
 /// Who the call is for, for the log and the last resort.
 pub struct Caller {
@@ -101,13 +106,16 @@ async fn run(
     abandoned.cancel();
     if Instant::now() < caller.deadline {
         metrics::counter!("shop_gateway_stalled_calls_total", "backend" => caller.backend).increment(1);
-        tracing::warn!(
-            backend = caller.backend,
-            method = %caller.method,
-            client = ?caller.client,
-            stall_ms = stall.as_millis() as u64,
-            "client stopped reading its answer; call cancelled"
-        );
+        if let Some(held_back) = STALL_WARNINGS.allow() {
+            tracing::warn!(
+                backend = caller.backend,
+                method = %caller.method,
+                client = ?caller.client,
+                stall_ms = stall.as_millis() as u64,
+                held_back,
+                "client stopped reading its answer; call cancelled (held_back: like warnings not logged since the last)"
+            );
+        }
     } else {
         tracing::info!(backend = caller.backend, method = %caller.method, "answer not taken before the deadline");
     }

@@ -207,6 +207,10 @@ pub struct ServerConfig {
         default_value_t = 0
     )]
     pub max_connections_per_addr: usize,
+    /// Connections one server holds at once, from everyone together; past it
+    /// a new connection is closed as soon as it is accepted (0 = no limit).
+    #[arg(id = "max-connections", long = "max-connections", env = "SHOP_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
     /// Largest header block (metadata) a call may carry, in bytes: above it
     /// HTTP/2 itself refuses the call. Backends keep HTTP/2's usual 16 KiB;
     /// the gateway takes more, to answer oversized tokens with a gRPC status.
@@ -227,6 +231,7 @@ impl Default for ServerConfig {
             handshake_timeout_ms: 5_000,
             idle_timeout_secs: 300,
             max_connections_per_addr: 0,
+            max_connections: 4096,
             max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
         }
     }
@@ -238,6 +243,7 @@ impl ServerConfig {
             handshake: Duration::from_millis(self.handshake_timeout_ms.max(1)),
             idle: Duration::from_secs(self.idle_timeout_secs),
             per_addr: self.max_connections_per_addr,
+            total: self.max_connections,
         }
     }
 }

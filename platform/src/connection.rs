@@ -2,8 +2,9 @@
 //! h2 have no timers of their own: the HTTP/2 preface must arrive within the
 //! handshake timeout; a connection with no call in flight for the idle
 //! timeout is closed, whatever PINGs it answers; one client address may hold
-//! only so many connections; and a connection can be killed from above (the
-//! gateway does that to a client that stopped reading).
+//! only so many connections, and the server only so many in all; and a
+//! connection can be killed from above (the gateway does that to a client
+//! that stopped reading).
 //!
 //! [`guard`] wraps a server's accepted sockets; [`ConnectionGuardLayer`]
 //! counts calls in flight per connection and keeps `TcpConnectInfo` in each
@@ -26,6 +27,8 @@ use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
+use crate::log_limit::LogLimit;
+
 /// The HTTP/2 client preface (24 bytes) and the SETTINGS frame header after it.
 const PREFACE_BYTES: usize = 24 + 9;
 
@@ -38,6 +41,8 @@ pub struct ConnectionLimits {
     pub idle: Duration,
     /// Connections one client address may hold at once (0: no limit).
     pub per_addr: usize,
+    /// Connections the server holds at once, all addresses together (0: no limit).
+    pub total: usize,
 }
 
 /// The state of one connection that its calls share.
@@ -131,6 +136,28 @@ impl Drop for AddressSlot {
     }
 }
 
+/// Refused connections are warned of at most this often.
+const REFUSAL_WARNING_PERIOD: Duration = Duration::from_secs(10);
+
+/// One of the server's open connections, given back on drop.
+#[derive(Debug)]
+struct OpenSlot(Arc<AtomicUsize>);
+
+impl OpenSlot {
+    /// A place among `open`, unless it already holds `max` (0: no limit).
+    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
+        let taken = open
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| (max == 0 || count < max).then_some(count + 1));
+        taken.is_ok().then(|| Self(open.clone()))
+    }
+}
+
+impl Drop for OpenSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// An accepted socket under its server's limits.
 pub struct GuardedIo {
     io: TcpStream,
@@ -141,15 +168,20 @@ pub struct GuardedIo {
     killed: Pin<Box<WaitForCancellationFutureOwned>>,
     preface_left: usize,
     server: &'static str,
-    _slot: Option<AddressSlot>,
+    _slots: (OpenSlot, Option<AddressSlot>),
 }
 
 impl GuardedIo {
-    fn new(io: TcpStream, limits: ConnectionLimits, slot: Option<AddressSlot>, server: &'static str) -> Self {
+    fn new(
+        io: TcpStream,
+        limits: ConnectionLimits,
+        slots: (OpenSlot, Option<AddressSlot>),
+        server: &'static str,
+    ) -> Self {
         let state = Arc::new(ConnectionState::new());
         let killed = Box::pin(state.kill.clone().cancelled_owned());
         let timer = Box::pin(tokio::time::sleep(limits.handshake));
-        Self { io, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slot: slot }
+        Self { io, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slots: slots }
     }
 
     fn closed(&self, reason: &'static str) -> io::Error {
@@ -247,8 +279,23 @@ where
     S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
 {
     let counts = PerAddress::default();
+    let open = Arc::new(AtomicUsize::new(0));
+    let refusals = LogLimit::every(REFUSAL_WARNING_PERIOD);
     accepted.filter_map(move |accepted| match accepted {
         Ok(socket) => {
+            let Some(held) = OpenSlot::take(&open, limits.total) else {
+                metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "total")
+                    .increment(1);
+                if let Some(held_back) = refusals.allow() {
+                    tracing::warn!(
+                        server,
+                        max_connections = limits.total,
+                        held_back,
+                        "connection refused: the server holds its most connections (SHOP_MAX_CONNECTIONS)"
+                    );
+                }
+                return None;
+            };
             let slot = match socket.peer_addr() {
                 Ok(peer) if limits.per_addr > 0 => match counts.take(peer.ip(), limits.per_addr) {
                     Some(slot) => Some(slot),
@@ -261,7 +308,7 @@ where
                 },
                 _ => None,
             };
-            Some(Ok(GuardedIo::new(socket, limits, slot, server)))
+            Some(Ok(GuardedIo::new(socket, limits, (held, slot), server)))
         }
         Err(error) => Some(Err(error)),
     })
