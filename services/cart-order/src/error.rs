@@ -33,6 +33,16 @@ impl Error {
     pub fn orders(status: Status) -> Self {
         Self::Downstream { service: "orders", status }
     }
+
+    /// Whether another service was down or slow (worth retrying as it is),
+    /// rather than refusing what it was asked.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Error::Downstream { status, .. }
+                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled)
+        ) || matches!(self, Error::Unavailable(_))
+    }
 }
 
 impl From<Error> for Status {

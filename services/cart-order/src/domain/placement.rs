@@ -8,6 +8,8 @@
 //! owes its stock back; [`Placement::recover`] pays such debts and fails
 //! PENDING orders a crash abandoned.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -45,11 +47,24 @@ pub struct Placement {
     pool: PgPool,
     calls: Calls,
     faults: Faults,
+    /// Orders whose release failed and was logged: the recovery loop retries
+    /// them every pass, and says so again only when it finally works.
+    failing_releases: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Placement {
     pub fn new(pool: PgPool, calls: Calls, faults: Faults) -> Self {
-        Self { pool, calls, faults }
+        Self { pool, calls, faults, failing_releases: Arc::default() }
+    }
+
+    /// Whether this is the first failure of `id`'s release since it last worked.
+    fn first_release_failure(&self, id: i64) -> bool {
+        self.failing_releases.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).insert(id)
+    }
+
+    /// Whether `id`'s release had failed before it worked.
+    fn release_recovered(&self, id: i64) -> bool {
+        self.failing_releases.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&id)
     }
 
     pub fn call_timeout(&self) -> Duration {
@@ -169,11 +184,24 @@ impl Placement {
                 };
                 if let Err(error) = cleared {
                     tracing::warn!(order_id = id, error = %error, "stock released but not recorded; will release again");
+                } else if self.release_recovered(id) {
+                    tracing::info!(order_id = id, "stock released after earlier failures");
                 }
             }
-            Err(error) => {
-                tracing::warn!(order_id = id, error = %error, "cannot release stock now; recovery will retry");
+            // Once per order, not once per recovery pass: a release that
+            // fails for good would otherwise log forever.
+            Err(error) if self.first_release_failure(id) => {
+                if error.is_outage() {
+                    tracing::warn!(order_id = id, error = %error, "cannot release stock now; recovery will retry");
+                } else {
+                    tracing::error!(
+                        order_id = id,
+                        error = %error,
+                        "stock release refused; recovery retries it every pass (logged once per order)"
+                    );
+                }
             }
+            Err(error) => tracing::debug!(order_id = id, error = %error, "stock release failed again"),
         }
     }
 
