@@ -37,7 +37,7 @@ fn list_products_request(addr: SocketAddr) -> http::Request<()> {
 
 /// Waits until the server closes `socket` (read returns 0 or fails);
 /// `false` if it is still open after `within`.
-async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
+pub async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
     let mut buffer = [0_u8; 4096];
     let until = tokio::time::Instant::now() + within;
     loop {

@@ -317,10 +317,67 @@ async fn guessing_from_many_addresses_meets_the_per_account_ceiling() {
             assert_eq!(status.code(), Code::Unauthenticated);
         }
     }
+    // Past the ceiling, a new address is heard once; having failed, it waits.
+    let status = login_from(&shop, "127.0.0.99", "bobby", "wrong-Password-1").await.unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
     let status = login_from(&shop, "127.0.0.99", "bobby", "wrong-Password-1").await.unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(status.get_details_retry_info().is_some());
     // Other accounts are not affected.
     shop.register("carol").await;
     login_from(&shop, "127.0.0.99", "carol", PASSWORD).await.expect("another account");
+}
+
+#[tokio::test]
+async fn strangers_past_the_per_account_ceiling_do_not_lock_the_owner_out() {
+    let shop = TestShop::start_with(|config| {
+        config.identity.login_failures_per_account_addr = 5;
+        config.identity.login_failures_per_account = 20;
+    })
+    .await;
+    shop.register("bobby").await;
+    login_from(&shop, "127.0.0.7", "bobby", PASSWORD).await.expect("the owner's usual address");
+    // 22 strangers, 5 wrong guesses each: the account-wide ceiling is long passed.
+    for n in 0..22 {
+        for _ in 0..5 {
+            let status = login_from(&shop, &format!("127.0.2.{n}"), "bobby", "wrong-Password-1").await.unwrap_err();
+            assert!(matches!(status.code(), Code::Unauthenticated | Code::ResourceExhausted), "{status:?}");
+        }
+    }
+    let stranger = login_from(&shop, "127.0.2.0", "bobby", PASSWORD).await.unwrap_err();
+    assert_eq!(stranger.code(), Code::ResourceExhausted, "a stranger that failed waits, right password or not");
+
+    // From an address they logged in from before, even a typo does not bring the strangers' wait.
+    let typo = login_from(&shop, "127.0.0.7", "bobby", "wrong-Password-1").await.unwrap_err();
+    assert_eq!(typo.code(), Code::Unauthenticated);
+    login_from(&shop, "127.0.0.7", "bobby", PASSWORD).await.expect("the owner's usual address, after a typo");
+    // The owner, from never-used addresses, gets in at once.
+    for n in 0..11 {
+        login_from(&shop, &format!("127.0.3.{n}"), "bobby", PASSWORD).await.expect("the owner from elsewhere");
+    }
+}
+
+#[tokio::test]
+async fn usernames_that_look_like_another_are_refused() {
+    let shop = TestShop::start().await;
+    shop.register("alice").await;
+    let mut identity = shop.identity();
+    for (name, code) in [
+        ("ＡＬＩＣＥ", Code::AlreadyExists),
+        ("aIice", Code::AlreadyExists),
+        ("\u{430}lice", Code::InvalidArgument),
+        ("ali\u{200B}ce", Code::InvalidArgument),
+    ] {
+        let mut request = registration("x");
+        request.username = name.into();
+        request.email = format!("{}@example.com", name.len());
+        let status = identity.register(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{name:?}: {status:?}");
+        if code == Code::InvalidArgument {
+            assert_invalid_field(&status, "username");
+        }
+    }
+    // Full width logs in as the plain name it is.
+    login_from(&shop, "127.0.0.8", "ａｌｉｃｅ", PASSWORD).await.expect("the same user");
+    shop.register("alicia").await;
 }

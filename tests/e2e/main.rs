@@ -6,6 +6,7 @@ mod bench;
 mod cart;
 mod catalog;
 mod checkout;
+mod costs;
 mod events;
 mod garbage;
 mod gateway;
