@@ -34,9 +34,35 @@ const MAX_ANSWER_HEADER_LIST_BYTES: u32 = 256 * 1024;
 /// first use, so a server starts even when the one it calls is not up yet;
 /// calls to a server that is down fail with UNAVAILABLE after
 /// `connect_timeout`. Idle connections are kept alive with HTTP/2 pings.
+///
+/// A URL whose host is a name (not an IP address) gets a channel over every
+/// address the name resolves to, looked up again every few seconds
+/// ([`crate::balance`]): replicas behind one name share the calls.
 pub fn lazy_channel(url: &str, setting: &str, connect_timeout: Duration) -> anyhow::Result<Channel> {
     let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{setting} is not a valid URL"))?;
-    Ok(endpoint
+    let uri = endpoint.uri().clone();
+    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(peer_settings(endpoint, connect_timeout).connect_lazy());
+    }
+    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
+    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    let replica = move |addr: std::net::SocketAddr| {
+        let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).expect("an address makes a valid URL");
+        peer_settings(endpoint, connect_timeout)
+    };
+    Ok(crate::balance::balanced(
+        host.to_owned(),
+        port,
+        crate::balance::system_lookup(),
+        crate::balance::RESOLVE_EVERY,
+        replica,
+    ))
+}
+
+/// What every connection to a peer is set up with.
+fn peer_settings(endpoint: Endpoint, connect_timeout: Duration) -> Endpoint {
+    endpoint
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -44,7 +70,6 @@ pub fn lazy_channel(url: &str, setting: &str, connect_timeout: Duration) -> anyh
         .initial_stream_window_size(STREAM_WINDOW_BYTES)
         .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .http2_max_header_list_size(MAX_ANSWER_HEADER_LIST_BYTES)
-        .connect_lazy())
 }
 
 /// `grpc-timeout`: up to 8 digits and a unit (H, M, S, m, u, n).

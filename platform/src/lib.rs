@@ -8,6 +8,7 @@
 //! [`auth`] for how a backend decides who is calling.
 
 pub mod auth;
+pub mod balance;
 pub mod budget;
 pub mod call_limits;
 pub mod client;
