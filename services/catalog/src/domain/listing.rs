@@ -164,15 +164,17 @@ impl Listings {
         }
         let too_deep = offset.saturating_add(limit) > self.limits.max_depth;
         if filter.total_is_tracked() && !ordering.is_by_sold_count() {
-            let total = repo::categories::live_count(&mut *self.pool.acquire().await?, filter.category_id).await?;
+            // Taken before the connection, so no connection waits for a turn.
+            let deep = offset >= DEEP_OFFSET && !too_deep;
+            let _turn = if deep { Some(self.limits.deep_pages.take().await?) } else { None };
+            let mut conn = self.pool.acquire().await?;
+            let total = repo::categories::live_count(&mut conn, filter.category_id).await?;
             if offset >= total {
                 return Ok((Vec::new(), total));
             }
             if too_deep {
                 return Err(Error::TooDeep { max_depth: self.limits.max_depth });
             }
-            let _turn = if offset >= DEEP_OFFSET { Some(self.limits.deep_pages.take().await?) } else { None };
-            let mut conn = self.pool.acquire().await?;
             return Ok((repo::products::list(&mut conn, filter.category_id, ordering, limit, offset).await?, total));
         }
         if too_deep {
