@@ -1,14 +1,34 @@
-# syntax=docker/dockerfile:1
 # One image for every Shop service: `shop serve <service>` (see docker-compose.yml
 # and deploy/k8s). Base images are build arguments so a registry mirror can be used:
-#   docker build --build-arg RUST_IMAGE=mirror.example/rust:1.88-bookworm .
-ARG RUST_IMAGE=rust:1.88-slim-bookworm
+#   docker build --build-arg RUST_IMAGE=mirror.example/rust:1.90-slim-bookworm .
+# Plain Dockerfile syntax: it builds with BuildKit and with the classic builder
+# (older engines, Compose v1) alike.
+ARG RUST_IMAGE=rust:1.90-slim-bookworm
 ARG RUNTIME_IMAGE=debian:bookworm-slim
+
+# What every final image has: the user, the index directory, the entry point.
+FROM ${RUNTIME_IMAGE} AS runtime-base
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shop \
+    # The catalog's search index lives here, and docker-compose's secrets; a
+    # fresh named volume takes this owner.
+    && mkdir -p /var/lib/shop/catalog-index /var/lib/shop/secrets \
+    && chown -R 10001:10001 /var/lib/shop && chmod 700 /var/lib/shop/secrets
+USER 10001:10001
+# Listen on every interface inside the container; ports are set per service.
+ENV SHOP_LOG_FORMAT=json
+ENTRYPOINT ["/usr/local/bin/shop"]
+CMD ["--help"]
+
+# `--target prebuilt`: the image around a `shop` binary already built on this
+# machine's Debian (put at deploy/prebuilt/shop), for machines whose build
+# containers cannot reach a Rust toolchain or the crate registry (CI).
+FROM runtime-base AS prebuilt
+COPY deploy/prebuilt/ /usr/local/bin/
 
 FROM ${RUST_IMAGE} AS build
 WORKDIR /src
-# Dependencies first: this layer is rebuilt only when a manifest or the lock
-# file changes, not when Shop's own code does.
+# Dependencies first, in a layer of their own: rebuilt only when a manifest
+# or the lock file changes, not when Shop's own code does.
 COPY Cargo.toml Cargo.lock ./
 COPY proto/Cargo.toml proto/
 COPY platform/Cargo.toml platform/
@@ -24,18 +44,8 @@ RUN for crate in . proto platform gateway services/identity services/catalog ser
     && echo 'fn main() {}' > src/main.rs \
     && cargo fetch --locked
 COPY . .
-# The compiled dependencies are kept between builds in a cache mount.
-RUN --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked --bin shop \
-    && cp target/release/shop /usr/local/bin/shop
+RUN cargo build --release --locked --bin shop && cp target/release/shop /usr/local/bin/shop
 
-FROM ${RUNTIME_IMAGE}
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shop \
-    # The catalog's search index lives here (a volume in compose, an emptyDir in Kubernetes).
-    && mkdir -p /var/lib/shop/catalog-index && chown -R 10001:10001 /var/lib/shop
+# The default: Shop built from source.
+FROM runtime-base AS runtime
 COPY --from=build /usr/local/bin/shop /usr/local/bin/shop
-USER 10001:10001
-# Listen on every interface inside the container; ports are set per service.
-ENV SHOP_LOG_FORMAT=json
-ENTRYPOINT ["/usr/local/bin/shop"]
-CMD ["--help"]

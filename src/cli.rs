@@ -74,6 +74,18 @@ pub enum Command {
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
     },
+    /// Make the secrets a cluster needs where they are missing: the service
+    /// token and identity's signing key, readable by their owner only
+    /// (docker-compose's one-shot `secrets` service). Files already there are
+    /// kept; files of the same name in --from are copied in instead of made.
+    InitSecrets {
+        /// Where the secrets live (a volume every service mounts).
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Where an operator's own secret files may be.
+        #[arg(long)]
+        from: Option<std::path::PathBuf>,
+    },
     /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
     /// else from standard input (never from the command line).
     CreateAdmin {
@@ -211,6 +223,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Healthcheck { addr, service, timeout_secs } => {
             let serving = crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs)).await?;
             anyhow::ensure!(serving, "{addr} is not serving");
+            Ok(())
+        }
+        Command::InitSecrets { dir, from } => {
+            for (name, outcome) in crate::secrets::init(&dir, from.as_deref())? {
+                let what = match outcome {
+                    crate::secrets::Outcome::Kept => "kept",
+                    crate::secrets::Outcome::Copied => "copied from --from",
+                    crate::secrets::Outcome::Made => "made",
+                };
+                announce(log_format, &format!("{}: {what}", dir.join(name).display()));
+            }
             Ok(())
         }
         Command::CreateAdmin { username, email, database, password_hash } => {

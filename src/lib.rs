@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+mod secrets;
 
 use std::future::Future;
 use std::net::SocketAddr;

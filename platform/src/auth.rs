@@ -63,8 +63,12 @@ impl ServiceCredentials {
 
     /// A fresh random credential, for `shop up` where every service shares one process.
     pub fn random() -> Self {
-        let token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-        Self::new(SecretString::from(token)).expect("64 hex digits are a valid service token")
+        Self::new(SecretString::from(Self::random_token())).expect("64 hex digits are a valid service token")
+    }
+
+    /// 64 random hex digits: a valid service token (`shop init-secrets` writes one).
+    pub fn random_token() -> String {
+        format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
     }
 
     /// Adds the credential to an outgoing call.

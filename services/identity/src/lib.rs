@@ -27,6 +27,12 @@ use tonic::service::Routes;
 
 pub use config::{IdentityConfig, PasswordHashConfig};
 
+/// A new access-token signing key as PKCS#8 PEM (what
+/// SHOP_IDENTITY_SIGNING_KEY_FILE reads): `shop init-secrets` writes one.
+pub fn new_signing_key_pem() -> anyhow::Result<String> {
+    Ok(domain::tokens::SigningMaterial::generate()?.private_key_pem()?)
+}
+
 use crate::domain::accounts::{Accounts, Registration, create_user};
 use crate::domain::passwords::PasswordHasher;
 use crate::error::Error;

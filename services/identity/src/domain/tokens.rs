@@ -37,6 +37,16 @@ impl SigningMaterial {
         Self::from_signing_key(&SigningKey::from_bytes(&seed))
     }
 
+    /// The private key as PKCS#8 PEM, the form SHOP_IDENTITY_SIGNING_KEY_FILE takes.
+    pub fn private_key_pem(&self) -> Result<String, Error> {
+        let key = SigningKey::from_pkcs8_der(&self.private_key_der)
+            .map_err(|_| Error::Internal("signing key is not Ed25519 PKCS#8".into()))?;
+        let pem = key
+            .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+            .map_err(|_| Error::Internal("cannot encode signing key".into()))?;
+        Ok(pem.to_string())
+    }
+
     pub fn from_pkcs8_der(der: &[u8]) -> Result<Self, Error> {
         let key = SigningKey::from_pkcs8_der(der)
             .map_err(|_| Error::Internal("stored signing key is not Ed25519 PKCS#8".into()))?;
@@ -138,6 +148,15 @@ mod tests {
         verifier.set_keys([(impostor.kid.clone(), key.public_key_x.clone())]).unwrap();
         let (token, _) = impostor.sign_access_token(1, false, Utc::now(), std::time::Duration::from_secs(60)).unwrap();
         assert!(verifier.verify(&token).is_err());
+    }
+
+    #[test]
+    fn a_new_key_as_pem_is_what_the_key_file_setting_reads() {
+        let key = SigningMaterial::generate().unwrap();
+        let pem = key.private_key_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "{pem}");
+        let again = SigningMaterial::from_config(&SecretString::from(pem)).unwrap();
+        assert_eq!(again.kid, key.kid);
     }
 
     #[test]

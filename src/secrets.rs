@@ -1,0 +1,99 @@
+//! `shop init-secrets`: the secrets a cluster needs, made on first start so
+//! nobody has to make them by hand: the service credential every server
+//! shares, and identity's access-token signing key. A file already in place
+//! is kept (a restart changes nothing); a file of the same name in `--from`
+//! (the operator's own) is copied in instead of making one.
+
+use std::io::Write as _;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::Path;
+
+use anyhow::Context as _;
+
+/// The file names, as docker-compose and `shop serve` read them.
+pub const SERVICE_TOKEN_FILE: &str = "service_token";
+pub const SIGNING_KEY_FILE: &str = "identity_signing_key.pem";
+
+/// What happened to one secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Kept,
+    Copied,
+    Made,
+}
+
+/// Makes sure `dir` holds both secrets, readable by their owner only.
+pub fn init(dir: &Path, from: Option<&Path>) -> anyhow::Result<Vec<(&'static str, Outcome)>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let service_token = || Ok(shop_platform::auth::ServiceCredentials::random_token());
+    let signing_key = shop_identity::new_signing_key_pem;
+    let mut done = Vec::new();
+    for (name, make) in
+        [(SERVICE_TOKEN_FILE, &service_token as &dyn Fn() -> anyhow::Result<String>), (SIGNING_KEY_FILE, &signing_key)]
+    {
+        let path = dir.join(name);
+        let outcome = if std::fs::metadata(&path).is_ok_and(|file| file.len() > 0) {
+            Outcome::Kept
+        } else if let Some(given) = from.map(|from| from.join(name)).filter(|given| given.is_file()) {
+            let contents = std::fs::read(&given).with_context(|| format!("cannot read {}", given.display()))?;
+            write_private(&path, &contents)?;
+            Outcome::Copied
+        } else {
+            write_private(&path, make()?.as_bytes())?;
+            Outcome::Made
+        };
+        done.push((name, outcome));
+    }
+    Ok(done)
+}
+
+/// Writes a file only its owner may read (the servers run as that user).
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let partial = path.with_extension("partial");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o400)
+        .open(&partial)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o400))?;
+    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_are_made_once_kept_after_and_given_ones_win() {
+        let root = std::env::temp_dir().join(format!("shop-secrets-{}", uuid_like()));
+        let (dir, given) = (root.join("volume"), root.join("given"));
+        std::fs::create_dir_all(&given).unwrap();
+        std::fs::write(given.join(SERVICE_TOKEN_FILE), "an-operator-token-0123456789abcdef-0123").unwrap();
+
+        let first = init(&dir, Some(&given)).unwrap();
+        assert_eq!(first, [(SERVICE_TOKEN_FILE, Outcome::Copied), (SIGNING_KEY_FILE, Outcome::Made)]);
+        let token = std::fs::read_to_string(dir.join(SERVICE_TOKEN_FILE)).unwrap();
+        assert_eq!(token, "an-operator-token-0123456789abcdef-0123");
+        let key = std::fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap();
+        assert!(key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let mode = std::fs::metadata(dir.join(SIGNING_KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o400);
+
+        let again = init(&dir, None).unwrap();
+        assert_eq!(again, [(SERVICE_TOKEN_FILE, Outcome::Kept), (SIGNING_KEY_FILE, Outcome::Kept)]);
+        assert_eq!(std::fs::read_to_string(dir.join(SIGNING_KEY_FILE)).unwrap(), key, "a restart changes nothing");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    fn uuid_like() -> String {
+        format!("{}-{:?}", std::process::id(), std::time::SystemTime::now())
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect()
+    }
+}
