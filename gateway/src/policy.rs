@@ -60,12 +60,53 @@ pub const POLICY: &[(&str, Access)] = &[
     ("shop.reporting.v1.ReportingService/GetProductSalesReport", Admin),
 ];
 
+/// The calls that change nothing: sent twice, they answer the same. One
+/// that a backend replica drops before answering (it stopped, or its
+/// connection broke) is sent again, to another replica where there is one.
+pub const READS: &[&str] = &[
+    "shop.identity.v1.IdentityService/GetCurrentUser",
+    "shop.catalog.v1.CatalogService/ListProducts",
+    "shop.catalog.v1.CatalogService/GetProduct",
+    "shop.catalog.v1.CatalogService/BatchGetProducts",
+    "shop.catalog.v1.CatalogService/ListCategories",
+    "shop.catalog.v1.CatalogService/GetCategory",
+    "shop.cart.v1.CartService/GetCart",
+    "shop.cart.v1.WishlistService/GetWishlist",
+    "shop.order.v1.OrderService/ListOrders",
+    "shop.order.v1.OrderService/GetOrder",
+    "shop.order.v1.OrderService/ListAllOrders",
+    "shop.reporting.v1.ReportingService/GetProductSalesReport",
+];
+
+static READ_PATHS: LazyLock<std::collections::HashSet<String>> =
+    LazyLock::new(|| READS.iter().map(|method| format!("/{method}")).collect());
+
+/// Whether the call at `path` changes nothing (see [`READS`]).
+pub fn is_read(path: &str) -> bool {
+    READ_PATHS.contains(path)
+}
+
 static BY_PATH: LazyLock<HashMap<String, Access>> =
     LazyLock::new(|| POLICY.iter().map(|(method, access)| (format!("/{method}"), *access)).collect());
 
 /// The access level of an HTTP/2 path such as `/shop.cart.v1.CartService/GetCart`.
 pub fn access_for(path: &str) -> Option<Access> {
     BY_PATH.get(path).copied()
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+
+    #[test]
+    fn every_read_is_in_the_policy_table_and_no_write_is_a_read() {
+        for read in READS {
+            assert!(access_for(&format!("/{read}")).is_some(), "{read}");
+        }
+        for write in ["Register", "Login", "RefreshToken", "Checkout", "AddCartItem", "CancelOrder", "CreateProduct"] {
+            assert!(!READS.iter().any(|read| read.ends_with(&format!("/{write}"))), "{write}");
+        }
+    }
 }
 
 #[cfg(test)]

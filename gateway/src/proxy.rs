@@ -23,7 +23,7 @@ use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
 use crate::keys::KeyCache;
-use crate::policy::{Access, access_for};
+use crate::policy::{Access, access_for, is_read};
 use crate::pump;
 
 /// Backend channels by gRPC service name (`shop.cart.v1.CartService`).
@@ -154,15 +154,11 @@ impl Inner {
             )));
         }
 
-        let request = request.map(tonic::body::Body::new);
-        // The channel holds the call to the grpc-timeout it carries.
-        let response = channel.oneshot(request).await.map_err(|error| {
-            if caused_by_timeout(&error) {
-                return Status::deadline_exceeded("deadline exceeded before the backend answered");
-            }
-            tracing::warn!(backend = backend_name, error = %error, "backend unreachable");
-            Status::unavailable(format!("{backend_name} is unavailable"))
-        })?;
+        let response = if is_read(&path) {
+            send_read(&channel, backend_name, request).await?
+        } else {
+            send(&channel, backend_name, request.map(tonic::body::Body::new)).await?
+        };
         let life = deadline.map_or(self.limits.request_timeout, |client| client.min(self.limits.request_timeout));
         let caller = pump::Caller {
             backend: backend_name,
@@ -205,6 +201,68 @@ impl Inner {
         })?;
         let id = claims.sub.parse::<i64>().map_err(|_| Status::unauthenticated(TokenError::Malformed.to_string()))?;
         Ok(Caller::User { id, is_admin: claims.adm })
+    }
+}
+
+/// Sends `request` to the backend; the channel holds the call to the
+/// grpc-timeout it carries.
+async fn send(
+    channel: &Channel,
+    backend: &'static str,
+    request: Request<tonic::body::Body>,
+) -> Result<Response<tonic::body::Body>, Status> {
+    channel.clone().oneshot(request).await.map_err(|error| {
+        if caused_by_timeout(&error) {
+            return Status::deadline_exceeded("deadline exceeded before the backend answered");
+        }
+        tracing::warn!(backend, error = %error, "backend unreachable");
+        Status::unavailable(format!("{backend} is unavailable"))
+    })
+}
+
+/// Times a read is sent again after its replica dropped it unanswered.
+const READ_RETRIES: usize = 2;
+/// The largest read request kept whole to be sent again: a gRPC message of
+/// at most 4 MiB and its 5-byte frame header.
+const MAX_READ_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 5;
+
+/// Sends a read (see [`crate::policy::READS`]); one dropped unanswered by
+/// its replica (stopped, connection broken) is sent again, and the balancer
+/// picks again (another replica, where there is one). Its request is small
+/// and whole before it goes, so it is kept for that.
+async fn send_read(
+    channel: &Channel,
+    backend: &'static str,
+    request: Request<AxumBody>,
+) -> Result<Response<tonic::body::Body>, Status> {
+    use http_body_util::BodyExt as _;
+    let (parts, body) = request.into_parts();
+    let message = http_body_util::Limited::new(body, MAX_READ_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|_| Status::resource_exhausted("the request message is larger than 4 MiB, or was cut off"))?
+        .to_bytes();
+    let mut attempt = 0;
+    loop {
+        let mut again = Request::new(tonic::body::Body::new(http_body_util::Full::new(message.clone())));
+        *again.method_mut() = parts.method.clone();
+        *again.uri_mut() = parts.uri.clone();
+        *again.version_mut() = parts.version;
+        *again.headers_mut() = parts.headers.clone();
+        match channel.clone().oneshot(again).await {
+            Ok(response) => return Ok(response),
+            Err(error) if caused_by_timeout(&error) => {
+                return Err(Status::deadline_exceeded("deadline exceeded before the backend answered"));
+            }
+            Err(error) if attempt < READ_RETRIES => {
+                attempt += 1;
+                tracing::debug!(backend, error = %error, attempt, "a replica dropped a read; sending it again");
+            }
+            Err(error) => {
+                tracing::warn!(backend, error = %error, "backend unreachable");
+                return Err(Status::unavailable(format!("{backend} is unavailable")));
+            }
+        }
     }
 }
 
