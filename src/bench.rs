@@ -309,7 +309,8 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     let endpoint = Endpoint::from_shared(format!("http://{}", args.target)).context("--target is not host:port")?;
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
-        channels.push(endpoint.clone().tcp_nodelay(true).connect().await.context("cannot reach the gateway")?);
+        let channel = endpoint.clone().tcp_nodelay(true).connect().await;
+        channels.push(channel.with_context(|| format!("cannot reach the gateway at {} (--target)", args.target))?);
     }
     let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency, &args.admin).await?;
     // On standard error, so `--json` output stays one object: bench/cpu-split
@@ -418,6 +419,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         let errors: u64 = report.errors.values().sum();
         println!("errors       {errors} {:?}", report.errors);
+        if args.scenario == Scenario::Checkout && report.errors.contains_key("FailedPrecondition") {
+            println!("             FailedPrecondition: a product sold out under load (expected; nothing changed)");
+        }
         if args.scenario == Scenario::GetProduct {
             println!(
                 "absent ids   {} NOT_FOUND for ids with no live product (archived, or a gap in the ids): correct answers, not errors",

@@ -206,10 +206,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             announce(
                 log_format,
                 &format!(
-                    "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products).",
+                    "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products){}.",
                     seeded.categories_added,
                     seeded.products_added,
-                    progress.started.elapsed().as_secs_f64()
+                    progress.started.elapsed().as_secs_f64(),
+                    match seeded.categories_passed_over {
+                        0 => String::new(),
+                        n => format!("; {n} category names were taken already and passed over"),
+                    }
                 ),
             );
             Ok(())
@@ -221,8 +225,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck { addr, service, timeout_secs } => {
-            let serving = crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs)).await?;
-            anyhow::ensure!(serving, "{addr} is not serving");
+            let status = crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs)).await?;
+            println!("{addr}: {status}");
+            anyhow::ensure!(status == "SERVING", "{addr} is not serving");
             Ok(())
         }
         Command::InitSecrets { dir, from } => {

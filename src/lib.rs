@@ -328,19 +328,22 @@ pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `shop healthcheck`: whether the server at `addr` reports SERVING.
-pub async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) -> anyhow::Result<bool> {
+/// `shop healthcheck`: what the server at `addr` (host:port) reports, as
+/// grpc.health.v1 names it (`SERVING`, `NOT_SERVING`, …).
+pub async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) -> anyhow::Result<String> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let addr: shop_platform::config::ListenAddr =
+        addr.parse().map_err(|reason| anyhow::anyhow!("expected host:port: {reason}"))?;
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-            .context("the address must be host:port")?
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
             .connect()
             .await
             .with_context(|| format!("cannot connect to {addr}"))?;
         let response =
             HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await?.into_inner();
-        anyhow::Ok(response.status == ServingStatus::Serving as i32)
+        let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
+        anyhow::Ok(status.as_str_name().to_owned())
     };
     tokio::time::timeout(timeout, check).await.with_context(|| format!("{addr} did not answer in time"))?
 }

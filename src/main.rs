@@ -4,7 +4,7 @@ async fn main() -> std::process::ExitCode {
     match shop::cli::run(cli).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("shop: {error:#}");
+            eprintln!("shop: {}", shop_platform::error::chain_without_repeats(error.as_ref()));
             std::process::ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Gateway")]
 pub struct GatewayConfig {
     /// Where clients reach Shop.
     #[arg(id = "gateway-addr", long = "gateway-addr", env = "SHOP_GATEWAY_ADDR", default_value = "127.0.0.1:50051")]

@@ -31,6 +31,9 @@ impl std::str::FromStr for ListenAddr {
     type Err = String;
 
     fn from_str(raw: &str) -> Result<Self, String> {
+        if let Some((scheme, rest)) = raw.split_once("://") {
+            return Err(format!("{raw:?} is a URL; give host:port here ({rest:?}, without {scheme}://)"));
+        }
         let (host, port) =
             raw.rsplit_once(':').ok_or_else(|| format!("{raw:?} is not host:port (e.g. 127.0.0.1:50051)"))?;
         let port = port.parse().map_err(|_| format!("{port:?} is not a port number (0-65535)"))?;
@@ -70,6 +73,7 @@ impl From<std::net::SocketAddr> for ListenAddr {
 
 /// The Postgres server and database all schemas live in.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseConfig {
     /// Postgres connection URL. The database is created if missing (by `shop up`
     /// and `shop serve`); each service keeps its tables in its own schema.
@@ -144,6 +148,7 @@ impl DatabaseConfig {
 
 /// How every gRPC server behaves, and what it allows one client connection.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Limits (every server)")]
 pub struct ServerConfig {
     /// Longest any one call may run on a server, sending its answer
     /// included, in seconds; a shorter client deadline (grpc-timeout) wins.
@@ -250,6 +255,7 @@ impl ServerConfig {
 
 /// The secret that internal calls carry between Shop's own services.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Service credential")]
 pub struct ServiceCredentialsConfig {
     /// Shared secret for service-to-service calls (at least 32 characters).
     /// Backends trust caller identity and serve internal RPCs only to calls
@@ -305,6 +311,8 @@ mod tests {
         for raw in ["localhost", ":50051", "localhost:99999", "::1:80", "local host:80", "[nope]:80", "a/b:1"] {
             assert!(raw.parse::<ListenAddr>().is_err(), "{raw}");
         }
+        let url = "http://127.0.0.1:50061".parse::<ListenAddr>().unwrap_err();
+        assert!(url.contains("is a URL") && url.contains("\"127.0.0.1:50061\""), "{url}");
     }
 
     #[test]

@@ -65,6 +65,22 @@ pub fn invalid_argument(field: &str, reason: &Invalid) -> Status {
     Status::with_error_details(Code::InvalidArgument, format!("{field}: {reason}"), details)
 }
 
+/// An error and its causes on one line, each said once: many errors repeat
+/// their source's text in their own (`role "x" does not exist: role "x"
+/// does not exist`), so a cause already said is left out.
+pub fn chain_without_repeats(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut said: Vec<String> = Vec::new();
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        let text = error.to_string();
+        if !said.iter().any(|earlier| earlier.contains(&text)) {
+            said.push(text);
+        }
+        cause = error.source();
+    }
+    said.join(": ")
+}
+
 /// The only road to `INTERNAL`: the cause is logged inside the RPC's span and
 /// the client sees a fixed message.
 pub fn internal(cause: &dyn fmt::Debug) -> Status {
@@ -137,6 +153,24 @@ mod tests {
         let bad_request = status.get_details_bad_request().expect("BadRequest detail");
         assert_eq!(bad_request.field_violations.len(), 1);
         assert_eq!(bad_request.field_violations[0].field, "price");
+    }
+
+    #[test]
+    fn an_error_chain_says_each_cause_once() {
+        #[derive(Debug)]
+        struct Wrapped(std::io::Error);
+        impl fmt::Display for Wrapped {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "tcp connect error: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrapped {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let error = Wrapped(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused"));
+        assert_eq!(chain_without_repeats(&error), "tcp connect error: Connection refused");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use tonic::Code;
 
 /// Where the metrics endpoint listens.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Telemetry")]
 pub struct MetricsConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`), one per process;
     /// unset: no endpoint.

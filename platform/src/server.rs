@@ -45,9 +45,14 @@ impl Running {
     }
 }
 
-/// Binds `addr` before returning, so callers can connect at once.
+/// Binds `addr` before returning, so callers can connect at once. `what`
+/// names the server (`cart-order`); a failure names its setting too
+/// (`SHOP_CART_ORDER_ADDR`), since a port in use is fixed there.
 pub async fn bind(addr: &crate::config::ListenAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind((addr.host(), addr.port())).await.with_context(|| format!("{what} cannot listen on {addr}"))
+    let setting = format!("SHOP_{}_ADDR", what.to_uppercase().replace('-', "_"));
+    TcpListener::bind((addr.host(), addr.port()))
+        .await
+        .with_context(|| format!("{what} cannot listen on {addr} (set by {setting})"))
 }
 
 /// What one server exposes: its routes and the fully qualified names of the

@@ -173,7 +173,7 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
         let addr = format!("127.0.0.1:{}", ports[service]);
         eventually(&format!("{service} becomes healthy"), Duration::from_secs(30), async || {
             match shop::healthcheck(&addr, "", Duration::from_secs(1)).await {
-                Ok(true) => Ok(()),
+                Ok(status) if status == "SERVING" => Ok(()),
                 other => Err(other.map_err(|error| error.to_string())),
             }
         })
@@ -287,4 +287,56 @@ async fn logs_are_json_lines_when_asked_and_an_unknown_format_is_refused() {
     let unknown = run("xml");
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("SHOP_LOG_FORMAT"), "{unknown:?}");
+}
+
+/// `shop` with `args` and only `env` set; (exit ok, stdout, stderr).
+fn shop_cli(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(args)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run shop");
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn a_database_url_that_cannot_work_is_refused_at_once_and_an_unreachable_server_is_named_once() {
+    for (url, says) in [
+        ("postgres://postgres@127.0.0.1:5432/", "DATABASE_URL names no database"),
+        ("mysql://root:hunter2@127.0.0.1:3306/shop", "must be a postgres://"),
+    ] {
+        let (ok, _, stderr) = shop_cli(&["migrate"], &[("DATABASE_URL", url)]);
+        assert!(!ok && stderr.contains(says), "{url}: {stderr}");
+        assert!(stderr.contains("postgres://postgres@127.0.0.1:5432/shop") && !stderr.contains("hunter2"), "{stderr}");
+    }
+    let port = free_port().to_string();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/shop");
+    let (ok, _, stderr) =
+        shop_cli(&["migrate"], &[("DATABASE_URL", &url), ("SHOP_DB_CONNECT_RETRY_SECS", "1"), ("RUST_LOG", "warn")]);
+    assert!(!ok);
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(last.contains(&format!("cannot reach the Postgres server at 127.0.0.1:{port}")), "{stderr}");
+    assert_eq!(last.matches("refused").count(), 1, "the cause is said once: {last}");
+    assert!(
+        stderr.lines().filter(|line| line.contains("WARN")).count() <= 1,
+        "one warning, not one per retry: {stderr}"
+    );
+}
+
+// Two threads: the suite answers while this one waits for the `shop` child.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_says_what_it_found_and_what_it_expects() {
+    let shop = crate::harness::TestShop::start().await;
+    let addr = shop.suite.gateway_addr.to_string();
+    let (ok, stdout, stderr) = shop_cli(&["healthcheck", &addr], &[]);
+    assert!(ok, "{stdout} {stderr}");
+    assert_eq!(stdout.trim(), format!("{addr}: SERVING"));
+    let (ok, _, stderr) = shop_cli(&["healthcheck", "50051"], &[]);
+    assert!(!ok && stderr.contains("expected host:port"), "{stderr}");
+    let (ok, _, stderr) = shop_cli(&["healthcheck", "http://127.0.0.1:50051"], &[]);
+    assert!(!ok && stderr.contains("is a URL"), "{stderr}");
+    let (ok, _, stderr) = shop_cli(&["up"], &[("SHOP_GATEWAY_ADDR", "http://127.0.0.1:50061")]);
+    assert!(!ok && stderr.contains("SHOP_GATEWAY_ADDR") && stderr.contains("is a URL"), "{stderr}");
 }

@@ -57,3 +57,21 @@ async fn seeding_reaches_the_targets_once_with_events_for_everything() {
     assert!(created.id > listed.products.iter().map(|p| p.id).max().unwrap());
     assert_eq!(stream.message().await.unwrap().unwrap().sequence, 305);
 }
+
+#[tokio::test]
+async fn seeding_a_database_that_holds_categories_already_passes_over_taken_names() {
+    let shop = TestShop::start().await;
+    let admin = shop.admin("root").await;
+    // Names the seed would pick, taken first (as the README walkthrough does).
+    shop.create_category(&admin, "Men's Fashion").await;
+    shop.create_category(&admin, "Books").await;
+    shop.create_category(&admin, "Garden").await;
+    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let seeded = shop_catalog::seed(&pool, 50, 10, |_, _| {}).await.expect("seeding a used database works");
+    assert_eq!(seeded.categories_added, 7);
+    assert!(seeded.categories_passed_over >= 2, "{}", seeded.categories_passed_over);
+    let again = shop_catalog::seed(&pool, 50, 12, |_, _| {}).await.expect("and again");
+    assert_eq!(again.categories_added, 2);
+    let categories = shop.catalog().list_categories(ListCategoriesRequest {}).await.unwrap().into_inner().categories;
+    assert_eq!(categories.len(), 12);
+}

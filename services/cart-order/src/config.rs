@@ -5,6 +5,7 @@ use shop_platform::config::ListenAddr;
 use crate::domain::faults::Faults;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Cart-order")]
 pub struct CartOrderConfig {
     /// Where the cart-order gRPC server listens. Port 0 lets the OS pick.
     #[arg(

@@ -4,6 +4,7 @@ use shop_platform::config::ListenAddr;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Catalog")]
 pub struct CatalogConfig {
     /// Where the catalog gRPC server listens. Port 0 lets the OS pick.
     #[arg(id = "catalog-addr", long = "catalog-addr", env = "SHOP_CATALOG_ADDR", default_value = "127.0.0.1:50053")]

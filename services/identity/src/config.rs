@@ -6,6 +6,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Identity")]
 pub struct IdentityConfig {
     /// Where the identity gRPC server listens. Port 0 lets the OS pick.
     #[arg(id = "identity-addr", long = "identity-addr", env = "SHOP_IDENTITY_ADDR", default_value = "127.0.0.1:50052")]
@@ -120,6 +121,7 @@ pub struct IdentityConfig {
 
 /// How passwords are hashed: what identity and `shop create-admin` share.
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Identity: password hashing")]
 pub struct PasswordHashConfig {
     /// Argon2id memory cost in KiB (OWASP minimum: 19456).
     #[arg(

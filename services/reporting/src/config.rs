@@ -3,6 +3,7 @@
 use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
+#[command(next_help_heading = "Reporting")]
 pub struct ReportingConfig {
     /// Where the reporting gRPC server listens. Port 0 lets the OS pick.
     #[arg(

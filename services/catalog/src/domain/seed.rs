@@ -4,6 +4,7 @@
 //! seeded product like any other. Idempotent in size: it only adds what is
 //! missing to reach the target.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use rand::rngs::SmallRng;
@@ -13,6 +14,7 @@ use sqlx::PgPool;
 
 use crate::domain::categories::{Categories, CategoryFields};
 use crate::domain::{Category, CategoryName, Event, Product, Slug};
+use crate::error::Error;
 use crate::repo;
 
 const CATEGORY_NAMES: &[&str] = &[
@@ -214,6 +216,8 @@ pub fn vocabulary() -> impl Iterator<Item = &'static str> {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Seeded {
     pub categories_added: u64,
+    /// Names the seed would have used that existing categories already had.
+    pub categories_passed_over: u64,
     pub products_added: u64,
 }
 
@@ -229,13 +233,34 @@ pub async fn seed(
     let catalog = Categories::new(pool.clone());
     let mut seeded = Seeded::default();
     let existing = catalog.categories().await?;
-    for n in existing.len() as u64..categories {
-        let name =
-            CATEGORY_NAMES.get(n as usize).map_or_else(|| format!("Category {}", n + 1), |name| name.to_string());
+    // Names and slugs already taken (by an admin, or an earlier seed) are
+    // passed over: the seed's list goes on, then "Category N".
+    let mut taken: HashSet<String> =
+        existing.iter().flat_map(|category| [category.slug.clone(), category.name.to_lowercase()]).collect();
+    let mut have = existing.len() as u64;
+    let mut candidates = (0..)
+        .map(|n: usize| CATEGORY_NAMES.get(n).map_or_else(|| format!("Category {}", n + 1), |name| name.to_string()));
+    while have < categories {
+        let name = candidates.next().unwrap_or_default();
         let name = CategoryName::parse(&name).map_err(|reason| anyhow::anyhow!("category name {name}: {reason}"))?;
-        let slug = Slug::derive(&name).map_err(|reason| anyhow::anyhow!("category slug: {reason}"))?;
-        catalog.create_category(CategoryFields { name, slug }).await?;
+        let slug = Slug::derive(&name).map_err(|reason| anyhow::anyhow!("category slug of {name:?}: {reason}"))?;
+        if taken.contains(slug.as_str()) || taken.contains(&name.as_str().to_lowercase()) {
+            seeded.categories_passed_over += 1;
+            continue;
+        }
+        let (name_taken, slug_text) = (name.as_str().to_lowercase(), slug.as_str().to_owned());
+        match catalog.create_category(CategoryFields { name, slug }).await {
+            Ok(_) => {}
+            // Made meanwhile by someone else: pass it over too.
+            Err(Error::AlreadyExists(_)) => {
+                seeded.categories_passed_over += 1;
+                continue;
+            }
+            Err(error) => return Err(anyhow::anyhow!("creating category {slug_text}: {error}")),
+        }
+        taken.extend([slug_text, name_taken]);
         seeded.categories_added += 1;
+        have += 1;
     }
     let categories: Vec<Category> = catalog.categories().await?;
     anyhow::ensure!(!categories.is_empty() || products == 0, "products need at least one category");
