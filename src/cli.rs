@@ -157,6 +157,10 @@ fn find_env(command: &clap::Command, long: &str) -> Option<String> {
         .or_else(|| command.get_subcommands().find_map(|sub| find_env(sub, long)))
 }
 
+/// How long `shop up` run from a terminal retries reaching Postgres, unless
+/// SHOP_DB_CONNECT_RETRY_SECS says otherwise (elsewhere: its default, 30 s).
+const UP_ON_A_TERMINAL_CONNECT_RETRY_SECS: u64 = 5;
+
 /// Where `shop create-admin` looks for the password before reading stdin.
 pub const ADMIN_PASSWORD_ENV: &str = "SHOP_ADMIN_PASSWORD";
 
@@ -170,7 +174,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let log_format = shop_platform::telemetry::LogFormat::from_env()?;
     let _telemetry = shop_platform::telemetry::init(&service_name, log_format);
     match cli.command {
-        Command::Up(config) => {
+        Command::Up(mut config) => {
+            // Someone at a terminal wants to hear soon that Postgres is not
+            // there; containers and services wait longer for it to start.
+            let retry_set = std::env::var_os("SHOP_DB_CONNECT_RETRY_SECS").is_some()
+                || std::env::args().any(|arg| arg.starts_with("--db-connect-retry-secs"));
+            if std::io::stderr().is_terminal() && !retry_set {
+                config.database.connect_retry_secs = UP_ON_A_TERMINAL_CONNECT_RETRY_SECS;
+            }
             if let Some(addr) = &config.metrics.addr {
                 shop_platform::metrics::serve(addr).await?;
             }
@@ -375,12 +386,12 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_lists_every_env_setting() {
-        let readme = include_str!("../README.md");
+    fn the_configuration_page_lists_every_env_setting() {
+        let readme = include_str!("../docs/CONFIGURATION.md");
         let mut names = std::collections::BTreeSet::from([ADMIN_PASSWORD_ENV.to_owned()]);
         env_names(&Cli::command(), &mut names);
         assert!(names.len() > 20, "{names:?}");
         let missing: Vec<_> = names.iter().filter(|name| !readme.contains(&format!("`{name}`"))).collect();
-        assert!(missing.is_empty(), "README lacks {missing:?}");
+        assert!(missing.is_empty(), "docs/CONFIGURATION.md lacks {missing:?}");
     }
 }
