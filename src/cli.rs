@@ -107,15 +107,44 @@ impl Cli {
     /// a message that names where the value came from: a flag, or the env
     /// var an operator set (the flag alone would send them looking in vain).
     pub fn parse_or_exit() -> Self {
-        use clap::{CommandFactory as _, Parser as _};
-        Cli::try_parse().unwrap_or_else(|error| {
-            if let Some(message) = env_value_refused(&error, &Cli::command(), std::env::args_os()) {
+        use clap::FromArgMatches as _;
+        let parsed = readable(<Cli as clap::CommandFactory>::command())
+            .try_get_matches()
+            .and_then(|matches| Cli::from_arg_matches(&matches));
+        parsed.unwrap_or_else(|error| {
+            let command = <Cli as clap::CommandFactory>::command();
+            if let Some(message) = env_value_refused(&error, &command, std::env::args_os()) {
                 eprintln!("shop: {message}");
                 std::process::exit(2);
             }
             error.exit()
         })
     }
+}
+
+/// The command line as people read its help: `-h` gives each setting's
+/// first sentence, `--help` all of it; an env var shows as `[env: NAME]`,
+/// not with its value (`NAME=` read as "set to empty", and a value may be
+/// a secret).
+fn readable(command: clap::Command) -> clap::Command {
+    let command = command.mut_args(|arg| {
+        let arg = arg.hide_env_values(true);
+        match arg.get_help().map(ToString::to_string) {
+            Some(full) => {
+                let first = first_sentence(&full);
+                if first.len() < full.len() { arg.help(first).long_help(full) } else { arg }
+            }
+            None => arg,
+        }
+    });
+    let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
+    names.into_iter().fold(command, |command, name| command.mut_subcommand(name, readable))
+}
+
+/// Up to the first ". ", ";" or ":" that ends a clause, or all of `text`.
+fn first_sentence(text: &str) -> String {
+    let end = [". ", "; ", ": "].iter().filter_map(|stop| text.find(stop)).min().unwrap_or(text.len());
+    text[..end].trim_end_matches('.').to_owned()
 }
 
 /// For a value clap refused that came from an env var (its flag was not on
@@ -383,6 +412,19 @@ mod tests {
     #[test]
     fn the_cli_is_well_formed() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn short_help_is_one_clause_per_setting_and_shows_no_env_values() {
+        let mut command = readable(Cli::command());
+        let up = command.find_subcommand_mut("up").expect("up");
+        let short = up.render_help().to_string();
+        let long = up.render_long_help().to_string();
+        assert!(short.len() * 5 < long.len() * 4, "-h is shorter: {} bytes, --help {}", short.len(), long.len());
+        assert!(!short.contains("TIMEOUT_SECS=]"), "no empty env values: {short}");
+        assert!(short.contains("Database:") && short.contains("Catalog:"), "grouped: {short}");
+        assert!(long.contains("services may start before their database is up"), "the long form says all");
+        assert_eq!(first_sentence("Seconds to wait. More here"), "Seconds to wait");
     }
 
     #[test]
