@@ -74,6 +74,26 @@ pub struct CatalogConfig {
 }
 
 impl CatalogConfig {
+    /// Where this replica keeps its index: SHOP_CATALOG_INDEX_DIR as given,
+    /// or, left at its default, a directory of the database's own
+    /// (`…/shop-catalog-index/<host>-<port>-<database>`), so two suites on
+    /// two databases on one machine do not reach for one index.
+    pub fn index_dir_for(&self, database: &shop_platform::config::DatabaseConfig) -> PathBuf {
+        if self.index_dir != default_index_dir() {
+            return self.index_dir.clone();
+        }
+        let Ok(options) = shop_platform::db::connect_options(database) else {
+            return self.index_dir.clone();
+        };
+        let name =
+            format!("{}-{}-{}", options.get_host(), options.get_port(), options.get_database().unwrap_or("postgres"));
+        let name: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_') { c } else { '_' })
+            .collect();
+        self.index_dir.join(name)
+    }
+
     /// `configured`, or one per CPU core when it is 0.
     pub fn concurrency(configured: usize) -> usize {
         if configured > 0 {
@@ -86,4 +106,29 @@ impl CatalogConfig {
 /// `shop-catalog-index` in the system's temporary directory.
 fn default_index_dir() -> PathBuf {
     std::env::temp_dir().join("shop-catalog-index")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser as _;
+    use shop_platform::config::DatabaseConfig;
+
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        catalog: CatalogConfig,
+    }
+
+    #[test]
+    fn the_default_index_dir_is_the_databases_own_and_a_given_one_is_kept() {
+        let default = Args::parse_from(["test"]).catalog;
+        let one = default.index_dir_for(&DatabaseConfig::for_url("postgres://postgres@127.0.0.1:5432/shop"));
+        let other = default.index_dir_for(&DatabaseConfig::for_url("postgres://postgres@127.0.0.1:5432/shop_b"));
+        assert_ne!(one, other);
+        assert!(one.ends_with("127.0.0.1-5432-shop"), "{}", one.display());
+        let given = Args::parse_from(["test", "--catalog-index-dir", "/var/lib/shop/index"]).catalog;
+        let kept = given.index_dir_for(&DatabaseConfig::for_url("postgres://postgres@127.0.0.1:5432/shop"));
+        assert_eq!(kept, PathBuf::from("/var/lib/shop/index"));
+    }
 }

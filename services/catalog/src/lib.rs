@@ -99,7 +99,8 @@ pub async fn start(
             config.expensive_call_queue,
         ),
     };
-    let listings = Listings::open(pool.clone(), Some(&config.index_dir), config.search_cache_entries, limits).await?;
+    let index_dir = config.index_dir_for(database);
+    let listings = Listings::open(pool.clone(), Some(&index_dir), config.search_cache_entries, limits).await?;
     let indexer = listings.spawn_indexer(&feed);
     let warm_up = Box::pin(listings.ready());
     let products = Products::new(pool.clone(), listings);
