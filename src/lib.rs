@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use shop_cart_order::CartOrderConfig;
 use shop_catalog::CatalogConfig;
 use shop_gateway::GatewayConfig;
-use shop_identity::{IdentityConfig, PasswordHashConfig};
+use shop_identity::IdentityConfig;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ListenAddr, ServerConfig, ServiceCredentialsConfig};
 use shop_platform::db::Schema;
@@ -299,16 +299,7 @@ pub async fn serve(
 }
 
 /// `shop create-admin`.
-pub async fn create_admin(
-    database: &DatabaseConfig,
-    password_hash: &PasswordHashConfig,
-    username: &str,
-    email: &str,
-    password: &str,
-) -> anyhow::Result<i64> {
-    shop_platform::db::ensure_database(database).await?;
-    shop_identity::create_admin(database, password_hash, username, email, password).await
-}
+pub use shop_identity::create_admin;
 
 /// Every service's schema, in the order `shop migrate` migrates them.
 pub const SCHEMAS: [Schema; 5] = [

@@ -71,18 +71,18 @@ impl KeyCache {
     /// Keeps the keys fresh: quickly until the first fetch succeeds, then every `period`.
     pub fn spawn_refresher(self, period: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut retry = Duration::from_millis(200);
+            let mut retries = shop_platform::restart::backoff();
             loop {
                 let changed = self.refresh().await;
-                let wait = if self.verifier.has_keys() && changed {
-                    retry = Duration::from_millis(200);
-                    period
-                } else if self.verifier.has_keys() {
-                    period.min(retry)
-                } else {
-                    retry
+                let retry = retries.next().unwrap_or(period);
+                let wait = match (self.verifier.has_keys(), changed) {
+                    (true, true) => {
+                        retries = shop_platform::restart::backoff();
+                        period
+                    }
+                    (true, false) => period.min(retry),
+                    (false, _) => retry,
                 };
-                retry = (retry * 2).min(Duration::from_secs(10));
                 tokio::time::sleep(wait).await;
             }
         })

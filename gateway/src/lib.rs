@@ -74,6 +74,10 @@ pub async fn start(
     ]
     .into_iter()
     .collect();
+    metrics::describe_counter!(
+        "shop_gateway_stalled_calls_total",
+        "Calls the gateway cancelled because their client took no part of the answer in time, per backend."
+    );
     // Counted from the start, so a dashboard's rate shows zero, not nothing.
     for (backend, _) in backends.values() {
         metrics::counter!("shop_gateway_stalled_calls_total", "backend" => *backend).increment(0);

@@ -22,6 +22,17 @@ impl ListenAddr {
         &self.host
     }
 
+    /// Binds the address before returning, so callers can connect at once.
+    /// `what` names the server (`cart-order`); a failure names its setting
+    /// too (`SHOP_CART_ORDER_ADDR`), since a port in use is fixed there.
+    pub async fn bind(&self, what: &str) -> anyhow::Result<tokio::net::TcpListener> {
+        use anyhow::Context as _;
+        let setting = format!("SHOP_{}_ADDR", what.to_uppercase().replace('-', "_"));
+        tokio::net::TcpListener::bind((self.host(), self.port()))
+            .await
+            .with_context(|| format!("{what} cannot listen on {self} (set by {setting})"))
+    }
+
     pub fn port(&self) -> u16 {
         self.port
     }

@@ -31,7 +31,7 @@ const RPC_BUCKETS: [f64; 14] = [0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.0
 /// Installs the process-wide recorder and serves `GET /metrics` (and
 /// nothing else) on `addr`.
 pub async fn serve(addr: &crate::config::ListenAddr) -> anyhow::Result<()> {
-    let listener = crate::server::bind(addr, "the metrics endpoint").await?;
+    let listener = addr.bind("metrics").await?;
     let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("shop_rpc_duration_seconds".into()), &RPC_BUCKETS)
         .context("metrics buckets")?
@@ -53,8 +53,10 @@ pub async fn serve(addr: &crate::config::ListenAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Gives every metric its `# HELP` line. The services that own a counter a
-/// dashboard plots set its series to zero when they start.
+/// Gives every metric platform records its `# HELP` line. The services
+/// describe their own (checkout outcomes, reporting's lag, the gateway's
+/// stalled calls) when they start, and set the series a dashboard plots to
+/// zero.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!("shop_rpc_requests_total", "Calls answered, by server, method and gRPC code.");
@@ -65,10 +67,6 @@ fn describe() {
     describe_gauge!("shop_outbox_subscriber_lag_events", "Events an event-stream subscriber is behind.");
     describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
     describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
-    describe_counter!(
-        "shop_gateway_stalled_calls_total",
-        "Calls the gateway cancelled because their client took no part of the answer in time, per backend."
-    );
     describe_counter!(
         "shop_connections_closed_total",
         "Client connections a server closed, by reason: handshake, idle, per_addr, killed."

@@ -203,19 +203,18 @@ impl<E: StreamEvent> EventFeed<E> {
     pub fn spawn_listener(&self) -> JoinHandle<()> {
         let feed = self.clone();
         tokio::spawn(async move {
-            let mut backoff = Duration::from_millis(100);
-            loop {
-                if let Err(error) = feed.listen().await {
-                    tracing::warn!(error = %error, channel = feed.outbox.channel, "event listener lost its connection; retrying");
-                }
+            crate::restart::keep_running("event listener", || async {
+                let lost = feed.listen().await;
                 // Whatever was missed meanwhile, subscribers re-read from their cursor.
                 feed.wake.notify_waiters();
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
+                lost.map_err(|error| format!("{} lost its connection: {error}", feed.outbox.channel))
+            })
+            .await;
         })
     }
 
+    /// Wakes subscribers at every notification until the connection drops
+    /// (never `Ok`).
     async fn listen(&self) -> Result<(), sqlx::Error> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(self.outbox.channel).await?;

@@ -45,14 +45,9 @@ impl Running {
     }
 }
 
-/// Binds `addr` before returning, so callers can connect at once. `what`
-/// names the server (`cart-order`); a failure names its setting too
-/// (`SHOP_CART_ORDER_ADDR`), since a port in use is fixed there.
+/// Binds `addr` for the server `what` ([`crate::config::ListenAddr::bind`]).
 pub async fn bind(addr: &crate::config::ListenAddr, what: &str) -> anyhow::Result<TcpListener> {
-    let setting = format!("SHOP_{}_ADDR", what.to_uppercase().replace('-', "_"));
-    TcpListener::bind((addr.host(), addr.port()))
-        .await
-        .with_context(|| format!("{what} cannot listen on {addr} (set by {setting})"))
+    addr.bind(what).await
 }
 
 /// What one server exposes: its routes and the fully qualified names of the

@@ -35,7 +35,6 @@ pub fn new_signing_key_pem() -> anyhow::Result<String> {
 
 use crate::domain::accounts::{Accounts, Registration, create_user};
 use crate::domain::passwords::PasswordHasher;
-use crate::error::Error;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Identity's schema; it publishes no event stream.
@@ -87,8 +86,8 @@ pub async fn start(
     Ok(server::with_companions(running, [sweeper, pool_watch]))
 }
 
-/// `shop create-admin`: the first admin, with every Register rule applied;
-/// returns the new user's id.
+/// `shop create-admin`: the first admin, with every Register rule applied
+/// (the database is created if missing); returns the new user's id.
 pub async fn create_admin(
     database: &DatabaseConfig,
     password_hash: &PasswordHashConfig,
@@ -97,12 +96,9 @@ pub async fn create_admin(
     password: &str,
 ) -> anyhow::Result<i64> {
     password_hash.validate()?;
-    let registration = Registration::parse(username, email, password, password, true).map_err(describe)?;
-    let hasher = PasswordHasher::new(password_hash, 1).map_err(describe)?;
+    let registration = Registration::parse(username, email, password, password, true)?;
+    let hasher = PasswordHasher::new(password_hash, 1)?;
+    shop_platform::db::ensure_database(database).await?;
     let pool = connect(database, 1).await?;
-    Ok(create_user(&pool, &hasher, registration).await.map_err(describe)?.id)
-}
-
-fn describe(error: Error) -> anyhow::Error {
-    anyhow::anyhow!("{error}")
+    Ok(create_user(&pool, &hasher, registration).await?.id)
 }
