@@ -63,10 +63,7 @@ fn describe() {
     describe_counter!("shop_rpc_errors_total", "Calls answered with an error, by server, method and gRPC code.");
     describe_histogram!("shop_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer a call.");
     describe_gauge!("shop_db_pool_connections", "Postgres connections of a pool, by schema and state.");
-    describe_counter!("shop_checkouts_total", "Checkouts, by outcome: placed, refused, unavailable, error.");
     describe_gauge!("shop_outbox_subscriber_lag_events", "Events an event-stream subscriber is behind.");
-    describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
-    describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
     describe_counter!(
         "shop_connections_closed_total",
         "Client connections a server closed, by reason: handshake, idle, per_addr, killed."

@@ -15,9 +15,14 @@ const HEALTHY_RUN: Duration = Duration::from_secs(30);
 
 /// The waits between tries: 0.1 s, doubling, at most 5 s, never ending.
 pub fn backoff() -> impl Iterator<Item = Duration> {
+    backoff_up_to(Duration::from_secs(5))
+}
+
+/// The waits between tries: 0.1 s, doubling, at most `longest`, never ending.
+pub fn backoff_up_to(longest: Duration) -> impl Iterator<Item = Duration> {
     ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        .with_max_delay(Duration::from_secs(5))
+        .with_min_delay(Duration::from_millis(100).min(longest))
+        .with_max_delay(longest)
         .without_max_times()
         .build()
 }

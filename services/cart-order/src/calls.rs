@@ -66,7 +66,7 @@ fn snapshot_item(
 
 /// An order as the order half sent it (checkout's answer).
 fn order(order: shop_proto::order::Order) -> Result<Order, Error> {
-    let status = crate::grpc::convert::status_from_proto(order.status)
+    let status = crate::wire::status_from_proto(order.status)
         .ok_or_else(|| Error::orders(Status::internal(format!("order {} has status {}", order.id, order.status))))?;
     let items = order
         .items

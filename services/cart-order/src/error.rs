@@ -1,7 +1,7 @@
 //! Cart-order's one error type and its one way out to `tonic::Status`.
 
 use shop_platform::error::{self as platform_error, InvalidField};
-use tonic::Status;
+use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -18,6 +18,11 @@ pub enum Error {
     /// Another Shop service refused or failed a call.
     #[error("{service}: {status}")]
     Downstream { service: &'static str, status: Status },
+    /// Another Shop service's NOT_FOUND that is, for the use case at hand, a
+    /// rule of state (see [`Error::not_found_as_precondition`]): shown as
+    /// FAILED_PRECONDITION with the peer's message and details.
+    #[error("{service}: {status}")]
+    DownstreamPrecondition { service: &'static str, status: Status },
     #[error(transparent)]
     Database(#[from] sqlx::Error),
     /// A bug of ours: logged, never shown.
@@ -34,13 +39,24 @@ impl Error {
         Self::Downstream { service: "orders", status }
     }
 
+    /// Another service's NOT_FOUND becomes a rule of state (its message and
+    /// details kept); any other error stays as it is.
+    pub fn not_found_as_precondition(self) -> Self {
+        match self {
+            Error::Downstream { service, status } if status.code() == Code::NotFound => {
+                Error::DownstreamPrecondition { service, status }
+            }
+            other => other,
+        }
+    }
+
     /// Whether another service was down or slow (worth retrying as it is),
     /// rather than refusing what it was asked.
     pub fn is_outage(&self) -> bool {
         matches!(
             self,
             Error::Downstream { status, .. }
-                if matches!(status.code(), tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled)
+                if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
         ) || matches!(self, Error::Unavailable(_))
     }
 }
@@ -53,6 +69,14 @@ impl From<Error> for Status {
             Error::FailedPrecondition(message) => Status::failed_precondition(message),
             Error::Unavailable(message) => Status::unavailable(message),
             Error::Downstream { service, status } => platform_error::downstream(service, status),
+            Error::DownstreamPrecondition { service, status } => platform_error::downstream(
+                service,
+                Status::with_details(
+                    Code::FailedPrecondition,
+                    status.message(),
+                    bytes::Bytes::copy_from_slice(status.details()),
+                ),
+            ),
             Error::Database(source) => platform_error::database(source),
             Error::Internal(cause) => platform_error::internal(&cause),
         }
@@ -63,7 +87,6 @@ impl From<Error> for Status {
 mod tests {
     use super::*;
     use shop_platform::error::{Invalid, NamesFields as _};
-    use tonic::Code;
 
     #[test]
     fn each_error_maps_to_its_contract_code() {
@@ -79,5 +102,17 @@ mod tests {
         for (error, code) in cases {
             assert_eq!(Status::from(error).code(), code);
         }
+    }
+
+    #[test]
+    fn a_peers_not_found_as_a_rule_of_state_keeps_its_message_and_details() {
+        let not_found =
+            Status::with_details(Code::NotFound, "product 3 is not sold", bytes::Bytes::from_static(b"lines"));
+        let status = Status::from(Error::orders(not_found).not_found_as_precondition());
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), "product 3 is not sold");
+        assert_eq!(status.details(), b"lines");
+        let other = Error::orders(Status::unavailable("down")).not_found_as_precondition();
+        assert!(matches!(other, Error::Downstream { .. }) && other.is_outage());
     }
 }

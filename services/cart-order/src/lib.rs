@@ -9,9 +9,13 @@
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
 //! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: `domain::cart`, `domain::placement`, `domain::orders`), `repo`
-//! (SQL), `grpc` (one file per gRPC service: protobuf in, one use-case call,
-//! protobuf out) and `calls` (calls to other services). Start at [`start`].
+//! cases: `domain::cart`, `domain::placement`, `domain::orders`; no protobuf,
+//! no SQL), `repo` (SQL), `grpc` (one file per gRPC service: protobuf in, one
+//! use-case call, protobuf out) and `calls` (calls to other services). A call
+//! goes `grpc` → `domain` → `repo`. This service has one room more, `wire`:
+//! its own protobuf (orders, their status, order events) to and from domain
+//! values, shared by `grpc`, `repo` (the outbox stores events as the stream
+//! carries them) and `calls`. Start at [`start`].
 
 mod calls;
 mod config;
@@ -19,6 +23,7 @@ mod domain;
 mod error;
 mod grpc;
 mod repo;
+mod wire;
 
 use std::future::Future;
 use std::time::Duration;

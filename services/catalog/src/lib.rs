@@ -4,17 +4,25 @@
 //! (the outbox feed for reporting), both behind service credentials.
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
-//! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: `domain::categories`, `domain::products`, `domain::listing` (with
-//! the search index), `domain::inventory`, `domain::seed`), `repo` (SQL, and
-//! the search index's store), `grpc` (one file per gRPC service: protobuf in,
-//! one use-case call, protobuf out). Start at [`start`].
+//! error type and its way out to `tonic::Status`), `domain` (types, rules
+//! and use cases, with no protobuf and no SQL: `domain::categories`,
+//! `domain::products`, `domain::listing` (listings, and the indexer that
+//! feeds the search index), `domain::inventory`), `repo` (SQL, one file per
+//! table group, and the search index's store), `grpc` (one file per gRPC
+//! service: protobuf in, one use-case call, protobuf out). Catalog has two
+//! more: `wire` (its wire format shared by `grpc` and `repo`: catalog events
+//! as the stream sends them and the outbox stores them, and the products an
+//! event touched) and `seed` (`shop seed`'s data generator; its statements
+//! are in `repo`). A call goes `grpc` → `domain` → `repo`, never back up.
+//! Start at [`start`].
 
 mod config;
 mod domain;
 mod error;
 mod grpc;
 mod repo;
+mod seed;
+mod wire;
 
 use std::future::Future;
 
@@ -32,7 +40,7 @@ use tonic::service::Routes;
 
 pub use config::CatalogConfig;
 pub use domain::inventory::StockLedger;
-pub use domain::seed::Seeded;
+pub use seed::Seeded;
 
 use crate::domain::categories::Categories;
 use crate::domain::inventory::Inventory;
@@ -50,7 +58,7 @@ pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow:
 
 /// Every word a seeded title can hold.
 pub fn seed_vocabulary() -> impl Iterator<Item = &'static str> {
-    domain::seed::vocabulary()
+    seed::vocabulary()
 }
 
 /// `shop seed`: brings the catalog to at least `categories` categories and
@@ -62,7 +70,7 @@ pub async fn seed(
     categories: u64,
     progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Seeded> {
-    domain::seed::seed(pool, products, categories, progress).await
+    seed::seed(pool, products, categories, progress).await
 }
 
 /// Every product's stock and units sold, at one moment (`shop bench
@@ -101,7 +109,7 @@ pub async fn start(
     };
     let index_dir = config.index_dir_for(database);
     let listings = Listings::open(pool.clone(), Some(&index_dir), config.search_cache_entries, limits).await?;
-    let indexer = listings.spawn_indexer(&feed);
+    let indexer = listings.spawn_indexer(feed.notifications());
     let warm_up = Box::pin(listings.ready());
     let products = Products::new(pool.clone(), listings);
     let catalog = CatalogServiceServer::with_interceptor(

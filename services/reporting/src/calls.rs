@@ -19,9 +19,10 @@ use tokio_stream::{Stream, StreamExt as _};
 use tonic::Status;
 
 use crate::domain::{CatalogChange, OrderChange, ProductInfo, SoldLine, Stamped};
+use crate::error::Error;
 
 /// A stream of decoded changes, as long as the peer keeps it open.
-pub type Changes<C> = Pin<Box<dyn Stream<Item = Result<Stamped<C>, Status>> + Send>>;
+pub type Changes<C> = Pin<Box<dyn Stream<Item = Result<Stamped<C>, Error>> + Send>>;
 
 /// One stream's service.
 #[derive(Clone)]
@@ -89,16 +90,24 @@ fn order_change(event: OrderEvent) -> Result<Stamped<OrderChange>, Status> {
 
 impl Upstream {
     /// Catalog's changes after `after_sequence`.
-    pub async fn catalog_after(&self, after_sequence: i64) -> Result<Changes<CatalogChange>, Status> {
+    pub async fn catalog_after(&self, after_sequence: i64) -> Result<Changes<CatalogChange>, Error> {
         let request = self.0.stream_request(SubscribeCatalogEventsRequest { after_sequence });
-        let events = CatalogEventsServiceClient::new(self.0.channel()).subscribe(request).await?.into_inner();
-        Ok(Box::pin(events.map(|event| event.map(catalog_change))))
+        let events = CatalogEventsServiceClient::new(self.0.channel())
+            .subscribe(request)
+            .await
+            .map_err(Error::Stream)?
+            .into_inner();
+        Ok(Box::pin(events.map(|event| event.map(catalog_change).map_err(Error::Stream))))
     }
 
     /// The order service's changes after `after_sequence`.
-    pub async fn orders_after(&self, after_sequence: i64) -> Result<Changes<OrderChange>, Status> {
+    pub async fn orders_after(&self, after_sequence: i64) -> Result<Changes<OrderChange>, Error> {
         let request = self.0.stream_request(SubscribeOrderEventsRequest { after_sequence });
-        let events = OrderEventsServiceClient::new(self.0.channel()).subscribe(request).await?.into_inner();
-        Ok(Box::pin(events.map(|event| event.and_then(order_change))))
+        let events = OrderEventsServiceClient::new(self.0.channel())
+            .subscribe(request)
+            .await
+            .map_err(Error::Stream)?
+            .into_inner();
+        Ok(Box::pin(events.map(|event| event.and_then(order_change).map_err(Error::Stream))))
     }
 }

@@ -11,6 +11,10 @@ pub enum Error {
     NotFound(String),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
+    /// An event stream another service serves could not be opened, broke, or
+    /// sent an event that does not decode. Only the stream consumers meet it.
+    #[error(transparent)]
+    Stream(Status),
 }
 
 impl From<Error> for Status {
@@ -19,6 +23,7 @@ impl From<Error> for Status {
             Error::InvalidArgument(invalid) => invalid.into(),
             Error::NotFound(what) => Status::not_found(format!("{what} not found")),
             Error::Database(source) => platform_error::database(source),
+            Error::Stream(status) => platform_error::downstream("event stream", status),
         }
     }
 }

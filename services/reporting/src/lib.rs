@@ -9,9 +9,11 @@
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
 //! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases), `repo` (SQL), `grpc` (one file per gRPC service: protobuf in, one
-//! use-case call, protobuf out) and `calls` (the streams it reads from other
-//! services). Start at [`start`].
+//! cases: no protobuf, no SQL), `repo` (SQL, the consumers' advisory lock
+//! included), `grpc` (one file per gRPC service: protobuf in, one use-case
+//! call, protobuf out) and `calls` (the streams it reads from other services,
+//! their events decoded into domain changes and their failures into
+//! `Error`). A call goes `grpc` → `domain` → `repo`. Start at [`start`].
 
 mod calls;
 mod config;
@@ -57,6 +59,8 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let listener = server::bind(&config.listen_addr, "reporting").await?;
+    metrics::describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
+    metrics::describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
     let pool = connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     // Subscriptions are long-lived streams: no call deadline, no retries

@@ -5,13 +5,11 @@
 use shop_platform::client::CallContext;
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
-use tonic::{Code, Status};
 
 use crate::calls::Calls;
 use crate::domain::{Cart, CartLine, Order, Product};
 use crate::error::Error;
 use crate::repo;
-use crate::repo::cart::{Limit, LineLimits, Refusal};
 
 /// How a cart change treats the quantity it is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +18,31 @@ pub enum Change {
     Add(i32),
     /// UpdateCartItem: the line's new quantity (0 removes it).
     Set(i32),
+}
+
+/// What a cart line may hold: a change that would break a limit is refused
+/// (checked by the store, with the change, under the user's cart lock).
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimits {
+    pub max_quantity: i32,
+    pub in_stock: i32,
+    pub max_lines: usize,
+}
+
+/// The limit a change would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxQuantity,
+    InStock,
+    MaxLines,
+}
+
+/// A change refused, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub limit: Limit,
+    /// The units the line would have held.
+    pub wanted: i64,
 }
 
 #[derive(Clone)]
@@ -134,19 +157,10 @@ impl Carts {
             lines.iter().map(|line| OrderLine { product_id: line.product_id, quantity: line.quantity }),
         )
         .map_err(|reason| Error::FailedPrecondition(format!("the cart cannot be ordered: {reason}")))?;
-        let order = self.calls.place_order(context, user_id, &key, &lines).await.map_err(|error| match error {
-            // A product no longer sold cannot be ordered: a rule of state for
-            // the cart. Its details (every line that cannot be had) stay.
-            Error::Downstream { service, status } if status.code() == Code::NotFound => Error::Downstream {
-                service,
-                status: Status::with_details(
-                    Code::FailedPrecondition,
-                    status.message(),
-                    bytes::Bytes::copy_from_slice(status.details()),
-                ),
-            },
-            other => other,
-        })?;
+        // A product no longer sold cannot be ordered: a rule of state for the
+        // cart. Its details (every line that cannot be had) stay.
+        let order =
+            self.calls.place_order(context, user_id, &key, &lines).await.map_err(Error::not_found_as_precondition)?;
         self.take_out(order).await
     }
 

@@ -102,7 +102,5 @@ pub struct OrderBooks {
 }
 
 pub async fn books(pool: &PgPool, key_prefix: &str) -> Result<OrderBooks, Error> {
-    let (unsettled, placed_with_key_prefix, units_in_live_orders) =
-        repo::orders::books(&mut *pool.acquire().await?, key_prefix).await?;
-    Ok(OrderBooks { unsettled, placed_with_key_prefix, units_in_live_orders })
+    repo::orders::books(&mut *pool.acquire().await?, key_prefix).await
 }

@@ -147,8 +147,8 @@ impl Placement {
             created_at: pending.created_at,
             updated_at: Utc::now().max(pending.created_at),
         };
-        let event = repo::orders::encode(&Event::Placed(order.clone()));
-        if !repo::orders::place(&mut *self.pool.acquire().await?, &order, event).await? {
+        let event = Event::Placed(order.clone());
+        if !repo::orders::place(&mut *self.pool.acquire().await?, &order, &event).await? {
             // Someone else moved it on: a concurrent repeat placed it, or
             // recovery gave up on it (then the stock we hold goes back).
             let order = self.load(id).await?;
@@ -179,7 +179,7 @@ impl Placement {
         match self.calls.release_stock(&context, id).await {
             Ok(_) => {
                 let cleared = match self.pool.acquire().await {
-                    Ok(mut conn) => repo::orders::released(&mut conn, id).await,
+                    Ok(mut conn) => repo::orders::mark_released(&mut conn, id).await,
                     Err(error) => Err(error.into()),
                 };
                 if let Err(error) = cleared {

@@ -12,7 +12,37 @@ use crate::error::Error;
 use shop_platform::error::NamesFields as _;
 
 /// What `shop_checkouts_total` counts, by outcome.
-pub(super) const CHECKOUT_OUTCOMES: [&str; 4] = ["placed", "refused", "unavailable", "error"];
+#[derive(Debug, Clone, Copy)]
+pub(super) enum CheckoutOutcome {
+    Placed,
+    /// Out of stock, an empty cart: the client's to fix.
+    Refused,
+    /// A service or the database was down or busy: worth a retry.
+    Unavailable,
+    Error,
+}
+
+impl CheckoutOutcome {
+    pub(super) const ALL: [Self; 4] = [Self::Placed, Self::Refused, Self::Unavailable, Self::Error];
+
+    fn of<T>(answer: &Result<T, Status>) -> Self {
+        match answer {
+            Ok(_) => Self::Placed,
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => Self::Refused,
+            Err(status) if status.code() == tonic::Code::Unavailable => Self::Unavailable,
+            Err(_) => Self::Error,
+        }
+    }
+
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Self::Placed => "placed",
+            Self::Refused => "refused",
+            Self::Unavailable => "unavailable",
+            Self::Error => "error",
+        }
+    }
+}
 
 impl From<domain::Cart> for Cart {
     fn from(cart: domain::Cart) -> Self {
@@ -69,12 +99,7 @@ impl CartService for CustomerApi {
         let key =
             domain::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
         let placed = self.carts.checkout(&context, user_id, key).await.map_err(Status::from);
-        let outcome = match &placed {
-            Ok(_) => CHECKOUT_OUTCOMES[0],
-            Err(status) if status.code() == tonic::Code::FailedPrecondition => CHECKOUT_OUTCOMES[1],
-            Err(status) if status.code() == tonic::Code::Unavailable => CHECKOUT_OUTCOMES[2],
-            Err(_) => CHECKOUT_OUTCOMES[3],
-        };
+        let outcome = CheckoutOutcome::of(&placed).label();
         metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(1);
         Ok(Response::new(CheckoutResponse { order: Some(placed?.into()) }))
     }

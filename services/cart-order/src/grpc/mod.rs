@@ -1,9 +1,8 @@
 //! gRPC edge, one file per gRPC service: protobuf in, the verified caller
 //! and one use-case call, protobuf out. The order conversions several of
-//! them (and `calls`) share are in [`convert`].
+//! them (and `calls` and `repo`) share are in [`crate::wire`].
 
 mod cart;
-pub mod convert;
 mod events;
 mod orders;
 mod placement;
@@ -29,10 +28,14 @@ pub struct CustomerApi {
 
 impl CustomerApi {
     pub fn new(carts: Carts, credentials: ServiceCredentials) -> Self {
+        metrics::describe_counter!(
+            "shop_checkouts_total",
+            "Checkouts, by outcome: placed, refused, unavailable, error."
+        );
         // A dashboard's rate over a series that does not exist yet shows
         // nothing, not zero: every outcome is counted from the start.
-        for outcome in cart::CHECKOUT_OUTCOMES {
-            metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(0);
+        for outcome in cart::CheckoutOutcome::ALL {
+            metrics::counter!("shop_checkouts_total", "outcome" => outcome.label()).increment(0);
         }
         Self { carts, credentials }
     }

@@ -28,7 +28,7 @@ fn page(page: i32, page_size: i32) -> Result<Page, Error> {
 fn status_filter(raw: i32) -> Result<Option<OrderState>, Invalid> {
     match raw {
         0 => Ok(None),
-        raw => super::convert::status_from_proto(raw).map(Some).ok_or_else(|| Invalid::new("is not an order status")),
+        raw => crate::wire::status_from_proto(raw).map(Some).ok_or_else(|| Invalid::new("is not an order status")),
     }
 }
 
@@ -36,7 +36,7 @@ fn status_filter(raw: i32) -> Result<Option<OrderState>, Invalid> {
 /// Only SHIPPED, DELIVERED and CANCELLED can be reached; any other target is
 /// a move no order allows, a rule of state the use case answers.
 fn status_target(raw: i32) -> Result<OrderState, Invalid> {
-    super::convert::status_from_proto(raw).ok_or_else(|| Invalid::new("must be an order status"))
+    crate::wire::status_from_proto(raw).ok_or_else(|| Invalid::new("must be an order status"))
 }
 
 fn list_response(page: Page, (orders, total_count): (Vec<crate::domain::Order>, i64)) -> ListOrdersResponse {

@@ -4,7 +4,7 @@ use shop_platform::order_lines::OrderLine;
 use sqlx::PgConnection;
 
 use crate::domain::CartLine;
-use crate::domain::cart::Change;
+use crate::domain::cart::{Change, Limit, LineLimits, Refusal};
 use crate::error::Error;
 
 /// Locks the user's cart row (creating it), so one user's cart and wishlist
@@ -25,29 +25,6 @@ pub async fn lines(conn: &mut PgConnection, user_id: i64) -> Result<Vec<CartLine
     .bind(user_id)
     .fetch_all(conn)
     .await?)
-}
-
-/// What a cart line may hold.
-#[derive(Debug, Clone, Copy)]
-pub struct LineLimits {
-    pub max_quantity: i32,
-    pub in_stock: i32,
-    pub max_lines: usize,
-}
-
-/// The limit a change would break.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    MaxQuantity,
-    InStock,
-    MaxLines,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Refusal {
-    pub limit: Limit,
-    /// The units the line would have held.
-    pub wanted: i64,
 }
 
 /// Adds to or sets a line (`line`'s product, title and price; the quantity

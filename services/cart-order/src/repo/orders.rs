@@ -9,11 +9,12 @@ use rust_decimal::Decimal;
 use shop_platform::money::Money;
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use shop_platform::outbox::Outbox;
-use shop_proto::order::OrderEvent;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
+use crate::domain::orders::OrderBooks;
 use crate::domain::{Event, Order, OrderFilter, OrderItem, Snapshot, Status};
 use crate::error::Error;
+use crate::wire;
 
 pub const OUTBOX: Outbox = Outbox::new("orders_outbox");
 
@@ -103,13 +104,7 @@ async fn one_with_lines(conn: &mut PgConnection, row: Option<OrderRow>) -> Resul
 /// Appends an order event as the stream carries it; call it last in the
 /// transaction (it serializes writers until commit).
 pub async fn append_event(conn: &mut PgConnection, event: &Event) -> Result<i64, Error> {
-    Ok(OUTBOX.append(conn, &OrderEvent::from(event)).await?)
-}
-
-/// An event as the outbox stores it, for a statement that appends it itself.
-pub fn encode(event: &Event) -> Vec<u8> {
-    use prost::Message as _;
-    OrderEvent::from(event).encode_to_vec()
+    Ok(OUTBOX.append(conn, &wire::OrderEvent::from(event)).await?)
 }
 
 /// Inserts a PENDING order with its lines, in one statement; its id and
@@ -161,9 +156,9 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<Order>, Erro
 }
 
 /// PENDING → PLACED as `order` says (totals, the lines' snapshots, the time)
-/// with `event` in the outbox, in one statement and one commit; `false`
+/// with `event` in the outbox (appended by the statement itself), in one statement and one commit; `false`
 /// when the order is no longer PENDING (then nothing changed).
-pub async fn place(conn: &mut PgConnection, order: &Order, event: Vec<u8>) -> Result<bool, Error> {
+pub async fn place(conn: &mut PgConnection, order: &Order, event: &Event) -> Result<bool, Error> {
     let placed: Vec<(&OrderItem, &Snapshot)> =
         order.items.iter().filter_map(|item| item.snapshot.as_ref().map(|snapshot| (item, snapshot))).collect();
     let text = |f: fn(&Snapshot) -> &str| placed.iter().map(|(_, snapshot)| f(snapshot).to_owned()).collect::<Vec<_>>();
@@ -189,7 +184,7 @@ pub async fn place(conn: &mut PgConnection, order: &Order, event: Vec<u8>) -> Re
     .bind(text(|snapshot| &snapshot.category_name))
     .bind(text(|snapshot| &snapshot.category_slug))
     .bind(order.updated_at)
-    .bind(event)
+    .bind(wire::encode_event(event))
     .bind(OUTBOX.channel())
     .fetch_optional(conn)
     .await?;
@@ -233,7 +228,7 @@ pub async fn fail_pending(conn: &mut PgConnection, id: i64) -> Result<bool, Erro
 }
 
 /// The order's stock is back in catalog.
-pub async fn released(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
+pub async fn mark_released(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
     sqlx::query("UPDATE orders SET release_needed = false WHERE id = $1").bind(id).execute(conn).await?;
     Ok(())
 }
@@ -309,8 +304,8 @@ pub async fn page(
 
 /// Orders not settled yet (PENDING, or owing stock back), orders ever placed
 /// with a key that starts with `key_prefix`, and the units in live orders.
-pub async fn books(conn: &mut PgConnection, key_prefix: &str) -> Result<(i64, i64, i64), Error> {
-    Ok(sqlx::query_as(
+pub async fn books(conn: &mut PgConnection, key_prefix: &str) -> Result<OrderBooks, Error> {
+    let (unsettled, placed_with_key_prefix, units_in_live_orders) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING' OR release_needed),
                 (SELECT count(*) FROM orders
                   WHERE status NOT IN ('PENDING', 'FAILED') AND starts_with(idempotency_key, $1)),
@@ -319,5 +314,6 @@ pub async fn books(conn: &mut PgConnection, key_prefix: &str) -> Result<(i64, i6
     )
     .bind(key_prefix)
     .fetch_one(conn)
-    .await?)
+    .await?;
+    Ok(OrderBooks { unsettled, placed_with_key_prefix, units_in_live_orders })
 }

@@ -73,9 +73,9 @@ pub struct StockLedger {
 pub async fn ledger(pool: &PgPool) -> Result<StockLedger, Error> {
     let rows = repo::stock::ledger(&mut *pool.acquire().await?).await?;
     let mut ledger = StockLedger { units_by_product: HashMap::with_capacity(rows.len()), sold: 0 };
-    for (product_id, stock, sold) in rows {
-        ledger.units_by_product.insert(product_id, stock + sold);
-        ledger.sold += sold;
+    for line in rows {
+        ledger.units_by_product.insert(line.product_id, line.stock + line.sold_count);
+        ledger.sold += line.sold_count;
     }
     Ok(ledger)
 }

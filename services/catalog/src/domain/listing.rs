@@ -35,8 +35,6 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use shop_platform::budget::WorkBudget;
-use shop_platform::outbox::EventFeed;
-use shop_proto::catalog::CatalogEvent;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -234,14 +232,13 @@ impl Listings {
         // it): the search sees it and stops.
         let abandoned = CancellationToken::new();
         let _abandon_on_drop = abandoned.clone().drop_guard();
-        let index = self.index.clone();
         let filter = filter.clone();
-        let (total, ids) = tokio::task::spawn_blocking(move || {
-            let _turn = turn;
-            index.search(&filter, ordering, offset, limit, &abandoned)
-        })
-        .await
-        .map_err(|error| Error::Index(error.to_string()))??;
+        let (total, ids) = self
+            .blocking(move |index| {
+                let _turn = turn;
+                index.search(&filter, ordering, offset, limit, &abandoned)
+            })
+            .await?;
         let found: Found = (total, ids.into());
         if let Some(answers) = &self.answers {
             answers.insert(key, found.clone());
@@ -270,9 +267,21 @@ impl Listings {
         }
     }
 
+    /// The search index's one async face: `work` runs on the blocking pool
+    /// (with whatever it took along, such as a budget turn, dropped there).
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&SearchIndex) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || work(&index)).await.map_err(|error| Error::Index(error.to_string()))?
+    }
+
     /// Brings the index up to date, then keeps it there, until aborted.
-    pub fn spawn_indexer(&self, feed: &EventFeed<CatalogEvent>) -> JoinHandle<()> {
-        let indexer = Indexer { listings: self.clone(), committed: feed.notifications() };
+    /// `committed` is notified when catalog events may have been committed
+    /// (the event feed's notifications).
+    pub fn spawn_indexer(&self, committed: Arc<Notify>) -> JoinHandle<()> {
+        let indexer = Indexer { listings: self.clone(), committed };
         tokio::spawn(async move { indexer.run().await })
     }
 }
@@ -285,20 +294,15 @@ struct Indexer {
 
 impl Indexer {
     async fn run(self) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            match self.keep_up().await {
-                Ok(()) => return,
-                Err(error) => {
-                    tracing::warn!(error = %error, "search indexer stopped; starting over");
-                    // What was added and not committed must not come in with the next commit.
-                    let index = self.listings.index.clone();
-                    let _ = tokio::task::spawn_blocking(move || index.roll_back()).await;
-                }
+        shop_platform::restart::keep_running("search indexer", || async {
+            let stopped = self.keep_up().await;
+            if stopped.is_err() {
+                // What was added and not committed must not come in with the next commit.
+                let _ = self.listings.blocking(SearchIndex::roll_back).await;
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+            stopped
+        })
+        .await;
     }
 
     /// Opens (resumes or rebuilds), catches up, then follows the outbox.
@@ -307,10 +311,7 @@ impl Indexer {
         let mut conn = listings.pool.acquire().await?.detach();
         let database = repo::outbox::database_identity(&mut conn).await?;
         let head = repo::outbox::head(&mut conn).await?;
-        let index = listings.index.clone();
-        let committed = tokio::task::spawn_blocking(move || index.applied())
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        let committed = listings.blocking(SearchIndex::applied).await?;
         let mut applied = match committed {
             Some(applied)
                 if applied.database == database && (head - REBUILD_BEYOND..=head).contains(&applied.sequence) =>
@@ -369,11 +370,8 @@ impl Indexer {
         let live = repo::products::find_many(conn, &touched).await?;
         let found: std::collections::HashSet<i64> = live.iter().map(|product| product.id).collect();
         let gone: Vec<i64> = touched.into_iter().filter(|id| !found.contains(id)).collect();
-        let index = self.listings.index.clone();
         let next = Applied { database: database.to_owned(), sequence: last };
-        tokio::task::spawn_blocking(move || index.apply(&live, &gone, &next))
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        self.listings.blocking(move |index| index.apply(&live, &gone, &next)).await?;
         *applied = last;
         Ok(changes.len())
     }
@@ -382,10 +380,7 @@ impl Indexer {
     /// returns the outbox sequence that snapshot holds.
     async fn rebuild(&self, conn: &mut PgConnection, database: &str) -> Result<i64, Error> {
         let started = Instant::now();
-        let index = self.listings.index.clone();
-        tokio::task::spawn_blocking(move || index.start_rebuild())
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        self.listings.blocking(SearchIndex::start_rebuild).await?;
         let mut snapshot = conn.begin().await?;
         // Writers append to the outbox last and commit in sequence order, so
         // this snapshot holds exactly the changes of events up to its head.
@@ -396,17 +391,11 @@ impl Indexer {
             let Some(last) = batch.last() else { break };
             after_id = last.id;
             count += batch.len();
-            let index = self.listings.index.clone();
-            tokio::task::spawn_blocking(move || index.add(&batch))
-                .await
-                .map_err(|error| Error::Index(error.to_string()))??;
+            self.listings.blocking(move |index| index.add(&batch)).await?;
         }
         snapshot.commit().await?;
-        let index = self.listings.index.clone();
         let applied = Applied { database: database.to_owned(), sequence: head };
-        tokio::task::spawn_blocking(move || index.finish_rebuild(&applied))
-            .await
-            .map_err(|error| Error::Index(error.to_string()))??;
+        self.listings.blocking(move |index| index.finish_rebuild(&applied)).await?;
         tracing::info!(
             products = count,
             sequence = head,

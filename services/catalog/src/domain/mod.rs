@@ -1,14 +1,13 @@
 //! Catalog rules and use cases, free of SQL and gRPC. Each value type is
 //! made only by its `parse`, so a `Title` or `Slug` in hand has passed its
 //! rules; the gRPC layer names the field when one is refused. The use cases
-//! are in [`catalog`] (categories and products), [`inventory`] (stock
-//! reservations) and [`seed`].
+//! are in [`categories`], [`products`] (with [`listing`], the search index's
+//! use) and [`inventory`] (stock reservations).
 
 pub mod categories;
 pub mod inventory;
 pub mod listing;
 pub mod products;
-pub mod seed;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

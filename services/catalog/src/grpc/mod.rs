@@ -5,7 +5,7 @@ mod events;
 mod inventory;
 
 pub use catalog::CatalogApi;
-pub use events::{CatalogEventsApi, touched_products};
+pub use events::CatalogEventsApi;
 pub use inventory::InventoryApi;
 
 use shop_platform::time::timestamp;

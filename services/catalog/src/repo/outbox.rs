@@ -1,5 +1,6 @@
 //! Catalog's outbox (see `shop_platform::outbox`): events are stored as the
-//! stream's protobuf messages, the form `CatalogEventsService` sends.
+//! stream's protobuf messages, the form `CatalogEventsService` sends (that
+//! form is [`crate::wire`]'s).
 
 use shop_platform::outbox::Outbox;
 use shop_proto::catalog::CatalogEvent;
@@ -7,6 +8,7 @@ use sqlx::PgConnection;
 
 use crate::domain::Event;
 use crate::error::Error;
+use crate::wire;
 
 /// The channel is named in SQL too: `reserve_stock` (migration 0003)
 /// appends with `outbox_append(event, 'catalog_outbox')`; a new name needs a
@@ -43,13 +45,12 @@ pub async fn product_changes_after(
     limit: i64,
 ) -> Result<Vec<(i64, Vec<i64>)>, Error> {
     let events: Vec<CatalogEvent> = OUTBOX.after(conn, after, limit).await?;
-    Ok(events.iter().map(|event| (event.sequence, crate::grpc::touched_products(event))).collect())
+    Ok(events.iter().map(|event| (event.sequence, wire::touched_products(event))).collect())
 }
 
 /// An event as the outbox stores it, for a statement that appends it itself.
 pub fn encode(event: &Event) -> Vec<u8> {
-    use prost::Message as _;
-    CatalogEvent::from(event).encode_to_vec()
+    wire::encode(event)
 }
 
 /// Appends a bulk load's events in one go; returns the last sequence.

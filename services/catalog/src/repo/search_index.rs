@@ -342,18 +342,7 @@ impl SearchIndex {
         limit: usize,
         abandoned: &CancellationToken,
     ) -> Result<(i64, Vec<i64>), Error> {
-        self.search_until_abandoned(filter, ordering, offset, limit, abandoned)
-            .map_err(|error| if abandoned.is_cancelled() { Error::Abandoned } else { tantivy_error(error) })
-    }
-
-    fn search_until_abandoned(
-        &self,
-        filter: &ProductFilter,
-        ordering: Ordering,
-        offset: usize,
-        limit: usize,
-        abandoned: &CancellationToken,
-    ) -> tantivy::Result<(i64, Vec<i64>)> {
+        let failed = |error| if abandoned.is_cancelled() { Error::Abandoned } else { tantivy_error(error) };
         let searcher = self.reader.searcher();
         let query = UntilAbandoned { inner: self.query(filter, abandoned), abandoned: abandoned.clone() };
         // Collectors keep offset + limit entries per segment: past the last
@@ -363,7 +352,7 @@ impl SearchIndex {
         let (column, descending) = ordering.column();
         let order = if descending { Order::Desc } else { Order::Asc };
         let (total, ids) = if column == "title" {
-            searcher.search(&query, &(Count, ByTitle { offset, limit, order }))?
+            searcher.search(&query, &(Count, ByTitle { offset, limit, order })).map_err(failed)?
         } else {
             let key = match column {
                 "price" => "price_cents",
@@ -374,7 +363,7 @@ impl SearchIndex {
                 (SortByStaticFastValue::<i64>::for_field(key), order),
                 (SortByStaticFastValue::<i64>::for_field("id"), order),
             ));
-            let (total, hits) = searcher.search(&query, &(Count, top))?;
+            let (total, hits) = searcher.search(&query, &(Count, top)).map_err(failed)?;
             (total, hits.into_iter().filter_map(|((_, id), _)| id).collect())
         };
         Ok((total as i64, ids))

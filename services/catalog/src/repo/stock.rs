@@ -102,6 +102,14 @@ pub async fn give_back(conn: &mut PgConnection, lines: &[OrderLine]) -> Result<(
 }
 
 /// Every product's stock and units sold, in one statement (one snapshot).
-pub async fn ledger(conn: &mut PgConnection) -> Result<Vec<(i64, i64, i64)>, Error> {
-    Ok(sqlx::query_as("SELECT product_id, stock::bigint, sold_count FROM stock").fetch_all(conn).await?)
+/// One product's line in the stock ledger.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct StockLine {
+    pub product_id: i64,
+    pub stock: i64,
+    pub sold_count: i64,
+}
+
+pub async fn ledger(conn: &mut PgConnection) -> Result<Vec<StockLine>, Error> {
+    Ok(sqlx::query_as("SELECT product_id, stock::bigint AS stock, sold_count FROM stock").fetch_all(conn).await?)
 }

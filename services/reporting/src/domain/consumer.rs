@@ -31,10 +31,7 @@ pub trait Source: Send + Sync + 'static {
     /// The advisory lock that makes its consumer single across replicas.
     const LOCK: i64;
 
-    fn subscribe(
-        &self,
-        after_sequence: i64,
-    ) -> impl Future<Output = Result<Changes<Self::Change>, tonic::Status>> + Send;
+    fn subscribe(&self, after_sequence: i64) -> impl Future<Output = Result<Changes<Self::Change>, Error>> + Send;
 
     /// Applies a batch of changes, in order, inside the consumer's transaction.
     fn apply(conn: &mut PgConnection, changes: &[Self::Change]) -> impl Future<Output = Result<(), Error>> + Send;
@@ -52,7 +49,7 @@ impl Source for CatalogStream {
     // "rpt-cat" in ASCII: distinct from every other lock this database takes.
     const LOCK: i64 = 0x0072_7074_2d63_6174;
 
-    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<CatalogChange>, tonic::Status> {
+    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<CatalogChange>, Error> {
         self.0.catalog_after(after_sequence).await
     }
 
@@ -73,7 +70,7 @@ impl Source for OrderStream {
     // "rpt-ord" in ASCII.
     const LOCK: i64 = 0x0072_7074_2d6f_7264;
 
-    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<OrderChange>, tonic::Status> {
+    async fn subscribe(&self, after_sequence: i64) -> Result<Changes<OrderChange>, Error> {
         self.0.orders_after(after_sequence).await
     }
 
@@ -91,10 +88,10 @@ impl Source for OrderStream {
 /// held elsewhere) it waits with backoff and starts over.
 pub fn spawn<S: Source>(source: S, pool: PgPool, policy: ConsumerPolicy) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut waits = shop_platform::restart::backoff_up_to(policy.retry_max);
         loop {
             match consume(&source, &pool, policy).await {
-                Ok(Progress::Applied) => backoff = Duration::from_millis(100),
+                Ok(Progress::Applied) => waits = shop_platform::restart::backoff_up_to(policy.retry_max),
                 Ok(Progress::LockHeldElsewhere) => {}
                 Err(error) => {
                     tracing::warn!(
@@ -104,8 +101,7 @@ pub fn spawn<S: Source>(source: S, pool: PgPool, policy: ConsumerPolicy) -> Join
                     );
                 }
             }
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(policy.retry_max);
+            tokio::time::sleep(waits.next().unwrap_or(policy.retry_max)).await;
         }
     })
 }
@@ -118,8 +114,7 @@ enum Progress {
 async fn consume<S: Source>(source: &S, pool: &PgPool, policy: ConsumerPolicy) -> anyhow::Result<Progress> {
     // A connection of its own: the lock lives exactly as long as it does.
     let mut conn = pool.acquire().await?.detach();
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(S::LOCK).fetch_one(&mut conn).await?;
-    if !locked {
+    if !repo::try_advisory_lock(&mut conn, S::LOCK).await? {
         return Ok(Progress::LockHeldElsewhere);
     }
     let mut applied = repo::checkpoint(&mut conn, S::NAME).await?;

@@ -15,6 +15,12 @@ use crate::error::Error;
 /// turns instead of deadlocking. "rpt-wrt" in ASCII.
 const WRITER_LOCK: i64 = 0x0072_7074_2d77_7274;
 
+/// Takes the session-level advisory lock `key` if nobody holds it: `true`
+/// when this connection now holds it (until it closes).
+pub async fn try_advisory_lock(conn: &mut PgConnection, key: i64) -> Result<bool, Error> {
+    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(conn).await?)
+}
+
 /// Waits for the read model's write turn; held until the transaction ends.
 pub async fn take_write_turn(conn: &mut PgConnection) -> Result<(), Error> {
     sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(conn).await?;

@@ -3,6 +3,11 @@
 //! live-product counts, so readers of the event feed (reporting) see every
 //! seeded product like any other. Idempotent in size: it only adds what is
 //! missing to reach the target.
+//!
+//! A data generator, not a domain rule: its own room beside `domain`. It
+//! makes categories through the domain's use case, writes the rows' COPY
+//! text, and leaves every statement (the COPY itself, the table lock, the
+//! index rebuild, the counts) to `repo`.
 
 use std::collections::HashSet;
 use std::fmt::Write as _;

@@ -1,11 +1,18 @@
-//! Orders and their status between the domain and protobuf, for every
-//! service of this server that answers with orders, and for `calls`, which
-//! reads the order half's answers.
+//! The service's wire format, shared by the edges that speak it: orders and
+//! their status between the domain and protobuf (for `grpc`, which answers
+//! with them, and `calls`, which reads the order half's answers), and order
+//! events as the stream carries them and the outbox stores them (for `grpc`
+//! and `repo`). The domain never sees any of it.
 
+use prost::Message as _;
 use shop_platform::time::timestamp;
-use shop_proto::order::OrderStatus;
+use shop_proto::order::order_event::Payload;
+use shop_proto::order::{OrderCancelled, OrderPlaced, OrderStatus, OrderStatusChanged};
 
-use crate::domain;
+/// An order event as the stream carries it and the outbox stores it.
+pub use shop_proto::order::OrderEvent;
+
+use crate::domain::{self, Event};
 
 pub fn status_from_proto(raw: i32) -> Option<domain::Status> {
     Some(match OrderStatus::try_from(raw).ok()? {
@@ -62,6 +69,32 @@ impl From<domain::Order> for shop_proto::order::Order {
             updated_at: Some(timestamp(order.updated_at)),
         }
     }
+}
+
+/// An event as the stream carries it (and the outbox stores it): without
+/// its sequence and time, which readers stamp on the way out.
+impl From<&Event> for OrderEvent {
+    fn from(event: &Event) -> Self {
+        let payload = match event {
+            Event::Placed(order) => Payload::OrderPlaced(OrderPlaced { order: Some(order.clone().into()) }),
+            Event::StatusChanged { from, order } => {
+                let (order_id, old_status, new_status) =
+                    (order.id, OrderStatus::from(*from).into(), OrderStatus::from(order.status).into());
+                let order = Some(order.clone().into());
+                if new_status == OrderStatus::Cancelled as i32 {
+                    Payload::OrderCancelled(OrderCancelled { order_id, old_status, new_status, order })
+                } else {
+                    Payload::OrderStatusChanged(OrderStatusChanged { order_id, old_status, new_status, order })
+                }
+            }
+        };
+        OrderEvent { sequence: 0, occurred_at: None, payload: Some(payload) }
+    }
+}
+
+/// An event as the outbox stores it, for a statement that appends it itself.
+pub fn encode_event(event: &Event) -> Vec<u8> {
+    OrderEvent::from(event).encode_to_vec()
 }
 
 #[cfg(test)]
