@@ -43,8 +43,8 @@ use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::CartOrderConfig;
+pub use domain::OrderBooks;
 pub use domain::faults::{Faults, SagaStep};
-pub use domain::orders::OrderBooks;
 
 use crate::domain::cart::Carts;
 use crate::domain::orders::Orders;

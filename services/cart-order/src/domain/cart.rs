@@ -7,43 +7,9 @@ use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
 
 use crate::calls::Calls;
-use crate::domain::{Cart, CartLine, Order, Product};
+use crate::domain::{Cart, CartLine, Change, Limit, LineLimits, Order, Product, Refusal};
 use crate::error::Error;
 use crate::repo;
-
-/// How a cart change treats the quantity it is given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// AddCartItem: on top of what the line holds.
-    Add(i32),
-    /// UpdateCartItem: the line's new quantity (0 removes it).
-    Set(i32),
-}
-
-/// What a cart line may hold: a change that would break a limit is refused
-/// (checked by the store, with the change, under the user's cart lock).
-#[derive(Debug, Clone, Copy)]
-pub struct LineLimits {
-    pub max_quantity: i32,
-    pub in_stock: i32,
-    pub max_lines: usize,
-}
-
-/// The limit a change would break.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    MaxQuantity,
-    InStock,
-    MaxLines,
-}
-
-/// A change refused, and why.
-#[derive(Debug, Clone, Copy)]
-pub struct Refusal {
-    pub limit: Limit,
-    /// The units the line would have held.
-    pub wanted: i64,
-}
 
 #[derive(Clone)]
 pub struct Carts {

@@ -257,6 +257,54 @@ pub enum Event {
     },
 }
 
+/// How a cart change treats the quantity it is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// AddCartItem: on top of what the line holds.
+    Add(i32),
+    /// UpdateCartItem: the line's new quantity (0 removes it).
+    Set(i32),
+}
+
+/// What a cart line may hold: a change that would break a limit is refused
+/// (checked by the store, with the change, under the user's cart lock).
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimits {
+    pub max_quantity: i32,
+    pub in_stock: i32,
+    pub max_lines: usize,
+}
+
+/// The limit a change would break.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    MaxQuantity,
+    InStock,
+    MaxLines,
+}
+
+/// A change refused, and why.
+#[derive(Debug, Clone, Copy)]
+pub struct Refusal {
+    pub limit: Limit,
+    /// The units the line would have held.
+    pub wanted: i64,
+}
+
+/// The order side of an audit, read at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderBooks {
+    /// Orders still PENDING or still owing their stock back: while any is
+    /// left, units held and units sold may differ for a moment.
+    pub unsettled: i64,
+    /// Orders ever placed (PLACED or moved on from it) whose idempotency key
+    /// starts with the prefix asked for.
+    pub placed_with_key_prefix: i64,
+    /// Units in PLACED, SHIPPED and DELIVERED orders: once every order is
+    /// settled, catalog's units sold.
+    pub units_in_live_orders: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

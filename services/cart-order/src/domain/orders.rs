@@ -7,7 +7,7 @@ use shop_platform::paging::Page;
 use sqlx::PgPool;
 
 use crate::domain::placement::Placement;
-use crate::domain::{Event, Order, OrderFilter, Status, Viewer};
+use crate::domain::{Event, Order, OrderBooks, OrderFilter, Status, Viewer};
 use crate::error::Error;
 use crate::repo;
 
@@ -85,20 +85,6 @@ impl Orders {
         }
         Ok(order)
     }
-}
-
-/// The order side of an audit, read at one moment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct OrderBooks {
-    /// Orders still PENDING or still owing their stock back: while any is
-    /// left, units held and units sold may differ for a moment.
-    pub unsettled: i64,
-    /// Orders ever placed (PLACED or moved on from it) whose idempotency key
-    /// starts with the prefix asked for.
-    pub placed_with_key_prefix: i64,
-    /// Units in PLACED, SHIPPED and DELIVERED orders: once every order is
-    /// settled, catalog's units sold.
-    pub units_in_live_orders: i64,
 }
 
 pub async fn books(pool: &PgPool, key_prefix: &str) -> Result<OrderBooks, Error> {

@@ -6,7 +6,7 @@ use shop_proto::cart::{
 use tonic::{Request, Response, Status};
 
 use super::CustomerApi;
-use crate::domain::cart::Change;
+use crate::domain::Change;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
 use shop_platform::error::NamesFields as _;

@@ -4,7 +4,7 @@ use shop_platform::order_lines::OrderLine;
 use sqlx::PgConnection;
 
 use crate::domain::CartLine;
-use crate::domain::cart::{Change, Limit, LineLimits, Refusal};
+use crate::domain::{Change, Limit, LineLimits, Refusal};
 use crate::error::Error;
 
 /// Locks the user's cart row (creating it), so one user's cart and wishlist

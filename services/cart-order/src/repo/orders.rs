@@ -11,7 +11,7 @@ use shop_platform::order_lines::{OrderLine, OrderLines};
 use shop_platform::outbox::Outbox;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use crate::domain::orders::OrderBooks;
+use crate::domain::OrderBooks;
 use crate::domain::{Event, Order, OrderFilter, OrderItem, Snapshot, Status};
 use crate::error::Error;
 use crate::wire;
