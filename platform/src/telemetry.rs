@@ -63,7 +63,7 @@ pub fn init(service_name: &str, format: LogFormat) -> Telemetry {
         match built {
             Ok(Ok(provider)) => Some(provider),
             Ok(Err(error)) => {
-                eprintln!("shop: OTLP trace export is off: {error:#}");
+                eprintln!("shop: OTLP trace export is off: {}", crate::error::chain_without_repeats(error.as_ref()));
                 None
             }
             Err(_) => None,

@@ -96,7 +96,7 @@ pub fn spawn<S: Source>(source: S, pool: PgPool, policy: ConsumerPolicy) -> Join
                 Err(error) => {
                     tracing::warn!(
                         stream = S::NAME,
-                        error = format!("{error:#}"),
+                        error = shop_platform::error::chain_without_repeats(error.as_ref()),
                         "event stream consumer stopped; retrying"
                     );
                 }
