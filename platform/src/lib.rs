@@ -22,6 +22,7 @@ pub mod money;
 pub mod order_lines;
 pub mod outbox;
 pub mod paging;
+pub mod reflection;
 pub mod restart;
 pub mod server;
 pub mod telemetry;

@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -88,12 +89,12 @@ pub async fn serve(
         let _ = ready_sender.send(true);
     });
 
-    let descriptors = descriptors_serving(&services.names)?;
-    let reflection_v1 =
-        reflection_builder(&services.names, descriptors.clone()).build_v1().context("reflection descriptors")?;
-    let reflection_v1alpha =
-        reflection_builder(&services.names, descriptors).build_v1alpha().context("reflection descriptors")?;
-    let routes = services.routes.add_service(health_service).add_service(reflection_v1).add_service(reflection_v1alpha);
+    let reflection = Arc::new(crate::reflection::Index::new(&descriptors_serving(&services.names)?, &services.names));
+    let routes = services
+        .routes
+        .add_service(health_service)
+        .add_service(crate::reflection::v1::service(reflection.clone()))
+        .add_service(crate::reflection::v1alpha::service(reflection));
 
     let server = services.server;
     let mut builder = Server::builder()
@@ -145,17 +146,6 @@ pub async fn serve(
             .context("gRPC server failed")
     });
     Ok(Running { addr, task, ready })
-}
-
-fn reflection_builder(
-    names: &[&'static str],
-    descriptors: prost_types::FileDescriptorSet,
-) -> tonic_reflection::server::Builder<'static> {
-    let builder = tonic_reflection::server::Builder::configure()
-        .register_file_descriptor_set(descriptors)
-        // `grpcurl list` should show the shop's services, not the plumbing.
-        .include_reflection_service(false);
-    names.iter().fold(builder, |builder, name| builder.with_service_name(*name))
 }
 
 /// The contract's descriptors cut down to what this server serves: its own

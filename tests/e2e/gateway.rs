@@ -21,7 +21,7 @@ use tonic_reflection::pb::{v1, v1alpha};
 use crate::harness::{TestShop, bearer, connect, eventually};
 
 /// One v1 reflection request through the gateway. An unknown symbol comes
-/// back as an error on the stream.
+/// back as an `ErrorResponse` in the stream.
 async fn reflect(
     shop: &TestShop,
     request: v1::server_reflection_request::MessageRequest,
@@ -63,6 +63,30 @@ async fn reflection_v1_and_v1alpha_list_exactly_the_public_services() {
     };
     let listed: BTreeSet<String> = list.service.into_iter().map(|service| service.name).collect();
     assert_eq!(listed, expected);
+}
+
+#[tokio::test]
+async fn a_reflection_lookup_that_finds_nothing_answers_in_the_stream_and_keeps_it_open() {
+    use v1::server_reflection_request::MessageRequest;
+    use v1::server_reflection_response::MessageResponse;
+    let shop = TestShop::start().await;
+    let ask = |symbol: &str| v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::FileContainingSymbol(symbol.into())),
+    };
+    let mut client = v1::server_reflection_client::ServerReflectionClient::new(shop.gateway.clone());
+    let requests = [ask("shop.Nope"), ask("shop.catalog.v1.CatalogService"), ask("shop.order.v1.PlaceOrderRequest")];
+    let mut responses = client.server_reflection_info(tokio_stream::iter(requests)).await.unwrap().into_inner();
+    let mut answers = Vec::new();
+    while let Some(response) = responses.message().await.expect("the stream stays open") {
+        answers.push(response.message_response.expect("an answer"));
+    }
+    assert_eq!(answers.len(), 3, "{answers:?}");
+    let MessageResponse::ErrorResponse(error) = &answers[0] else { panic!("{:?}", answers[0]) };
+    assert_eq!(error.error_code, Code::NotFound as i32);
+    assert!(error.error_message.contains("shop.Nope"), "{error:?}");
+    assert!(matches!(answers[1], MessageResponse::FileDescriptorResponse(_)), "{:?}", answers[1]);
+    assert!(matches!(answers[2], MessageResponse::ErrorResponse(_)), "internal: {:?}", answers[2]);
 }
 
 #[tokio::test]
