@@ -381,3 +381,17 @@ async fn usernames_that_look_like_another_are_refused() {
     login_from(&shop, "127.0.0.8", "ａｌｉｃｅ", PASSWORD).await.expect("the same user");
     shop.register("alicia").await;
 }
+
+#[tokio::test]
+async fn a_name_from_before_the_script_rule_still_logs_in() {
+    let shop = TestShop::start().await;
+    shop.register("bobby").await;
+    // As if registered before names had to keep to one script.
+    let mixed = "b\u{43e}bby";
+    sqlx::query("UPDATE identity.users SET username = $1 WHERE username = 'bobby'")
+        .bind(mixed)
+        .execute(&shop.db().await)
+        .await
+        .unwrap();
+    login_from(&shop, "127.0.0.9", mixed, PASSWORD).await.expect("an older name logs in as it is");
+}

@@ -220,15 +220,15 @@ impl Accounts {
         create_user(&self.pool, &self.hasher, registration).await
     }
 
-    pub async fn login(&self, client: Option<IpAddr>, username: &str, password: &str) -> Result<IssuedTokens, Error> {
-        let username = &Username::lookup_form(username);
+    pub async fn login(&self, client: Option<IpAddr>, given: &str, password: &str) -> Result<IssuedTokens, Error> {
+        let username = &Username::lookup_form(given);
         if let Some(client) = client {
             check(&self.limits.login_per_addr, &client, "login")?;
         }
         // A name no user could have (too long, a NUL byte, …) is never sent to
         // the database; it still pays for a hash, like any unknown user. Only
         // names a user could have are counted, so junk cannot grow memory.
-        let could_exist = Username::parse(username).is_ok() && password.chars().count() <= NewPassword::MAX_CHARS;
+        let could_exist = Username::could_be_stored(given) && password.chars().count() <= NewPassword::MAX_CHARS;
         let account = could_exist.then(|| username.to_lowercase());
         let now = std::time::Instant::now();
         if let Some(account) = &account {
@@ -252,7 +252,12 @@ impl Accounts {
         let wrong = Error::Unauthenticated("invalid username or password");
         let found = if could_exist {
             let mut conn = self.pool.acquire().await?;
-            repo::users::find_credentials(&mut conn, username).await?
+            match repo::users::find_credentials(&mut conn, username).await? {
+                // A name registered before names were stored in NFKC form
+                // is found as it was typed.
+                None if given != username => repo::users::find_credentials(&mut conn, given).await?,
+                found => found,
+            }
         } else {
             None
         };

@@ -70,6 +70,14 @@ impl Username {
         unicode_security::skeleton(name).collect::<String>().to_lowercase()
     }
 
+    /// Whether some user could have this name, by the rules of any time
+    /// (length and characters; today's script rule aside, so names
+    /// registered before it can still log in).
+    pub fn could_be_stored(raw: &str) -> bool {
+        let length = raw.chars().count();
+        (1..=Self::MAX_CHARS).contains(&length) && raw.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+    }
+
     /// The form a login looks a name up by: the same normalization as at
     /// registration, without refusing anything (a refused name just finds
     /// no user).
