@@ -74,6 +74,14 @@ pub struct BenchArgs {
     /// makes one); the password is read from SHOP_ADMIN_PASSWORD.
     #[arg(long, default_value = "root")]
     pub admin: String,
+    /// Checkout only: products added to the cart per round, one number or a
+    /// range (`1-3`, the default; `1` is the old backend's flow).
+    #[arg(long, default_value = "1-3", value_parser = count_range)]
+    pub lines: std::ops::RangeInclusive<i32>,
+    /// Checkout only: units of each product added, one number or a range
+    /// (`1`, the default; `1-3` is the old backend's flow).
+    #[arg(long, default_value = "1", value_parser = count_range)]
+    pub units: std::ops::RangeInclusive<i32>,
     /// Checkout only: do not balance the books in the database after the run.
     #[arg(long)]
     pub skip_books: bool,
@@ -86,9 +94,24 @@ pub struct BenchArgs {
 /// count the orders placed with it.
 const CHECKOUT_KEY_PREFIX: &str = "bench-checkout-";
 
+/// `3` or `1-3`: a range of counts, each at least 1.
+fn count_range(raw: &str) -> Result<std::ops::RangeInclusive<i32>, String> {
+    let (low, high) = raw.split_once('-').unwrap_or((raw, raw));
+    let parse =
+        |part: &str| part.trim().parse::<i32>().map_err(|_| format!("{raw:?} is not a count or a range like 1-3"));
+    let (low, high) = (parse(low)?, parse(high)?);
+    if low < 1 || high < low {
+        return Err(format!("{raw:?}: counts start at 1 and a range goes up (1-3)"));
+    }
+    Ok(low..=high)
+}
+
 /// What every virtual user needs to make its calls.
 #[derive(Clone)]
 struct Fixture {
+    /// Checkout: products per round, and units of each.
+    lines: std::ops::RangeInclusive<i32>,
+    units: std::ops::RangeInclusive<i32>,
     max_product_id: i64,
     category_slugs: Vec<String>,
     login: Option<(String, String)>,
@@ -112,7 +135,8 @@ const ORDERINGS: &[&str] =
     &["price", "-price", "created_at", "-created_at", "sold_count", "-sold_count", "title", "-title"];
 const PRICE_FLOORS: &[&str] = &["1", "5", "10", "25", "50", "100"];
 
-async fn fixture(channel: Channel, scenario: Scenario, users: usize, admin: &str) -> anyhow::Result<Fixture> {
+async fn fixture(channel: Channel, args: &BenchArgs) -> anyhow::Result<Fixture> {
+    let (scenario, users, admin) = (args.scenario, args.concurrency, args.admin.as_str());
     let mut catalog = CatalogServiceClient::new(channel.clone());
     let total = catalog.list_products(ListProductsRequest { page_size: 1, ..Default::default() }).await?.into_inner();
     let category_slugs: Vec<String> = catalog
@@ -158,7 +182,14 @@ async fn fixture(channel: Channel, scenario: Scenario, users: usize, admin: &str
         }
     }
     // Seeded ids run from 1 to about the total; misses show up as NOT_FOUND.
-    Ok(Fixture { max_product_id: total.total_count.max(1), category_slugs, login, tokens })
+    Ok(Fixture {
+        lines: args.lines.clone(),
+        units: args.units.clone(),
+        max_product_id: total.total_count.max(1),
+        category_slugs,
+        login,
+        tokens,
+    })
 }
 
 /// Registers a fresh customer; returns its username and password.
@@ -186,21 +217,25 @@ fn bearer<T>(message: T, token: &str) -> tonic::Request<T> {
     request
 }
 
-/// One checkout round of a virtual user: 1-3 random products into the cart,
-/// then Checkout; returns the Checkout's latency. A failed round empties what
+/// One checkout round of a virtual user: `--lines` random products into the
+/// cart (1-3), `--units` of each (1), then Checkout; returns the Checkout's
+/// latency. A failed round empties what
 /// it added so the next round starts clean.
 async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (Duration, Result<(), tonic::Code>) {
     let token = &fixture.tokens[user];
     let mut cart = CartServiceClient::new(channel.clone());
-    let ids: Vec<i64> = {
+    let lines: Vec<(i64, i32)> = {
         let mut rng = rand::rng();
-        let count = rng.random_range(1..=3);
-        (0..count).map(|_| rng.random_range(1..=fixture.max_product_id)).collect()
+        let count = rng.random_range(fixture.lines.clone());
+        (0..count)
+            .map(|_| (rng.random_range(1..=fixture.max_product_id), rng.random_range(fixture.units.clone())))
+            .collect()
     };
+    let ids: Vec<i64> = lines.iter().map(|(product_id, _)| *product_id).collect();
     let started = Instant::now();
     let mut outcome = Ok(());
-    for &product_id in &ids {
-        if let Err(status) = cart.add_cart_item(bearer(AddCartItemRequest { product_id, quantity: 1 }, token)).await {
+    for &(product_id, quantity) in &lines {
+        if let Err(status) = cart.add_cart_item(bearer(AddCartItemRequest { product_id, quantity }, token)).await {
             outcome = Err(status.code());
             break;
         }
@@ -312,7 +347,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         let channel = endpoint.clone().tcp_nodelay(true).connect().await;
         channels.push(channel.with_context(|| format!("cannot reach the gateway at {} (--target)", args.target))?);
     }
-    let fixture = fixture(channels[0].clone(), args.scenario, args.concurrency, &args.admin).await?;
+    let fixture = fixture(channels[0].clone(), args).await?;
     // On standard error, so `--json` output stays one object: bench/cpu-split
     // reads the machine's CPU counters at these two lines, leaving the setup
     // (registering users is argon2 work in identity) out of the split.
@@ -441,4 +476,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod count_range_tests {
+    use super::count_range;
+
+    #[test]
+    fn a_count_or_a_rising_range_from_one() {
+        assert_eq!(count_range("1"), Ok(1..=1));
+        assert_eq!(count_range("1-3"), Ok(1..=3));
+        for bad in ["0", "3-1", "x", "1-", "-2"] {
+            assert!(count_range(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -15,10 +15,8 @@ async fn seeded_shop() -> TestShop {
     shop
 }
 
-#[tokio::test]
-async fn a_checkout_bench_balances_its_books() {
-    let shop = seeded_shop().await;
-    let args = BenchArgs {
+fn checkout_args(shop: &TestShop) -> BenchArgs {
+    BenchArgs {
         scenario: Scenario::Checkout,
         concurrency: 6,
         duration: Duration::from_secs(2),
@@ -26,9 +24,36 @@ async fn a_checkout_bench_balances_its_books() {
         connections: 2,
         json: false,
         admin: "root".into(),
+        lines: 1..=3,
+        units: 1..=1,
         skip_books: false,
         database: shop.config.database.clone(),
-    };
+    }
+}
+
+#[tokio::test]
+async fn the_old_backends_checkout_flow_is_one_line_of_one_to_three_units() {
+    let shop = seeded_shop().await;
+    let args = BenchArgs { lines: 1..=1, units: 1..=3, ..checkout_args(&shop) };
+    let (_, balance) = shop::bench::measure_and_balance(&args).await.expect("the books balance");
+    let balance = balance.expect("audited");
+    assert!(balance.checkouts_ok > 0);
+    let lines_per_order: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT count(*), max(l.quantity)::bigint FROM orders.order_lines l JOIN orders.orders o ON o.id = l.order_id
+          WHERE o.status = 'PLACED' GROUP BY o.id",
+    )
+    .fetch_all(&shop.db().await)
+    .await
+    .unwrap();
+    assert!(lines_per_order.iter().all(|(lines, _)| *lines == 1), "one line per order: {lines_per_order:?}");
+    assert!(lines_per_order.iter().all(|(_, units)| (1..=3).contains(units)), "{lines_per_order:?}");
+    assert!(lines_per_order.iter().any(|(_, units)| *units > 1), "more than one unit sometimes");
+}
+
+#[tokio::test]
+async fn a_checkout_bench_balances_its_books() {
+    let shop = seeded_shop().await;
+    let args = checkout_args(&shop);
     let (report, balance) = shop::bench::measure_and_balance(&args).await.expect("the books balance");
     let balance = balance.expect("a checkout run is audited");
     let refused = report.errors.get("FailedPrecondition").copied().unwrap_or_default();
