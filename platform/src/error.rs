@@ -42,15 +42,15 @@ impl fmt::Display for InvalidField {
 
 impl std::error::Error for InvalidField {}
 
-/// How every service's error names a refused field:
+/// A value refused, turned into the service's error naming its field:
 /// `Money::parse(&req.price).map_err(Error::field("price"))?`.
-pub trait NamesFields: From<InvalidField> {
+pub trait FieldRefusal: From<InvalidField> {
     fn field(field: &'static str) -> impl FnOnce(Invalid) -> Self {
         move |reason| Self::from(InvalidField { field, reason })
     }
 }
 
-impl<E: From<InvalidField>> NamesFields for E {}
+impl<E: From<InvalidField>> FieldRefusal for E {}
 
 impl From<InvalidField> for Status {
     fn from(invalid: InvalidField) -> Self {

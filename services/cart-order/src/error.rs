@@ -86,7 +86,7 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shop_platform::error::{Invalid, NamesFields as _};
+    use shop_platform::error::{FieldRefusal as _, Invalid};
 
     #[test]
     fn each_error_maps_to_its_contract_code() {

@@ -96,7 +96,7 @@ impl From<Error> for Status {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shop_platform::error::{Invalid, NamesFields as _};
+    use shop_platform::error::{FieldRefusal as _, Invalid};
     use tonic::Code;
 
     #[test]

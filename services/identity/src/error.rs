@@ -50,7 +50,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use shop_platform::error::{Invalid, NamesFields as _};
+    use shop_platform::error::{FieldRefusal as _, Invalid};
 
     #[test]
     fn each_error_maps_to_its_contract_code() {

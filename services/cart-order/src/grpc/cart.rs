@@ -9,7 +9,7 @@ use super::CustomerApi;
 use crate::domain::Change;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 /// What `shop_checkouts_total` counts, by outcome.
 #[derive(Debug, Clone, Copy)]

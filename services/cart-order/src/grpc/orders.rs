@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::orders::Orders;
 use crate::domain::{OrderFilter, Status as OrderState, Viewer, parse_id};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 const ORDERS_DEFAULT_PAGE_SIZE: i32 = 10;
 const ORDERS_MAX_PAGE_SIZE: i32 = 100;

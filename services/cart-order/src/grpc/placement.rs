@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::placement::Placement;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct PlacementApi {

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use super::CustomerApi;
 use crate::domain::{self, parse_id};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 /// The products as catalog listed them when the wishlist was read.
 fn wishlist(products: Vec<domain::Product>) -> Wishlist {

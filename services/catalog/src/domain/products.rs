@@ -9,7 +9,7 @@ use crate::domain::listing::Listings;
 use crate::domain::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
 use crate::error::Error;
 use crate::repo;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 #[derive(Clone)]
 pub struct Products {

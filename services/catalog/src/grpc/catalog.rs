@@ -19,7 +19,7 @@ use crate::domain::{
     parse_image_url, parse_search, parse_stock,
 };
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 pub struct CatalogApi {
     categories: Categories,

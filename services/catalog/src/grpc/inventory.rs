@@ -9,7 +9,7 @@ use shop_platform::order_lines::{OrderLine, OrderLines};
 use crate::domain::inventory::Inventory;
 use crate::domain::parse_id;
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 /// Internal: mounted behind the service-credential interceptor.
 pub struct InventoryApi {

@@ -21,7 +21,7 @@ use crate::domain::{Email, NewPassword, PasswordProblem, Username};
 use crate::error::Error;
 use crate::repo;
 use crate::repo::users::NewUserRow;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 /// What Register was asked for, after parsing.
 pub struct Registration {

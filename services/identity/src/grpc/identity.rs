@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use crate::domain;
 use crate::domain::accounts::{Accounts, IssuedTokens, Registration};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 use shop_platform::time::timestamp;
 

@@ -9,7 +9,7 @@ use tonic::{Request, Response, Status};
 use crate::domain::report::Reports;
 use crate::domain::{ReportQuery, SalesReport};
 use crate::error::Error;
-use shop_platform::error::NamesFields as _;
+use shop_platform::error::FieldRefusal as _;
 
 const REPORT_DEFAULT_PAGE_SIZE: i32 = 50;
 const REPORT_MAX_PAGE_SIZE: i32 = 500;
