@@ -83,7 +83,7 @@ pub async fn start(
         metrics::counter!("shop_gateway_stalled_calls_total", "backend" => *backend).increment(0);
     }
 
-    let listener = server::bind(&config.listen_addr, "gateway").await?;
+    let listener = config.listen_addr.bind("gateway").await?;
     let identity = Peer::on(
         identity,
         credentials.clone(),

@@ -211,13 +211,16 @@ async fn send(
     backend: &'static str,
     request: Request<tonic::body::Body>,
 ) -> Result<Response<tonic::body::Body>, Status> {
-    channel.clone().oneshot(request).await.map_err(|error| {
-        if caused_by_timeout(&error) {
-            return Status::deadline_exceeded("deadline exceeded before the backend answered");
-        }
-        tracing::warn!(backend, error = %error, "backend unreachable");
-        Status::unavailable(format!("{backend} is unavailable"))
-    })
+    channel.clone().oneshot(request).await.map_err(|error| no_answer(backend, &error))
+}
+
+/// The status of a call the backend never answered.
+fn no_answer(backend: &'static str, error: &(dyn std::error::Error + 'static)) -> Status {
+    if caused_by_timeout(error) {
+        return Status::deadline_exceeded("deadline exceeded before the backend answered");
+    }
+    tracing::warn!(backend, error = %error, "backend unreachable");
+    Status::unavailable(format!("{backend} is unavailable"))
 }
 
 /// Times a read is sent again after its replica dropped it unanswered.
@@ -251,17 +254,11 @@ async fn send_read(
         *again.headers_mut() = parts.headers.clone();
         match channel.clone().oneshot(again).await {
             Ok(response) => return Ok(response),
-            Err(error) if caused_by_timeout(&error) => {
-                return Err(Status::deadline_exceeded("deadline exceeded before the backend answered"));
-            }
-            Err(error) if attempt < READ_RETRIES => {
+            Err(error) if attempt < READ_RETRIES && !caused_by_timeout(&error) => {
                 attempt += 1;
                 tracing::debug!(backend, error = %error, attempt, "a replica dropped a read; sending it again");
             }
-            Err(error) => {
-                tracing::warn!(backend, error = %error, "backend unreachable");
-                return Err(Status::unavailable(format!("{backend} is unavailable")));
-            }
+            Err(error) => return Err(no_answer(backend, &error)),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! Server bootstrap, the same for every service: bind (port 0 lets the OS
-//! pick), report the real address, serve the given routes plus
+//! Server bootstrap, the same for every service: on a listener bound by
+//! [`crate::config::ListenAddr::bind`] (port 0 lets the OS pick), report the
+//! real address, serve the given routes plus
 //! `grpc.health.v1` and reflection (v1 and v1alpha), one tracing span per RPC,
 //! the limits on connections ([`crate::connection`]) and on calls
 //! ([`crate::call_limits`]), and a graceful stop when `shutdown` resolves.
@@ -44,11 +45,6 @@ impl Running {
     pub async fn wait_ready(&mut self) {
         let _ = self.ready.wait_for(|ready| *ready).await;
     }
-}
-
-/// Binds `addr` for the server `what` ([`crate::config::ListenAddr::bind`]).
-pub async fn bind(addr: &crate::config::ListenAddr, what: &str) -> anyhow::Result<TcpListener> {
-    addr.bind(what).await
 }
 
 /// What one server exposes: its routes and the fully qualified names of the

@@ -80,7 +80,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = server::bind(&config.listen_addr, "cart-order").await?;
+    let listener = config.listen_addr.bind("cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);
     let (cart_pool, orders_pool) = connect(database, config.db_max_connections).await?;
     let cart_watch = shop_platform::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA.name);

@@ -87,7 +87,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = server::bind(&config.listen_addr, "catalog").await?;
+    let listener = config.listen_addr.bind("catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);

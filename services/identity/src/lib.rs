@@ -54,7 +54,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     config.validate()?;
-    let listener = server::bind(&config.listen_addr, "identity").await?;
+    let listener = config.listen_addr.bind("identity").await?;
     let pool = connect(database, config.db_max_connections).await?;
     domain::accounts::keep_skeletons_of_older_users(&pool).await?;
     let pool_for_metrics = pool.clone();

@@ -58,7 +58,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let listener = server::bind(&config.listen_addr, "reporting").await?;
+    let listener = config.listen_addr.bind("reporting").await?;
     metrics::describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
     metrics::describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
     let pool = connect(database, config.db_max_connections).await?;

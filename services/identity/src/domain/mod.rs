@@ -33,6 +33,11 @@ pub struct Username(String);
 impl Username {
     pub const MAX_CHARS: usize = 150;
 
+    /// Letters, digits and `@ . + - _`: a username's characters.
+    fn is_allowed_char(c: char) -> bool {
+        c.is_alphanumeric() || "@.+-_".contains(c)
+    }
+
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let length = raw.chars().count();
         if length == 0 {
@@ -41,7 +46,7 @@ impl Username {
         if length > Self::MAX_CHARS {
             return Err(Invalid::new("must be at most 150 characters"));
         }
-        if !raw.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c)) {
+        if !raw.chars().all(Self::is_allowed_char) {
             return Err(Invalid::new("may contain only letters, digits and @ . + - _"));
         }
         // Full-width and other compatibility forms become their plain
@@ -75,7 +80,7 @@ impl Username {
     /// registered before it can still log in).
     pub fn could_be_stored(raw: &str) -> bool {
         let length = raw.chars().count();
-        (1..=Self::MAX_CHARS).contains(&length) && raw.chars().all(|c| c.is_alphanumeric() || "@.+-_".contains(c))
+        (1..=Self::MAX_CHARS).contains(&length) && raw.chars().all(Self::is_allowed_char)
     }
 
     /// The form a login looks a name up by: the same normalization as at
