@@ -22,7 +22,7 @@ use shop_proto::identity::{LoginRequest, RegisterRequest};
 use shop_proto::reporting::GetProductSalesReportRequest;
 use shop_proto::reporting::reporting_service_client::ReportingServiceClient;
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -88,6 +88,8 @@ pub struct BenchArgs {
     /// Where the checkout scenario balances its books.
     #[command(flatten)]
     pub database: DatabaseConfig,
+    #[command(flatten)]
+    pub tls: crate::ClientTlsArgs,
 }
 
 /// The start of every idempotency key the checkout scenario sends: the books
@@ -341,7 +343,7 @@ pub struct Report {
 
 pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(args.concurrency > 0 && args.connections > 0, "--concurrency and --connections must be positive");
-    let endpoint = Endpoint::from_shared(format!("http://{}", args.target)).context("--target is not host:port")?;
+    let endpoint = args.tls.endpoint(&args.target).context("--target")?;
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         let channel = endpoint.clone().tcp_nodelay(true).connect().await;

@@ -73,9 +73,16 @@ pub enum Command {
         /// Seconds to wait for the answer.
         #[arg(long, default_value_t = 3)]
         timeout_secs: u64,
+        /// Without --tls-ca, a process with internal TLS set
+        /// (SHOP_INTERNAL_TLS_*) presents its own certificate.
+        #[command(flatten)]
+        tls: crate::ClientTlsArgs,
+        #[command(flatten)]
+        internal: shop_platform::config::InternalTlsConfig,
     },
     /// Make the secrets a cluster needs where they are missing: the service
-    /// token and identity's signing key, readable by their owner only
+    /// token, identity's signing key and throwaway TLS certificates (in
+    /// tls/, as `shop certs` makes them), keys readable by their owner only
     /// (docker-compose's one-shot `secrets` service). Files already there are
     /// kept; files of the same name in --from are copied in instead of made.
     InitSecrets {
@@ -85,6 +92,20 @@ pub enum Command {
         /// Where an operator's own secret files may be.
         #[arg(long)]
         from: Option<std::path::PathBuf>,
+    },
+    /// Write a throwaway CA and a certificate for the gateway, each service
+    /// and one client into DIR, for local clusters and tests (kept if DIR
+    /// already holds ca.pem). Production certificates come from your own CA
+    /// or cert-manager, not from here.
+    Certs {
+        /// Where to write ca.pem and NAME.pem / NAME.key for gateway,
+        /// identity, catalog, cart-order, reporting and client.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+        /// Another name every certificate carries (the gateway's public host
+        /// name, say); repeat for more.
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
     },
     /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
     /// else from standard input (never from the command line).
@@ -214,8 +235,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(addr) = &config.metrics.addr {
                 shop_platform::metrics::serve(addr).await?;
             }
+            let speaks = match (&config.gateway.tls_cert_file, &config.gateway.tls_client_ca_file) {
+                (None, _) => "plaintext gRPC and gRPC-Web",
+                (Some(_), None) => "gRPC and gRPC-Web over TLS",
+                (Some(_), Some(_)) => "gRPC and gRPC-Web over TLS, client certificates required",
+            };
+            let inside =
+                if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
             let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
-            announce(log_format, &format!("Shop is up. Gateway: {} (plaintext gRPC)", suite.gateway_addr));
+            announce(log_format, &format!("Shop is up. Gateway: {} ({speaks}{inside})", suite.gateway_addr));
             tracing::info!(
                 gateway = %suite.gateway_addr,
                 identity = %suite.identity_addr,
@@ -264,20 +292,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             announce(log_format, "Every schema is migrated.");
             Ok(())
         }
-        Command::Healthcheck { addr, service, timeout_secs } => {
-            let status = crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs)).await?;
+        Command::Healthcheck { addr, service, timeout_secs, tls, internal } => {
+            let tls = tls.or_internal(internal.files()?.as_ref());
+            let status =
+                crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs), &tls).await?;
             println!("{addr}: {status}");
             anyhow::ensure!(status == "SERVING", "{addr} is not serving");
             Ok(())
         }
+        Command::Certs { dir, names } => {
+            let made = crate::certs::make(&dir, &names)?;
+            let what = if made { "made" } else { "kept (ca.pem is already there)" };
+            announce(log_format, &format!("{}: throwaway CA and certificates {what}", dir.display()));
+            Ok(())
+        }
         Command::InitSecrets { dir, from } => {
+            // Made always (cheap), so TLS is a switch in the services' settings.
+            let tls = dir.join(crate::secrets::TLS_DIR);
+            let given = from.as_deref().map(|from| from.join(crate::secrets::TLS_DIR));
+            let outcome = crate::secrets::init_tls(&tls, given.as_deref())?;
+            announce(log_format, &format!("{}: TLS certificates {}", tls.display(), outcome.describe()));
             for (name, outcome) in crate::secrets::init(&dir, from.as_deref())? {
-                let what = match outcome {
-                    crate::secrets::Outcome::Kept => "kept",
-                    crate::secrets::Outcome::Copied => "copied from --from",
-                    crate::secrets::Outcome::Made => "made",
-                };
-                announce(log_format, &format!("{}: {what}", dir.join(name).display()));
+                announce(log_format, &format!("{}: {}", dir.join(name).display(), outcome.describe()));
             }
             Ok(())
         }

@@ -4,6 +4,7 @@
 //! wires the service crates together; tests call [`up`] exactly as `shop up` does.
 
 pub mod bench;
+pub mod certs;
 pub mod cli;
 mod secrets;
 
@@ -88,17 +89,18 @@ impl SuiteConfig {
     }
 
     fn credentials_or_random(&self) -> anyhow::Result<ServiceCredentials> {
-        match self.credentials.token()? {
-            Some(token) => ServiceCredentials::new(token),
-            None => Ok(ServiceCredentials::random()),
-        }
+        let credentials = match self.credentials.token()? {
+            Some(token) => ServiceCredentials::new(token)?,
+            None => ServiceCredentials::random(),
+        };
+        credentials.with_internal_tls(self.credentials.internal_tls()?)
     }
 
     fn required_credentials(&self) -> anyhow::Result<ServiceCredentials> {
         let token = self.credentials.token()?.context(
             "SHOP_SERVICE_TOKEN (or SHOP_SERVICE_TOKEN_FILE) must be set when services run apart (the same value for all of them)",
         )?;
-        ServiceCredentials::new(token)
+        ServiceCredentials::new(token)?.with_internal_tls(self.credentials.internal_tls()?)
     }
 }
 
@@ -321,20 +323,79 @@ pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
 
 /// `shop healthcheck`: what the server at `addr` (host:port) reports, as
 /// grpc.health.v1 names it (`SERVING`, `NOT_SERVING`, …).
-pub async fn healthcheck(addr: &str, service: &str, timeout: std::time::Duration) -> anyhow::Result<String> {
+pub async fn healthcheck(
+    addr: &str,
+    service: &str,
+    timeout: std::time::Duration,
+    tls: &ClientTlsArgs,
+) -> anyhow::Result<String> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let addr: shop_platform::config::ListenAddr =
         addr.parse().map_err(|reason| anyhow::anyhow!("expected host:port: {reason}"))?;
     let check = async {
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect()
-            .await
-            .with_context(|| format!("cannot connect to {addr}"))?;
+        let channel =
+            tls.endpoint(&addr.to_string())?.connect().await.with_context(|| format!("cannot connect to {addr}"))?;
         let response =
             HealthClient::new(channel).check(HealthCheckRequest { service: service.to_owned() }).await?.into_inner();
         let status = ServingStatus::try_from(response.status).unwrap_or(ServingStatus::Unknown);
         anyhow::Ok(status.as_str_name().to_owned())
     };
     tokio::time::timeout(timeout, check).await.with_context(|| format!("{addr} did not answer in time"))?
+}
+
+/// How a command-line client (`shop healthcheck`, `shop bench`) reaches a
+/// server that speaks TLS.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "TLS (when the server speaks it)")]
+pub struct ClientTlsArgs {
+    /// Speak TLS, trusting this CA (PEM) to have signed the server's certificate.
+    #[arg(long = "tls-ca", value_name = "FILE")]
+    pub ca: Option<std::path::PathBuf>,
+    /// The name the server's certificate must carry, where the address is not it.
+    #[arg(long = "tls-server-name", value_name = "NAME", requires = "ca")]
+    pub server_name: Option<String>,
+    /// A client certificate (PEM) to present, for a server that asks for one.
+    #[arg(long = "tls-cert", value_name = "FILE", requires_all = ["ca", "key"])]
+    pub cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires = "cert")]
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl ClientTlsArgs {
+    /// The three internal TLS files of this process, when set: what a
+    /// container's health check presents to a backend that requires them.
+    pub fn or_internal(self, internal: Option<&shop_platform::tls::InternalTls>) -> Self {
+        match (self.ca.is_none(), internal) {
+            (true, Some(internal)) => Self {
+                ca: Some(internal.ca.clone()),
+                server_name: self.server_name,
+                cert: Some(internal.pair.cert.clone()),
+                key: Some(internal.pair.key.clone()),
+            },
+            _ => self,
+        }
+    }
+
+    /// An endpoint for `addr` (host:port): plaintext, or TLS when a CA is given.
+    pub fn endpoint(&self, addr: &str) -> anyhow::Result<tonic::transport::Endpoint> {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+        let Some(ca) = &self.ca else {
+            return Endpoint::from_shared(format!("http://{addr}")).with_context(|| format!("{addr} is not host:port"));
+        };
+        let read =
+            |path: &std::path::Path| std::fs::read(path).with_context(|| format!("cannot read {}", path.display()));
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host).trim_start_matches('[').trim_end_matches(']');
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read(ca)?))
+            .domain_name(self.server_name.clone().unwrap_or_else(|| host.to_owned()));
+        if let (Some(cert), Some(key)) = (&self.cert, &self.key) {
+            tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        }
+        Endpoint::from_shared(format!("https://{addr}"))
+            .with_context(|| format!("{addr} is not host:port"))?
+            .tls_config(tls)
+            .context("TLS settings")
+    }
 }

@@ -13,6 +13,8 @@ use anyhow::Context as _;
 /// The file names, as docker-compose and `shop serve` read them.
 pub const SERVICE_TOKEN_FILE: &str = "service_token";
 pub const SIGNING_KEY_FILE: &str = "identity_signing_key.pem";
+/// Where the throwaway TLS certificates go (`docker-compose.tls.yml` uses them).
+pub const TLS_DIR: &str = "tls";
 
 /// What happened to one secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,41 @@ pub enum Outcome {
     Kept,
     Copied,
     Made,
+}
+
+impl Outcome {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Outcome::Kept => "kept",
+            Outcome::Copied => "copied from --from",
+            Outcome::Made => "made",
+        }
+    }
+}
+
+/// Makes sure `dir` holds TLS certificates: kept if there, else the
+/// operator's own (`given`, holding `ca.pem` and `NAME.pem` / `NAME.key` as
+/// `shop certs` names them) copied in, else a throwaway set made.
+pub fn init_tls(dir: &Path, given: Option<&Path>) -> anyhow::Result<Outcome> {
+    if dir.join(crate::certs::CA_FILE).exists() {
+        return Ok(Outcome::Kept);
+    }
+    let Some(given) = given.filter(|given| given.join(crate::certs::CA_FILE).is_file()) else {
+        crate::certs::make(dir, &[])?;
+        return Ok(Outcome::Made);
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    for entry in std::fs::read_dir(given)? {
+        let path = entry?.path();
+        let Some(name) = path.file_name().filter(|_| path.is_file()) else { continue };
+        let contents = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        if name.to_string_lossy().ends_with(".key") {
+            write_private(&dir.join(name), &contents)?;
+        } else {
+            std::fs::write(dir.join(name), contents)?;
+        }
+    }
+    Ok(Outcome::Copied)
 }
 
 /// Makes sure `dir` holds both secrets, readable by their owner only.
@@ -48,7 +85,7 @@ pub fn init(dir: &Path, from: Option<&Path>) -> anyhow::Result<Vec<(&'static str
 }
 
 /// Writes a file only its owner may read (the servers run as that user).
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let partial = path.with_extension("partial");
     let mut file = std::fs::OpenOptions::new()
         .write(true)

@@ -1,5 +1,7 @@
 //! The gateway's settings, each an env var with a default (see README).
 
+use std::path::PathBuf;
+
 use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -102,4 +104,29 @@ pub struct GatewayConfig {
         default_value_t = 10_000
     )]
     pub stall_timeout_ms: u64,
+    /// The certificate (PEM, the chain after it) the gateway serves TLS
+    /// with; with SHOP_GATEWAY_TLS_KEY_FILE, the gateway speaks only TLS. A
+    /// changed file is picked up within seconds, no restart.
+    #[arg(id = "gateway-tls-cert-file", long = "gateway-tls-cert-file", env = "SHOP_GATEWAY_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of SHOP_GATEWAY_TLS_CERT_FILE.
+    #[arg(id = "gateway-tls-key-file", long = "gateway-tls-key-file", env = "SHOP_GATEWAY_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// A CA (PEM): with it, every client must present a certificate this CA
+    /// signed (access tokens are still checked on top).
+    #[arg(
+        id = "gateway-tls-client-ca-file",
+        long = "gateway-tls-client-ca-file",
+        env = "SHOP_GATEWAY_TLS_CLIENT_CA_FILE"
+    )]
+    pub tls_client_ca_file: Option<PathBuf>,
+    /// Origins whose pages may call the gateway with gRPC-Web, comma-separated
+    /// (`https://shop.example,http://localhost:8080`); empty: no CORS answers.
+    #[arg(
+        id = "gateway-cors-origins",
+        long = "gateway-cors-origins",
+        env = "SHOP_GATEWAY_CORS_ORIGINS",
+        default_value = ""
+    )]
+    pub cors_origins: String,
 }

@@ -19,6 +19,8 @@ use shop_platform::auth::{ServiceCredentials, TokenVerifier};
 use shop_platform::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::config::ServerConfig;
 use shop_platform::server::{self, Running, Services};
+use shop_platform::tls::{ALPN_GRPC_AND_WEB, KeyPairFiles, ServerTls};
+use shop_platform::web::WebAccess;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
@@ -34,8 +36,31 @@ fn connect_timeout(config: &GatewayConfig) -> Duration {
     Duration::from_millis(config.connect_timeout_ms.max(1))
 }
 
-fn channel(url: &str, setting: &str, config: &GatewayConfig) -> anyhow::Result<Channel> {
-    lazy_channel(url, setting, connect_timeout(config))
+fn channel(
+    url: &str,
+    setting: &str,
+    config: &GatewayConfig,
+    credentials: &ServiceCredentials,
+) -> anyhow::Result<Channel> {
+    lazy_channel(url, setting, connect_timeout(config), credentials.client_tls())
+}
+
+/// TLS on the client-facing port, when its certificate is set: gRPC on
+/// HTTP/2 and gRPC-Web on HTTP/1.1 too.
+fn client_facing_tls(config: &GatewayConfig) -> anyhow::Result<Option<ServerTls>> {
+    let pair = KeyPairFiles::from_settings(
+        config.tls_cert_file.as_deref(),
+        config.tls_key_file.as_deref(),
+        "SHOP_GATEWAY_TLS_CERT_FILE",
+        "SHOP_GATEWAY_TLS_KEY_FILE",
+    )?;
+    match pair {
+        Some(pair) => Ok(Some(ServerTls::new(pair, config.tls_client_ca_file.as_deref(), ALPN_GRPC_AND_WEB)?)),
+        None if config.tls_client_ca_file.is_some() => anyhow::bail!(
+            "SHOP_GATEWAY_TLS_CLIENT_CA_FILE needs TLS: set SHOP_GATEWAY_TLS_CERT_FILE and SHOP_GATEWAY_TLS_KEY_FILE too"
+        ),
+        None => Ok(None),
+    }
 }
 
 /// Largest header block a client may send: room for an oversized token or
@@ -60,10 +85,12 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
-    let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config)?;
-    let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config)?;
-    let cart_order = channel(&config.cart_order_url, "SHOP_GATEWAY_CART_ORDER_URL", config)?;
-    let reporting = channel(&config.reporting_url, "SHOP_GATEWAY_REPORTING_URL", config)?;
+    let tls = client_facing_tls(config)?;
+    let web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
+    let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config, &credentials)?;
+    let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config, &credentials)?;
+    let cart_order = channel(&config.cart_order_url, "SHOP_GATEWAY_CART_ORDER_URL", config, &credentials)?;
+    let reporting = channel(&config.reporting_url, "SHOP_GATEWAY_REPORTING_URL", config, &credentials)?;
     let backends: Backends = [
         ("shop.identity.v1.IdentityService", ("identity", identity.clone())),
         ("shop.catalog.v1.CatalogService", ("catalog", catalog)),
@@ -101,7 +128,14 @@ pub async fn start(
     };
     let proxy = Proxy::new(backends, keys, credentials, limits);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
-    let services = Services { server: "gateway", routes, names: shop_proto::PUBLIC_SERVICES.to_vec(), warm_up: None };
+    let services = Services {
+        server: "gateway",
+        routes,
+        names: shop_proto::PUBLIC_SERVICES.to_vec(),
+        warm_up: None,
+        tls,
+        web: Some(web),
+    };
     let running = server::serve(listener, services, &client_facing(server_config, config), shutdown).await?;
     Ok(server::with_companions(running, [refresher]))
 }

@@ -130,7 +130,11 @@ impl Inner {
         };
         let deadline = shop_platform::client::incoming_timeout(request.headers());
         let started = tokio::time::Instant::now();
+        // A gRPC-Web call may have come over HTTP/1.1; it goes on as HTTP/2,
+        // where the authority is the backend's, not the client's Host.
+        *request.version_mut() = http::Version::HTTP_2;
         let headers = request.headers_mut();
+        headers.remove(http::header::HOST);
         strip_internal_metadata(headers);
         headers.remove(http::header::AUTHORIZATION);
         caller.write_to(headers);

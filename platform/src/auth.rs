@@ -15,6 +15,8 @@ use subtle::ConstantTimeEq;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::{Request, Status};
 
+use crate::tls::{InternalTls, ServerTls};
+
 /// Metadata the gateway sets for the backend and removes from client calls.
 pub const USER_ID_HEADER: &str = "x-shop-user-id";
 pub const USER_IS_ADMIN_HEADER: &str = "x-shop-user-is-admin";
@@ -35,12 +37,21 @@ pub const ACCESS_TOKEN_TYPE: &str = "access";
 
 const MIN_SERVICE_TOKEN_CHARS: usize = 32;
 
-/// The shared secret internal calls carry.
+/// How Shop's services prove themselves to each other: the shared secret
+/// every internal call carries and, with internal TLS, the certificates
+/// both ends of every internal connection present.
 #[derive(Clone)]
 pub struct ServiceCredentials {
     token: Arc<SecretString>,
     /// The same secret as the header every outgoing call carries, built once.
     header: MetadataValue<Ascii>,
+    tls: Option<Arc<InternalTlsParts>>,
+}
+
+/// Internal TLS, read once: the files, and the client side built from them.
+struct InternalTlsParts {
+    files: InternalTls,
+    client: tonic::transport::ClientTlsConfig,
 }
 
 impl std::fmt::Debug for ServiceCredentials {
@@ -58,7 +69,27 @@ impl ServiceCredentials {
         );
         let header = MetadataValue::try_from(token.expose_secret())
             .map_err(|_| anyhow::anyhow!("SHOP_SERVICE_TOKEN must be printable ASCII"))?;
-        Ok(Self { token: Arc::new(token), header })
+        Ok(Self { token: Arc::new(token), header, tls: None })
+    }
+
+    /// The same credential, with mutual TLS between services on top.
+    pub fn with_internal_tls(mut self, files: Option<InternalTls>) -> anyhow::Result<Self> {
+        self.tls = match files {
+            Some(files) => Some(Arc::new(InternalTlsParts { client: files.client_config()?, files })),
+            None => None,
+        };
+        Ok(self)
+    }
+
+    /// What an internal call connects with, when services speak TLS.
+    pub fn client_tls(&self) -> Option<&tonic::transport::ClientTlsConfig> {
+        self.tls.as_deref().map(|tls| &tls.client)
+    }
+
+    /// What a backend serves with: TLS requiring a certificate from the
+    /// internal CA, when services speak TLS.
+    pub fn server_tls(&self) -> anyhow::Result<Option<ServerTls>> {
+        self.tls.as_deref().map(|tls| tls.files.server()).transpose()
     }
 
     /// A fresh random credential, for `shop up` where every service shares one process.

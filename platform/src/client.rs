@@ -11,7 +11,7 @@ use anyhow::Context as _;
 use backon::{ExponentialBuilder, Retryable as _};
 use tokio::time::Instant;
 use tonic::metadata::{AsciiMetadataValue, MetadataMap};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Response, Status};
 
 use crate::auth::ServiceCredentials;
@@ -38,18 +38,40 @@ const MAX_ANSWER_HEADER_LIST_BYTES: u32 = 256 * 1024;
 /// A URL whose host is a name (not an IP address) gets a channel over every
 /// address the name resolves to, looked up again every few seconds
 /// ([`crate::balance`]): replicas behind one name share the calls.
-pub fn lazy_channel(url: &str, setting: &str, connect_timeout: Duration) -> anyhow::Result<Channel> {
-    let endpoint = Endpoint::from_shared(url.to_owned()).with_context(|| format!("{setting} is not a valid URL"))?;
-    let uri = endpoint.uri().clone();
-    let host = uri.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']');
+///
+/// With `tls` (internal TLS) the connection is TLS whatever the URL's scheme
+/// says, and the server's certificate must name the URL's host.
+pub fn lazy_channel(
+    url: &str,
+    setting: &str,
+    connect_timeout: Duration,
+    tls: Option<&ClientTlsConfig>,
+) -> anyhow::Result<Channel> {
+    let parsed: http::Uri = url.parse().with_context(|| format!("{setting} is not a valid URL"))?;
+    let scheme = if tls.is_some() { "https" } else { parsed.scheme_str().unwrap_or("http") }.to_owned();
+    let host = parsed.host().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let tls = tls.map(|tls| tls.clone().domain_name(host.clone()));
+    let settings = move |endpoint: Endpoint| -> anyhow::Result<Endpoint> {
+        let endpoint = peer_settings(endpoint, connect_timeout);
+        Ok(match &tls {
+            Some(tls) => endpoint.tls_config(tls.clone())?,
+            None => endpoint,
+        })
+    };
+    let port = parsed.port_u16().unwrap_or(if scheme == "https" { 443 } else { 80 });
     if host.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(peer_settings(endpoint, connect_timeout).connect_lazy());
+        let url = match parsed.authority() {
+            Some(authority) => format!("{scheme}://{authority}"),
+            None => url.to_owned(),
+        };
+        let endpoint = Endpoint::from_shared(url).with_context(|| format!("{setting} is not a valid URL"))?;
+        return Ok(settings(endpoint).with_context(|| format!("{setting}: TLS"))?.connect_lazy());
     }
-    let port = uri.port_u16().unwrap_or(if uri.scheme_str() == Some("https") { 443 } else { 80 });
-    let scheme = uri.scheme_str().unwrap_or("http").to_owned();
+    // Checked once here, so making each replica's endpoint cannot fail.
+    settings(Endpoint::from_static("http://127.0.0.1")).with_context(|| format!("{setting}: TLS"))?;
     let replica = move |addr: std::net::SocketAddr| {
         let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).expect("an address makes a valid URL");
-        peer_settings(endpoint, connect_timeout)
+        settings(endpoint).expect("checked when the channel was made")
     };
     Ok(crate::balance::balanced(
         host.to_owned(),
@@ -150,7 +172,8 @@ pub struct Peer {
 impl Peer {
     /// A peer at `url` (named by its `setting` in errors), connected on first use.
     pub fn new(url: &str, setting: &str, credentials: ServiceCredentials, policy: CallPolicy) -> anyhow::Result<Self> {
-        Ok(Self::on(lazy_channel(url, setting, policy.connect_timeout)?, credentials, policy))
+        let channel = lazy_channel(url, setting, policy.connect_timeout, credentials.client_tls())?;
+        Ok(Self::on(channel, credentials, policy))
     }
 
     /// A peer over a channel that already exists.

@@ -278,12 +278,50 @@ pub struct ServiceCredentialsConfig {
     /// place of SHOP_SERVICE_TOKEN.
     #[arg(id = "service-token-file", long = "service-token-file", env = "SHOP_SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub internal_tls: InternalTlsConfig,
 }
 
 impl ServiceCredentialsConfig {
     /// The token, from the variable or from the file.
     pub fn token(&self) -> anyhow::Result<Option<SecretString>> {
         secret(self.service_token.as_ref(), self.service_token_file.as_deref(), "SHOP_SERVICE_TOKEN")
+    }
+
+    /// Internal TLS, when its three files are set.
+    pub fn internal_tls(&self) -> anyhow::Result<Option<crate::tls::InternalTls>> {
+        self.internal_tls.files()
+    }
+}
+
+/// Mutual TLS between Shop's services.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Internal TLS")]
+pub struct InternalTlsConfig {
+    /// Mutual TLS between services: the CA (PEM) that signed every service's
+    /// certificate. With the two below, every backend serves only TLS to
+    /// clients presenting a certificate from this CA, and every internal call
+    /// checks its server's. `shop certs` makes a throwaway set.
+    #[arg(id = "internal-tls-ca-file", long = "internal-tls-ca-file", env = "SHOP_INTERNAL_TLS_CA_FILE")]
+    pub internal_tls_ca_file: Option<PathBuf>,
+    /// This process's certificate (PEM) for internal TLS: presented by its
+    /// servers and by its calls to other services, so it must name every
+    /// host the others dial it by.
+    #[arg(id = "internal-tls-cert-file", long = "internal-tls-cert-file", env = "SHOP_INTERNAL_TLS_CERT_FILE")]
+    pub internal_tls_cert_file: Option<PathBuf>,
+    /// The private key (PEM) of SHOP_INTERNAL_TLS_CERT_FILE.
+    #[arg(id = "internal-tls-key-file", long = "internal-tls-key-file", env = "SHOP_INTERNAL_TLS_KEY_FILE")]
+    pub internal_tls_key_file: Option<PathBuf>,
+}
+
+impl InternalTlsConfig {
+    /// The files, when all three are set.
+    pub fn files(&self) -> anyhow::Result<Option<crate::tls::InternalTls>> {
+        crate::tls::InternalTls::from_settings(
+            self.internal_tls_ca_file.as_deref(),
+            self.internal_tls_cert_file.as_deref(),
+            self.internal_tls_key_file.as_deref(),
+        )
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
@@ -160,7 +161,8 @@ impl Drop for OpenSlot {
 
 /// An accepted socket under its server's limits.
 pub struct GuardedIo {
-    io: TcpStream,
+    io: Socket,
+    peer: TcpConnectInfo,
     state: Arc<ConnectionState>,
     limits: ConnectionLimits,
     /// The handshake deadline until the preface is in, then the idle deadline.
@@ -171,9 +173,124 @@ pub struct GuardedIo {
     _slots: (OpenSlot, Option<AddressSlot>),
 }
 
+/// The bytes under a connection: plaintext, or TLS, whose handshake runs
+/// inside the connection's own task when it is first read or written (never
+/// in the accept loop, where one slow client would hold up the rest).
+enum Socket {
+    Plain(TcpStream),
+    /// Waiting for the client's first byte: a TLS record, or plaintext sent
+    /// to a TLS port, which gets an answer saying so.
+    Sniffing(TcpStream, TlsAcceptor),
+    Handshaking(Box<tokio_rustls::Accept<TcpStream>>),
+    Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    /// Telling a plaintext client this port speaks TLS; then closed.
+    Refusing(TcpStream, &'static [u8]),
+    Closed,
+}
+
+/// A TLS record carrying a handshake starts with this byte.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+/// What a plaintext HTTP/2 client gets from a TLS port: an empty SETTINGS
+/// frame (the server preface) and a GOAWAY with INADEQUATE_SECURITY whose
+/// debug data says what to do.
+const PLAINTEXT_H2_ANSWER: &[u8] = b"\x00\x00\x00\x04\x00\x00\x00\x00\x00\
+\x00\x00\x48\x07\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0c\
+this port speaks TLS: connect with TLS (grpcurl: not -plaintext)";
+/// What a plaintext HTTP/1.1 client gets from a TLS port.
+const PLAINTEXT_H1_ANSWER: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\
+content-length: 47\r\n\r\nthis port speaks TLS: use https:// to reach it\n";
+
+impl Socket {
+    /// Drives the TLS handshake (or the plaintext refusal) as far as it goes;
+    /// `Ready(Ok)` once the socket carries application bytes.
+    fn poll_established(&mut self, cx: &mut Context<'_>, server: &'static str) -> Poll<io::Result<()>> {
+        loop {
+            match std::mem::replace(self, Socket::Closed) {
+                Socket::Sniffing(tcp, acceptor) => {
+                    let mut first = [0u8; 1];
+                    let mut peek = ReadBuf::new(&mut first);
+                    match tcp.poll_peek(cx, &mut peek) {
+                        Poll::Pending => {
+                            *self = Socket::Sniffing(tcp, acceptor);
+                            return Poll::Pending;
+                        }
+                        Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
+                        Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
+                        Poll::Ready(Ok(_)) if first[0] == TLS_HANDSHAKE_RECORD => {
+                            *self = Socket::Handshaking(Box::new(acceptor.accept(tcp)));
+                        }
+                        Poll::Ready(Ok(_)) => {
+                            metrics::counter!("shop_tls_handshakes_failed_total", "server" => server, "reason" => "plaintext")
+                                .increment(1);
+                            // "PRI * HTTP/2.0": HTTP/2 with prior knowledge (gRPC).
+                            let answer = if first[0] == b'P' { PLAINTEXT_H2_ANSWER } else { PLAINTEXT_H1_ANSWER };
+                            *self = Socket::Refusing(tcp, answer);
+                        }
+                    }
+                }
+                Socket::Handshaking(mut accepting) => match Pin::new(accepting.as_mut()).poll(cx) {
+                    Poll::Pending => {
+                        *self = Socket::Handshaking(accepting);
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Ok(stream)) => *self = Socket::Tls(Box::new(stream)),
+                    Poll::Ready(Err(error)) => {
+                        metrics::counter!("shop_tls_handshakes_failed_total", "server" => server, "reason" => "handshake")
+                            .increment(1);
+                        tracing::debug!(server, %error, "TLS handshake failed");
+                        return Poll::Ready(Err(error));
+                    }
+                },
+                Socket::Refusing(mut tcp, mut answer) => {
+                    // Take what the client already sent: closing a socket with
+                    // unread bytes resets it, and the client would lose the answer.
+                    let mut unread = [0u8; 4096];
+                    while matches!(tcp.try_read(&mut unread), Ok(read) if read > 0) {}
+                    while !answer.is_empty() {
+                        match Pin::new(&mut tcp).poll_write(cx, answer) {
+                            Poll::Pending => {
+                                *self = Socket::Refusing(tcp, answer);
+                                return Poll::Pending;
+                            }
+                            Poll::Ready(Ok(0) | Err(_)) => break,
+                            Poll::Ready(Ok(written)) => answer = &answer[written..],
+                        }
+                    }
+                    if Pin::new(&mut tcp).poll_shutdown(cx).is_pending() {
+                        *self = Socket::Refusing(tcp, answer);
+                        return Poll::Pending;
+                    }
+                    return Poll::Ready(Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "plaintext sent to a TLS port",
+                    )));
+                }
+                Socket::Closed => return Poll::Ready(Err(io::ErrorKind::NotConnected.into())),
+                established @ (Socket::Plain(_) | Socket::Tls(_)) => {
+                    *self = established;
+                    return Poll::Ready(Ok(()));
+                }
+            }
+        }
+    }
+
+    fn stream(&mut self) -> Pin<&mut (dyn AsyncReadWrite + Unpin)> {
+        match self {
+            Socket::Plain(tcp) => Pin::new(tcp),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()),
+            _ => unreachable!("poll_established answered Ready(Ok) first"),
+        }
+    }
+}
+
+trait AsyncReadWrite: AsyncRead + AsyncWrite {}
+impl<T: AsyncRead + AsyncWrite> AsyncReadWrite for T {}
+
 impl GuardedIo {
     fn new(
-        io: TcpStream,
+        tcp: TcpStream,
+        tls: Option<&TlsAcceptor>,
         limits: ConnectionLimits,
         slots: (OpenSlot, Option<AddressSlot>),
         server: &'static str,
@@ -181,7 +298,12 @@ impl GuardedIo {
         let state = Arc::new(ConnectionState::new());
         let killed = Box::pin(state.kill.clone().cancelled_owned());
         let timer = Box::pin(tokio::time::sleep(limits.handshake));
-        Self { io, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slots: slots }
+        let peer = tcp.connect_info();
+        let io = match tls {
+            Some(acceptor) => Socket::Sniffing(tcp, acceptor.clone()),
+            None => Socket::Plain(tcp),
+        };
+        Self { io, peer, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slots: slots }
     }
 
     fn closed(&self, reason: &'static str) -> io::Error {
@@ -217,8 +339,10 @@ impl GuardedIo {
 impl AsyncRead for GuardedIo {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         self.check(cx)?;
+        let server = self.server;
+        std::task::ready!(self.io.poll_established(cx, server))?;
         let before = buf.filled().len();
-        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        let read = self.io.stream().poll_read(cx, buf);
         if self.preface_left > 0 && matches!(read, Poll::Ready(Ok(()))) {
             let got = buf.filled().len() - before;
             self.preface_left = self.preface_left.saturating_sub(got);
@@ -234,7 +358,9 @@ impl AsyncRead for GuardedIo {
 impl AsyncWrite for GuardedIo {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_write(cx, data)
+        let server = self.server;
+        std::task::ready!(self.io.poll_established(cx, server))?;
+        self.io.stream().poll_write(cx, data)
     }
 
     fn poll_write_vectored(
@@ -243,20 +369,33 @@ impl AsyncWrite for GuardedIo {
         data: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_write_vectored(cx, data)
+        let server = self.server;
+        std::task::ready!(self.io.poll_established(cx, server))?;
+        self.io.stream().poll_write_vectored(cx, data)
     }
 
     fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
+        match &self.io {
+            Socket::Plain(tcp) => tcp.is_write_vectored(),
+            Socket::Tls(tls) => tls.is_write_vectored(),
+            _ => false,
+        }
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.check(cx)?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        let server = self.server;
+        std::task::ready!(self.io.poll_established(cx, server))?;
+        self.io.stream().poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
+        match &mut self.io {
+            Socket::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+            Socket::Sniffing(tcp, _) | Socket::Refusing(tcp, _) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Handshaking(_) | Socket::Closed => Poll::Ready(Ok(())),
+        }
     }
 }
 
@@ -264,7 +403,7 @@ impl Connected for GuardedIo {
     type ConnectInfo = ConnectionInfo;
 
     fn connect_info(&self) -> ConnectionInfo {
-        ConnectionInfo { tcp: self.io.connect_info(), state: self.state.clone() }
+        ConnectionInfo { tcp: self.peer.clone(), state: self.state.clone() }
     }
 }
 
@@ -272,6 +411,7 @@ impl Connected for GuardedIo {
 /// a connection is closed as soon as it is accepted.
 pub fn guard<S>(
     accepted: S,
+    tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     server: &'static str,
 ) -> impl Stream<Item = io::Result<GuardedIo>> + Send + 'static
@@ -308,7 +448,7 @@ where
                 },
                 _ => None,
             };
-            Some(Ok(GuardedIo::new(socket, limits, (held, slot), server)))
+            Some(Ok(GuardedIo::new(socket, tls.as_ref(), limits, (held, slot), server)))
         }
         Err(error) => Some(Err(error)),
     })

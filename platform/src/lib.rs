@@ -1,7 +1,7 @@
 //! What every Shop service shares, written once: typed config from the
 //! environment, tracing, the Postgres pool with per-schema embedded migrations,
 //! field-naming errors, the gRPC server bootstrap (health, reflection, request
-//! spans, graceful shutdown), caller identity and service credentials, and
+//! spans, graceful shutdown, TLS and gRPC-Web), caller identity and service credentials, and
 //! access-token verification.
 //!
 //! It must not know any service's domain. Start with [`server::serve`], then
@@ -29,3 +29,5 @@ pub mod telemetry;
 pub mod testing;
 pub mod text;
 pub mod time;
+pub mod tls;
+pub mod web;

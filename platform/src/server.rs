@@ -57,6 +57,10 @@ pub struct Services {
     /// What must finish before the server takes traffic (catalog's search
     /// index): until then health answers NOT_SERVING. `None`: ready at once.
     pub warm_up: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    /// TLS on the server's port (`None`: plaintext).
+    pub tls: Option<crate::tls::ServerTls>,
+    /// gRPC-Web (and HTTP/1.1) beside native gRPC: the gateway's, for browsers.
+    pub web: Option<crate::web::WebAccess>,
 }
 
 /// Serves `services` on `listener` until `shutdown` resolves.
@@ -121,13 +125,20 @@ pub async fn serve(
     if config.concurrency_per_connection > 0 {
         builder = builder.concurrency_limit_per_connection(config.concurrency_per_connection);
     }
+    // Browsers speak gRPC-Web over HTTP/1.1 as well as HTTP/2.
+    builder = builder.accept_http1(services.web.is_some());
     let accepted = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
-    let incoming = crate::connection::guard(accepted, config.connection_limits(), server);
+    let acceptor = services.tls.as_ref().map(|tls| tls.acceptor().clone());
+    let incoming = crate::connection::guard(accepted, acceptor, config.connection_limits(), server);
+    let web = crate::web::WebLayer::new(services.web);
+    let reloader = services.tls.map(|tls| tls.spawn_reloader(server));
     let call_limits = CallLimitsLayer::new(Duration::from_secs(config.request_timeout_secs.max(1)));
     let task = tokio::spawn(async move {
         builder
-            // Outermost first: calls count on their connection, metrics see
-            // the final code, the call's limits sit closest to the service.
+            // Outermost first: gRPC-Web becomes native gRPC before anything
+            // looks at it, calls count on their connection, metrics see the
+            // final code, the call's limits sit closest to the service.
+            .layer(web)
             .layer(ConnectionGuardLayer)
             .layer(RequestIdLayer)
             .layer(crate::metrics::RpcMetricsLayer { server })
@@ -141,7 +152,7 @@ pub async fn serve(
             .await
             .context("gRPC server failed")
     });
-    Ok(Running { addr, task, ready })
+    Ok(with_companions(Running { addr, task, ready }, reloader))
 }
 
 /// The contract's descriptors cut down to what this server serves: its own

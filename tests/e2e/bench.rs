@@ -28,6 +28,7 @@ fn checkout_args(shop: &TestShop) -> BenchArgs {
         units: 1..=1,
         skip_books: false,
         database: shop.config.database.clone(),
+        tls: Default::default(),
     }
 }
 

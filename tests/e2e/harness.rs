@@ -62,7 +62,14 @@ impl TestShop {
         adjust(&mut config);
         let stop = CancellationToken::new();
         let suite = shop::up(config.clone(), stop.clone().cancelled_owned()).await.expect("shop up");
-        let gateway = connect(suite.gateway_addr).await;
+        // A gateway that speaks TLS is reached by the test's own client
+        // (this channel stays unused); tests that count connections count
+        // this one as open.
+        let gateway = if config.gateway.tls_cert_file.is_some() {
+            Endpoint::from_shared(format!("http://{}", suite.gateway_addr)).expect("endpoint").connect_lazy()
+        } else {
+            connect(suite.gateway_addr).await
+        };
         Self { _stop: stop.drop_guard(), gateway, suite, config, database, _index_dir: index_dir }
     }
 

@@ -7,6 +7,7 @@ mod cart;
 mod catalog;
 mod checkout;
 mod costs;
+mod edge;
 mod events;
 mod garbage;
 mod gateway;

@@ -172,7 +172,7 @@ async fn the_services_run_apart_wired_like_docker_compose_and_drain_on_sigterm()
     for service in SERVICES {
         let addr = format!("127.0.0.1:{}", ports[service]);
         eventually(&format!("{service} becomes healthy"), Duration::from_secs(30), async || {
-            match shop::healthcheck(&addr, "", Duration::from_secs(1)).await {
+            match shop::healthcheck(&addr, "", Duration::from_secs(1), &Default::default()).await {
                 Ok(status) if status == "SERVING" => Ok(()),
                 other => Err(other.map_err(|error| error.to_string())),
             }

@@ -80,6 +80,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);
     let (cart_pool, orders_pool) = connect(database, config.db_max_connections).await?;
@@ -133,6 +134,8 @@ pub async fn start(
             "shop.order.v1.OrderEventsService",
         ],
         warm_up: None,
+        tls,
+        web: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companions(running, [listener_task, recovery_task, cart_watch, orders_watch]))

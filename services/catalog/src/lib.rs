@@ -87,6 +87,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("catalog").await?;
     let pool = connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
@@ -132,6 +133,8 @@ pub async fn start(
         ],
         // No traffic reaches an index still being built.
         warm_up: Some(warm_up),
+        tls,
+        web: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companions(running, [listener_task, indexer, pool_watch]))

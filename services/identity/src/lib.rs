@@ -53,6 +53,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    let tls = credentials.server_tls()?;
     config.validate()?;
     let listener = config.listen_addr.bind("identity").await?;
     let pool = connect(database, config.db_max_connections).await?;
@@ -80,6 +81,8 @@ pub async fn start(
         routes: Routes::new(identity).add_service(keys),
         names: vec!["shop.identity.v1.IdentityService", "shop.identity.v1.SigningKeysService"],
         warm_up: None,
+        tls,
+        web: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA.name);

@@ -58,6 +58,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("reporting").await?;
     metrics::describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
     metrics::describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
@@ -88,6 +89,8 @@ pub async fn start(
         routes: Routes::new(api),
         names: vec!["shop.reporting.v1.ReportingService"],
         warm_up: None,
+        tls,
+        web: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     Ok(server::with_companions(running, [catalog_consumer, orders_consumer, pool_watch]))

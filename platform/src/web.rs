@@ -1,0 +1,173 @@
+//! gRPC-Web for browsers, and the CORS answers they need, on a server that
+//! also speaks native gRPC. tonic-web translates a gRPC-Web call (binary or
+//! base64 text, HTTP/1.1 or HTTP/2) into a native one before anything else
+//! sees it, and its answer back, trailers into the body: so every limit, the
+//! metrics and the proxy behind it treat both kinds of call alike.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method, Request, Response};
+use tonic::body::Body;
+use tower::util::Either;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+/// How long a browser may keep a preflight's answer.
+const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
+
+/// Answer headers a page's script may read.
+const EXPOSED: [&str; 4] = ["grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"];
+/// Request headers a page's script may send.
+const ALLOWED: [&str; 7] =
+    ["authorization", "content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "x-request-id", "traceparent"];
+
+/// Who may call from a browser: the origins allowed by CORS (empty: no CORS
+/// answers, so only pages on the server's own origin, or other clients).
+#[derive(Debug, Clone, Default)]
+pub struct WebAccess {
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl WebAccess {
+    /// From a comma-separated list of origins (`https://shop.example`), named
+    /// by `setting` when one is not a valid origin.
+    pub fn from_setting(raw: &str, setting: &str) -> anyhow::Result<Self> {
+        let mut cors_origins = Vec::new();
+        for origin in raw.split(',').map(str::trim).filter(|origin| !origin.is_empty()) {
+            let uri: http::Uri =
+                origin.parse().map_err(|_| anyhow::anyhow!("{setting}: {origin:?} is not an origin"))?;
+            anyhow::ensure!(
+                matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.host().is_some()
+                    && uri.path_and_query().is_none_or(|path| path.as_str() == "/")
+                    && !origin.ends_with('/'),
+                "{setting}: {origin:?} is not an origin (scheme://host[:port], no path, e.g. https://shop.example)"
+            );
+            cors_origins.push(HeaderValue::from_str(origin)?);
+        }
+        Ok(Self { cors_origins })
+    }
+
+    fn cors(&self) -> Option<CorsLayer> {
+        if self.cors_origins.is_empty() {
+            return None;
+        }
+        Some(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(self.cors_origins.clone()))
+                .allow_methods([Method::POST])
+                .allow_headers(ALLOWED.map(HeaderName::from_static))
+                .expose_headers(EXPOSED.map(HeaderName::from_static))
+                .max_age(PREFLIGHT_MAX_AGE),
+        )
+    }
+}
+
+/// The layer a server puts outermost: gRPC-Web (and CORS) when `web` is set,
+/// nothing otherwise.
+#[derive(Debug, Clone)]
+pub struct WebLayer {
+    web: Option<WebAccess>,
+}
+
+impl WebLayer {
+    pub fn new(web: Option<WebAccess>) -> Self {
+        Self { web }
+    }
+}
+
+type Web<S> = Either<tower_http::cors::Cors<tonic_web::GrpcWebService<S>>, tonic_web::GrpcWebService<S>>;
+
+impl<S: Clone> tower::Layer<S> for WebLayer {
+    type Service = WebEdge<S>;
+
+    fn layer(&self, inner: S) -> WebEdge<S> {
+        let web = self.web.as_ref().map(|web| {
+            let grpc_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone());
+            match web.cors() {
+                Some(cors) => Either::Left(tower::Layer::layer(&cors, grpc_web)),
+                None => Either::Right(grpc_web),
+            }
+        });
+        WebEdge { native: inner, web }
+    }
+}
+
+/// A server's calls, native gRPC only or gRPC-Web too.
+#[derive(Debug, Clone)]
+pub struct WebEdge<S> {
+    native: S,
+    web: Option<Web<S>>,
+}
+
+impl<S, B, R> tower::Service<Request<B>> for WebEdge<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<R>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body<Data = bytes::Bytes> + Send + Unpin + 'static,
+    B::Error: Into<tower::BoxError> + std::fmt::Display,
+    R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    R::Error: Into<tower::BoxError> + std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        match &mut self.web {
+            Some(web) => tower::Service::<Request<B>>::poll_ready(web, cx),
+            None => self.native.poll_ready(cx),
+        }
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        match &mut self.web {
+            Some(web) => Box::pin(web.call(request.map(UnsizedBody))),
+            None => {
+                let answer = self.native.call(request.map(Body::new));
+                Box::pin(async move { Ok(answer.await?.map(Body::new)) })
+            }
+        }
+    }
+}
+
+/// A request body that announces no length. tonic-web passes the length of
+/// what the client sent on as the length of what it decoded, which is
+/// shorter for base64 text: announced to the backend over HTTP/2, the call
+/// would break as soon as fewer bytes came than promised.
+struct UnsizedBody<B>(B);
+
+impl<B: http_body::Body + Unpin> http_body::Body for UnsizedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.0).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn origins_are_scheme_host_and_port_only() {
+        let web = WebAccess::from_setting(" https://shop.example , http://localhost:8080,", "X").unwrap();
+        assert_eq!(web.cors_origins, ["https://shop.example", "http://localhost:8080"]);
+        assert!(WebAccess::from_setting("", "X").unwrap().cors_origins.is_empty());
+        for bad in ["shop.example", "https://shop.example/", "https://shop.example/app", "ftp://shop.example", "*"] {
+            let error = WebAccess::from_setting(bad, "SHOP_GATEWAY_CORS_ORIGINS").unwrap_err().to_string();
+            assert!(error.contains("SHOP_GATEWAY_CORS_ORIGINS"), "{bad}: {error}");
+        }
+    }
+}
