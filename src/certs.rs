@@ -56,7 +56,7 @@ pub fn make(dir: &Path, extra_names: &[String]) -> anyhow::Result<bool> {
         validity(&mut params);
         let certificate = params.signed_by(&key, &issuer)?;
         let (cert_file, key_file) = pair_files(dir, holder);
-        crate::secrets::write_private(&key_file, key.serialize_pem().as_bytes())?;
+        crate::private_file::write(&key_file, key.serialize_pem().as_bytes())?;
         write_public(&cert_file, certificate.pem().as_bytes())?;
     }
     // Last: its presence says the set is whole.

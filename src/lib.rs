@@ -6,6 +6,7 @@
 pub mod bench;
 pub mod certs;
 pub mod cli;
+mod private_file;
 mod secrets;
 
 use std::future::Future;

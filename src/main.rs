@@ -1,3 +1,8 @@
+// Every call allocates (header maps, frames, messages); glibc's malloc was a
+// tenth of the suite's CPU under load (bench/README.md, "Hop cost").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = shop::cli::Cli::parse_or_exit();

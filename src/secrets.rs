@@ -4,8 +4,6 @@
 //! is kept (a restart changes nothing); a file of the same name in `--from`
 //! (the operator's own) is copied in instead of making one.
 
-use std::io::Write as _;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -51,7 +49,7 @@ pub fn init_tls(dir: &Path, given: Option<&Path>) -> anyhow::Result<Outcome> {
         let Some(name) = path.file_name().filter(|_| path.is_file()) else { continue };
         let contents = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         if name.to_string_lossy().ends_with(".key") {
-            write_private(&dir.join(name), &contents)?;
+            crate::private_file::write(&dir.join(name), &contents)?;
         } else {
             std::fs::write(dir.join(name), contents)?;
         }
@@ -73,10 +71,10 @@ pub fn init(dir: &Path, from: Option<&Path>) -> anyhow::Result<Vec<(&'static str
             Outcome::Kept
         } else if let Some(given) = from.map(|from| from.join(name)).filter(|given| given.is_file()) {
             let contents = std::fs::read(&given).with_context(|| format!("cannot read {}", given.display()))?;
-            write_private(&path, &contents)?;
+            crate::private_file::write(&path, &contents)?;
             Outcome::Copied
         } else {
-            write_private(&path, make()?.as_bytes())?;
+            crate::private_file::write(&path, make()?.as_bytes())?;
             Outcome::Made
         };
         done.push((name, outcome));
@@ -84,25 +82,10 @@ pub fn init(dir: &Path, from: Option<&Path>) -> anyhow::Result<Vec<(&'static str
     Ok(done)
 }
 
-/// Writes a file only its owner may read (the servers run as that user).
-pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
-    let partial = path.with_extension("partial");
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o400)
-        .open(&partial)
-        .with_context(|| format!("cannot write {}", partial.display()))?;
-    file.write_all(contents)?;
-    file.sync_all()?;
-    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o400))?;
-    std::fs::rename(&partial, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
     use super::*;
 
     #[test]

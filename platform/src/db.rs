@@ -16,6 +16,9 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 
 use crate::config::DatabaseConfig;
 
+/// A pooled connection idle this long is pinged before it is handed out.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// Whether a failed connection attempt is worth another try: Postgres not
 /// reachable yet, starting up, or refusing connections for now.
 fn is_not_up_yet(error: &sqlx::Error) -> bool {
@@ -220,8 +223,22 @@ pub async fn open(config: &DatabaseConfig, schema: &Schema, max_connections: u32
         0 => options.log_slow_statements(log::LevelFilter::Off, Duration::ZERO),
         ms => options.log_slow_statements(log::LevelFilter::Warn, Duration::from_millis(ms)),
     };
-    let pool_options =
-        PgPoolOptions::new().max_connections(max_connections.max(1)).acquire_timeout(config.acquire_timeout());
+    let pool_options = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(config.acquire_timeout())
+        // sqlx pings every connection before handing it out: a second round
+        // trip to Postgres for every query. A connection in steady use has
+        // just proved itself; one that sat idle (Postgres may have restarted
+        // meanwhile) is still pinged, and a dead one replaced.
+        .test_before_acquire(false)
+        .before_acquire(|connection, held| {
+            Box::pin(async move {
+                if held.idle_for >= PING_AFTER_IDLE {
+                    connection.ping().await?;
+                }
+                Ok(true)
+            })
+        });
     let server = server_of(&options);
     connecting(config, &server, || pool_options.clone().connect_with(options.clone()))
         .await

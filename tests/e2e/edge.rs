@@ -141,6 +141,27 @@ async fn a_tls_gateway_serves_trusting_clients_and_tells_plaintext_ones_why_not(
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 400") && answer.contains("use https://"), "{answer}");
 
+    // The command-line clients speak TLS too.
+    let tls = shop::ClientTlsArgs { ca: Some(certs.ca()), server_name: Some("gateway".into()), ..Default::default() };
+    let health = shop::healthcheck(&addr.to_string(), "", Duration::from_secs(5), &tls).await.expect("healthcheck");
+    assert_eq!(health, "SERVING");
+    let bench = shop::bench::BenchArgs {
+        scenario: shop::bench::Scenario::ListProducts,
+        concurrency: 2,
+        duration: Duration::from_millis(500),
+        target: addr.to_string(),
+        connections: 1,
+        json: false,
+        admin: "root".into(),
+        lines: 1..=1,
+        units: 1..=1,
+        skip_books: true,
+        database: shop.config.database.clone(),
+        tls,
+    };
+    let report = shop::bench::measure(&bench).await.expect("shop bench over TLS");
+    assert!(report.requests > 0 && report.errors.is_empty(), "{:?}", report.errors);
+
     // None of that disturbed the clients that do it right.
     list_products(trusted).await.expect("still serving");
     let fresh = tls_channel(addr, certs.client(None)).await.expect("new connections still welcome");
@@ -490,6 +511,44 @@ async fn grpc_web_calls_in_binary_and_text_keep_their_answers_and_codes() {
     // Plain HTTP/1.1 that is not gRPC-Web is refused.
     let (status, _, _) = http1(addr, "GET", LIST_PRODUCTS, &[], &[]).await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn grpc_web_works_over_http2_too() {
+    let shop = TestShop::start().await;
+    let addr = shop.suite.gateway_addr;
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    let mut client = client.ready().await.unwrap();
+    let request = http::Request::post(format!("http://{addr}{LIST_PRODUCTS}"))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(())
+        .unwrap();
+    let (response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(bytes::Bytes::from(web_frame(&ListProductsRequest::default().encode_to_vec())), true).unwrap();
+    let response = response.await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("application/grpc-web"));
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.unwrap();
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    // gRPC-Web has no HTTP trailers: the status is the last frame of the body.
+    let mut rest = bytes.as_slice();
+    let mut frames = Vec::new();
+    while rest.len() >= 5 {
+        let length = u32::from_be_bytes(rest[1..5].try_into().unwrap()) as usize;
+        frames.push((rest[0], rest[5..5 + length].to_vec()));
+        rest = &rest[5 + length..];
+    }
+    let (flag, trailers) = frames.last().expect("frames");
+    assert_eq!((*flag, frames.len()), (0x80, 2), "one message, then the trailers");
+    assert!(String::from_utf8_lossy(trailers).contains("grpc-status:0"), "{trailers:?}");
 }
 
 #[tokio::test]
