@@ -72,7 +72,8 @@ impl ServiceCredentials {
         Ok(Self { token: Arc::new(token), header, tls: None })
     }
 
-    /// The same credential, with mutual TLS between services on top.
+    /// The same credential, with mutual TLS between services on top (its
+    /// files read now, so a wrong path fails at start, not at the first call).
     pub fn with_internal_tls(mut self, files: Option<InternalTls>) -> anyhow::Result<Self> {
         self.tls = match files {
             Some(files) => Some(Arc::new(InternalTlsParts { client: files.client_config()?, files })),

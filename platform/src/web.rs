@@ -117,21 +117,37 @@ where
     type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        std::task::ready!(self.native.poll_ready(cx))?;
         match &mut self.web {
             Some(web) => tower::Service::<Request<B>>::poll_ready(web, cx),
-            None => self.native.poll_ready(cx),
+            None => Poll::Ready(Ok(())),
         }
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         match &mut self.web {
-            Some(web) => Box::pin(web.call(request.map(UnsizedBody))),
-            None => {
+            Some(web) if is_for_the_web_layer(&request) => Box::pin(web.call(request.map(UnsizedBody))),
+            _ => {
                 let answer = self.native.call(request.map(Body::new));
                 Box::pin(async move { Ok(answer.await?.map(Body::new)) })
             }
         }
     }
+}
+
+/// Whether gRPC-Web or CORS has any business with a call: gRPC-Web's content
+/// types, a preflight, anything a browser sent (it names its page's
+/// origin), or HTTP/1.1 (only gRPC-Web may use it; the rest is refused
+/// there). Native gRPC goes straight past, paying nothing for the web.
+fn is_for_the_web_layer<B>(request: &Request<B>) -> bool {
+    let headers = request.headers();
+    request.version() != http::Version::HTTP_2
+        || request.method() == Method::OPTIONS
+        || headers.contains_key(http::header::ORIGIN)
+        || headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|kind| kind.to_str().ok())
+            .is_some_and(|kind| kind.starts_with("application/grpc-web"))
 }
 
 /// A request body that announces no length. tonic-web passes the length of

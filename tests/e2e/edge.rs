@@ -521,8 +521,9 @@ async fn grpc_web_works_over_http2_too() {
     let (client, connection) = h2::client::handshake(tcp).await.unwrap();
     tokio::spawn(connection);
     let mut client = client.ready().await.unwrap();
+    // The bare content type, without +proto.
     let request = http::Request::post(format!("http://{addr}{LIST_PRODUCTS}"))
-        .header("content-type", "application/grpc-web+proto")
+        .header("content-type", "application/grpc-web")
         .header("x-grpc-web", "1")
         .body(())
         .unwrap();
