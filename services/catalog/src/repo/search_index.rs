@@ -21,6 +21,7 @@ use tantivy::collector::sort_key::{ComparatorEnum, SortByStaticFastValue};
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs, TopNComputer};
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::directory::MmapDirectory;
+use tantivy::directory::error::OpenReadError;
 use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Explanation, Occur, Query, RangeQuery, Scorer, TermQuery, Weight,
@@ -196,6 +197,14 @@ impl SearchIndex {
                         }
                         let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
                         Index::create(directory, schema, Default::default()).map_err(tantivy_error)?
+                    }
+                    // A catalog that just stopped may still be finishing a
+                    // commit or merge, deleting files the last commit no
+                    // longer needs: the meta we read named one. Busy, for now.
+                    Err(tantivy::TantivyError::OpenReadError(error @ OpenReadError::FileDoesNotExist(_))) => {
+                        return Err(Error::IndexBusy(format!(
+                            "{error}; the index changed while it was opened (is a catalog that just stopped still finishing, or another catalog using this SHOP_CATALOG_INDEX_DIR?)"
+                        )));
                     }
                     Err(error) => return Err(tantivy_error(error)),
                 }
