@@ -71,11 +71,6 @@ impl KeyPairFiles {
             |path: &Path| std::fs::metadata(path).ok().and_then(|meta| Some((meta.modified().ok()?, meta.len())));
         Some([stamp(&self.cert)?, stamp(&self.key)?])
     }
-
-    /// The certificates in the cert file, for a client that trusts it directly.
-    pub fn chain(&self) -> anyhow::Result<Vec<CertificateDer<'static>>> {
-        read_certificates(&self.cert)
-    }
 }
 
 fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
@@ -88,7 +83,7 @@ fn read_certificates(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>
 }
 
 /// The roots a CA file names, for checking the other side's certificate.
-pub fn read_roots(path: &Path) -> anyhow::Result<rustls::RootCertStore> {
+fn read_roots(path: &Path) -> anyhow::Result<rustls::RootCertStore> {
     let mut roots = rustls::RootCertStore::empty();
     for certificate in read_certificates(path)? {
         roots.add(certificate).with_context(|| format!("{} holds a certificate that is not a CA", path.display()))?;
