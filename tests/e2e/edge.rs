@@ -80,18 +80,6 @@ async fn list_products(channel: Channel) -> Result<ListProductsResponse, tonic::
         .map(|answer| answer.into_inner())
 }
 
-/// The error and all its sources, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 async fn tls_gateway(certs: &Certs, client_ca: bool) -> TestShop {
     let (cert, key) = certs.pair("gateway");
     let ca = certs.ca();
@@ -115,7 +103,8 @@ async fn a_tls_gateway_serves_trusting_clients_and_tells_plaintext_ones_why_not(
     // A client that does not trust the certificate is refused in the handshake.
     let strangers = Certs::make();
     let refused = tls_channel(addr, strangers.client(None)).await.expect_err("an untrusted certificate");
-    assert!(chain(&refused).to_lowercase().contains("certificate"), "{}", chain(&refused));
+    let refused = shop_platform::error::chain_without_repeats(&refused);
+    assert!(refused.to_lowercase().contains("certificate"), "{refused}");
 
     // Plaintext gRPC gets a GOAWAY (INADEQUATE_SECURITY) that says what to do.
     let mut socket = TcpStream::connect(addr).await.unwrap();
@@ -232,7 +221,7 @@ async fn a_gateway_with_a_client_ca_wants_a_certificate_from_it_and_still_checks
     let addr = shop.suite.gateway_addr;
 
     let without = match tls_channel(addr, certs.client(None)).await {
-        Err(error) => chain(&error),
+        Err(error) => shop_platform::error::chain_without_repeats(&error),
         Ok(channel) => list_products(channel).await.expect_err("no client certificate").to_string(),
     };
     assert!(without.to_lowercase().contains("certificate"), "{without}");
@@ -243,7 +232,7 @@ async fn a_gateway_with_a_client_ca_wants_a_certificate_from_it_and_still_checks
     })
     .await
     {
-        Err(error) => chain(&error),
+        Err(error) => shop_platform::error::chain_without_repeats(&error),
         Ok(channel) => list_products(channel).await.expect_err("a certificate from another CA").to_string(),
     };
     assert!(!foreign.is_empty());
@@ -411,6 +400,22 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
 }
 
+/// A gRPC-Web text body: each frame is base64 of its own, padding and all,
+/// so the body is decoded piece by piece, a piece ending after its padding.
+fn decode_web_text(text: &[u8]) -> Vec<u8> {
+    let text: Vec<u8> = text.iter().copied().filter(|byte| !byte.is_ascii_whitespace()).collect();
+    let mut decoded = Vec::new();
+    let mut start = 0;
+    for end in 1..=text.len() {
+        let piece_ends = end == text.len() || (text[end - 1] == b'=' && text[end] != b'=');
+        if piece_ends {
+            decoded.extend(base64::engine::general_purpose::STANDARD.decode(&text[start..end]).expect("base64 text"));
+            start = end;
+        }
+    }
+    decoded
+}
+
 /// A gRPC-Web call over HTTP/1.1, binary or text.
 async fn grpc_web(
     addr: std::net::SocketAddr,
@@ -429,9 +434,7 @@ async fn grpc_web(
     headers.extend_from_slice(extra);
     let (status, headers, mut body) = http1(addr, "POST", method, &headers, &body).await;
     if text {
-        body = base64::engine::general_purpose::STANDARD
-            .decode(body.iter().copied().filter(|byte| !byte.is_ascii_whitespace()).collect::<Vec<u8>>())
-            .expect("base64 text");
+        body = decode_web_text(&body);
     }
     let (mut messages, mut trailers) = (Vec::new(), Vec::new());
     let mut rest = body.as_slice();
