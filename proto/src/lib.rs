@@ -35,8 +35,8 @@ pub mod shop {
     }
 }
 
-pub use shop::{cart::v1 as cart, catalog::v1 as catalog, identity::v1 as identity};
-pub use shop::{order::v1 as order, reporting::v1 as reporting};
+pub use self::shop::{cart::v1 as cart, catalog::v1 as catalog, identity::v1 as identity};
+pub use self::shop::{order::v1 as order, reporting::v1 as reporting};
 
 /// Every message and service of the contract, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");

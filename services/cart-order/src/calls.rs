@@ -16,8 +16,8 @@ use shop_proto::order::order_placement_service_client::OrderPlacementServiceClie
 use shop_proto::order::{FindOrderRequest, PlaceOrderLine, PlaceOrderRequest};
 use tonic::Status;
 
-use crate::domain::{Category, Order, OrderItem, Product, Snapshot};
 use crate::error::Error;
+use crate::model::{Category, Order, OrderItem, Product, Snapshot};
 
 #[derive(Clone)]
 pub struct Calls {

@@ -8,9 +8,9 @@
 //! process. A recovery loop repairs what a crash leaves between the steps.
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
-//! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: `domain::cart`, `domain::placement`, `domain::orders`; no protobuf,
-//! no SQL), `repo` (SQL), `grpc` (one file per gRPC service: protobuf in, one
+//! error type and its way out to `tonic::Status`), `model` (the types and
+//! each value's rules, below every other room), `domain` (use cases:
+//! `domain::cart`, `domain::placement`, `domain::orders`; no protobuf, no SQL), `repo` (SQL), `grpc` (one file per gRPC service: protobuf in, one
 //! use-case call, protobuf out) and `calls` (calls to other services). A call
 //! goes `grpc` → `domain` → `repo`. This service has one room more, `wire`:
 //! its own protobuf (orders, their status, order events) to and from domain
@@ -22,6 +22,7 @@ mod config;
 mod domain;
 mod error;
 mod grpc;
+mod model;
 mod repo;
 mod wire;
 
@@ -43,8 +44,8 @@ use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::CartOrderConfig;
-pub use domain::OrderBooks;
 pub use domain::faults::{Faults, SagaStep};
+pub use model::OrderBooks;
 
 use crate::domain::cart::Carts;
 use crate::domain::orders::Orders;

@@ -12,36 +12,36 @@ use shop_proto::order::{OrderCancelled, OrderPlaced, OrderStatus, OrderStatusCha
 /// An order event as the stream carries it and the outbox stores it.
 pub use shop_proto::order::OrderEvent;
 
-use crate::domain::{self, Event};
+use crate::model::{self, Event};
 
-pub fn status_from_proto(raw: i32) -> Option<domain::Status> {
+pub fn status_from_proto(raw: i32) -> Option<model::Status> {
     Some(match OrderStatus::try_from(raw).ok()? {
         OrderStatus::Unspecified => return None,
-        OrderStatus::Pending => domain::Status::Pending,
-        OrderStatus::Placed => domain::Status::Placed,
-        OrderStatus::Shipped => domain::Status::Shipped,
-        OrderStatus::Delivered => domain::Status::Delivered,
-        OrderStatus::Cancelled => domain::Status::Cancelled,
-        OrderStatus::Failed => domain::Status::Failed,
+        OrderStatus::Pending => model::Status::Pending,
+        OrderStatus::Placed => model::Status::Placed,
+        OrderStatus::Shipped => model::Status::Shipped,
+        OrderStatus::Delivered => model::Status::Delivered,
+        OrderStatus::Cancelled => model::Status::Cancelled,
+        OrderStatus::Failed => model::Status::Failed,
     })
 }
 
-impl From<domain::Status> for OrderStatus {
-    fn from(status: domain::Status) -> Self {
+impl From<model::Status> for OrderStatus {
+    fn from(status: model::Status) -> Self {
         match status {
-            domain::Status::Pending => OrderStatus::Pending,
-            domain::Status::Placed => OrderStatus::Placed,
-            domain::Status::Shipped => OrderStatus::Shipped,
-            domain::Status::Delivered => OrderStatus::Delivered,
-            domain::Status::Cancelled => OrderStatus::Cancelled,
-            domain::Status::Failed => OrderStatus::Failed,
+            model::Status::Pending => OrderStatus::Pending,
+            model::Status::Placed => OrderStatus::Placed,
+            model::Status::Shipped => OrderStatus::Shipped,
+            model::Status::Delivered => OrderStatus::Delivered,
+            model::Status::Cancelled => OrderStatus::Cancelled,
+            model::Status::Failed => OrderStatus::Failed,
         }
     }
 }
 
 /// An order as the API shows it: only a placed order has items and totals.
-impl From<domain::Order> for shop_proto::order::Order {
-    fn from(order: domain::Order) -> Self {
+impl From<model::Order> for shop_proto::order::Order {
+    fn from(order: model::Order) -> Self {
         let items = order
             .items
             .iter()
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn every_status_crosses_the_wire_and_back() {
-        for status in domain::Status::ALL {
+        for status in model::Status::ALL {
             assert_eq!(status_from_proto(OrderStatus::from(status) as i32), Some(status));
         }
         assert_eq!(status_from_proto(OrderStatus::Unspecified as i32), None);

@@ -7,21 +7,16 @@ use std::path::PathBuf;
 #[command(next_help_heading = "Catalog")]
 pub struct CatalogConfig {
     /// Where the catalog gRPC server listens. Port 0 lets the OS pick.
-    #[arg(id = "catalog-addr", long = "catalog-addr", env = "SHOP_CATALOG_ADDR", default_value = "127.0.0.1:50053")]
+    #[arg(id = "catalog-addr", long, env = "SHOP_CATALOG_ADDR", default_value = "127.0.0.1:50053")]
     pub listen_addr: ListenAddr,
     /// Most Postgres connections the catalog pool opens.
-    #[arg(
-        id = "catalog-db-max-connections",
-        long = "catalog-db-max-connections",
-        env = "SHOP_CATALOG_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
+    #[arg(id = "catalog-db-max-connections", long, env = "SHOP_CATALOG_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
     /// Where this replica keeps its search index, to resume from after a
     /// restart (each replica has its own; two processes cannot share one).
     #[arg(
         id = "catalog-index-dir",
-        long = "catalog-index-dir",
+        long,
         env = "SHOP_CATALOG_INDEX_DIR",
         default_value_os_t = default_index_dir()
     )]
@@ -30,46 +25,31 @@ pub struct CatalogConfig {
     /// none). Exact: any change to the index (a write, a sale) starts afresh.
     #[arg(
         id = "catalog-search-cache-entries",
-        long = "catalog-search-cache-entries",
+        long,
         env = "SHOP_CATALOG_SEARCH_CACHE_ENTRIES",
         default_value_t = 4096
     )]
     pub search_cache_entries: usize,
     /// How deep listings page: `page × page_size` above this is OUT_OF_RANGE
     /// (a page past the last product is still an empty page).
-    #[arg(
-        id = "catalog-max-listing-depth",
-        long = "catalog-max-listing-depth",
-        env = "SHOP_CATALOG_MAX_LISTING_DEPTH",
-        default_value_t = 10_000
-    )]
+    #[arg(id = "catalog-max-listing-depth", long, env = "SHOP_CATALOG_MAX_LISTING_DEPTH", default_value_t = 10_000)]
     pub max_listing_depth: u32,
     /// Index searches run at once (0 = one per CPU core); more wait briefly
     /// or are refused with RESOURCE_EXHAUSTED.
-    #[arg(
-        id = "catalog-search-concurrency",
-        long = "catalog-search-concurrency",
-        env = "SHOP_CATALOG_SEARCH_CONCURRENCY",
-        default_value_t = 0
-    )]
+    #[arg(id = "catalog-search-concurrency", long, env = "SHOP_CATALOG_SEARCH_CONCURRENCY", default_value_t = 0)]
     pub search_concurrency: usize,
     /// Listings read from deep in Postgres (past the first 1,000 products)
     /// at once (0 = one per CPU core); more wait briefly or are refused.
     #[arg(
         id = "catalog-deep-listing-concurrency",
-        long = "catalog-deep-listing-concurrency",
+        long,
         env = "SHOP_CATALOG_DEEP_LISTING_CONCURRENCY",
         default_value_t = 0
     )]
     pub deep_listing_concurrency: usize,
     /// Calls that may wait (at most a second) for a search or deep-listing
     /// turn; the next is refused at once.
-    #[arg(
-        id = "catalog-expensive-call-queue",
-        long = "catalog-expensive-call-queue",
-        env = "SHOP_CATALOG_EXPENSIVE_CALL_QUEUE",
-        default_value_t = 64
-    )]
+    #[arg(id = "catalog-expensive-call-queue", long, env = "SHOP_CATALOG_EXPENSIVE_CALL_QUEUE", default_value_t = 64)]
     pub expensive_call_queue: usize,
 }
 

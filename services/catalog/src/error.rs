@@ -5,7 +5,7 @@ use shop_platform::error::{self as platform_error, InvalidField};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use crate::domain::Shortage;
+use crate::model::Shortage;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

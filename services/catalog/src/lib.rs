@@ -4,8 +4,9 @@
 //! (the outbox feed for reporting), both behind service credentials.
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
-//! error type and its way out to `tonic::Status`), `domain` (types, rules
-//! and use cases, with no protobuf and no SQL: `domain::categories`,
+//! error type and its way out to `tonic::Status`), `model` (types and each
+//! value's rules, below every other room), `domain` (use cases, with no
+//! protobuf and no SQL: `domain::categories`,
 //! `domain::products`, `domain::listing` (listings, and the indexer that
 //! feeds the search index), `domain::inventory`), `repo` (SQL, one file per
 //! table group, and the search index's store), `grpc` (one file per gRPC
@@ -20,6 +21,7 @@ mod config;
 mod domain;
 mod error;
 mod grpc;
+mod model;
 mod repo;
 mod seed;
 mod wire;

@@ -18,8 +18,8 @@ use shop_platform::money::Money;
 use sqlx::PgPool;
 
 use crate::domain::categories::{Categories, CategoryFields};
-use crate::domain::{Category, CategoryName, Event, Product, Slug};
 use crate::error::Error;
+use crate::model::{Category, CategoryName, Event, Product, Slug};
 use crate::repo;
 
 const CATEGORY_NAMES: &[&str] = &[

@@ -9,7 +9,7 @@ use shop_proto::catalog::{
     StockReserved,
 };
 
-use crate::domain::Event;
+use crate::model::Event;
 
 fn stock_lines(lines: &[OrderLine]) -> Vec<StockLine> {
     lines.iter().map(|line| StockLine { product_id: line.product_id, quantity: line.quantity }).collect()

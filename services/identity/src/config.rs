@@ -9,20 +9,15 @@ use secrecy::SecretString;
 #[command(next_help_heading = "Identity")]
 pub struct IdentityConfig {
     /// Where the identity gRPC server listens. Port 0 lets the OS pick.
-    #[arg(id = "identity-addr", long = "identity-addr", env = "SHOP_IDENTITY_ADDR", default_value = "127.0.0.1:50052")]
+    #[arg(id = "identity-addr", long, env = "SHOP_IDENTITY_ADDR", default_value = "127.0.0.1:50052")]
     pub listen_addr: ListenAddr,
     /// Most Postgres connections identity's pool opens.
-    #[arg(
-        id = "identity-db-max-connections",
-        long = "identity-db-max-connections",
-        env = "SHOP_IDENTITY_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
+    #[arg(id = "identity-db-max-connections", long, env = "SHOP_IDENTITY_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
     /// Life of an access token, in seconds.
     #[arg(
         id = "identity-access-token-ttl-secs",
-        long = "identity-access-token-ttl-secs",
+        long,
         env = "SHOP_IDENTITY_ACCESS_TOKEN_TTL_SECS",
         default_value_t = 300
     )]
@@ -30,7 +25,7 @@ pub struct IdentityConfig {
     /// Life of a refresh token, in seconds.
     #[arg(
         id = "identity-refresh-token-ttl-secs",
-        long = "identity-refresh-token-ttl-secs",
+        long,
         env = "SHOP_IDENTITY_REFRESH_TOKEN_TTL_SECS",
         default_value_t = 86_400
     )]
@@ -38,36 +33,22 @@ pub struct IdentityConfig {
     /// Ed25519 private key that signs access tokens: PKCS#8 PEM, or base64 of
     /// PKCS#8 DER. Unset: one is generated on first start and kept in
     /// identity's schema.
-    #[arg(
-        id = "identity-signing-key",
-        long = "identity-signing-key",
-        env = "SHOP_IDENTITY_SIGNING_KEY",
-        hide_env_values = true
-    )]
+    #[arg(id = "identity-signing-key", long, env = "SHOP_IDENTITY_SIGNING_KEY", hide_env_values = true)]
     pub signing_key: Option<SecretString>,
     /// A file holding the signing key (Docker and Kubernetes secrets), in
     /// place of SHOP_IDENTITY_SIGNING_KEY.
-    #[arg(
-        id = "identity-signing-key-file",
-        long = "identity-signing-key-file",
-        env = "SHOP_IDENTITY_SIGNING_KEY_FILE"
-    )]
+    #[arg(id = "identity-signing-key-file", long, env = "SHOP_IDENTITY_SIGNING_KEY_FILE")]
     pub signing_key_file: Option<std::path::PathBuf>,
     /// Most password hashes computed at once (0 = one per CPU core). Hashing
     /// runs on the blocking pool, so other RPCs never wait behind it.
-    #[arg(
-        id = "identity-hash-concurrency",
-        long = "identity-hash-concurrency",
-        env = "SHOP_IDENTITY_HASH_CONCURRENCY",
-        default_value_t = 0
-    )]
+    #[arg(id = "identity-hash-concurrency", long, env = "SHOP_IDENTITY_HASH_CONCURRENCY", default_value_t = 0)]
     pub hash_concurrency: usize,
     #[command(flatten)]
     pub password_hash: PasswordHashConfig,
     /// Login attempts allowed per client address per minute (0 = no limit).
     #[arg(
         id = "identity-login-per-addr-per-min",
-        long = "identity-login-per-addr-per-min",
+        long,
         env = "SHOP_IDENTITY_LOGIN_PER_ADDR_PER_MIN",
         default_value_t = 60
     )]
@@ -78,7 +59,7 @@ pub struct IdentityConfig {
     /// are forgotten after 15 quiet minutes or a success.
     #[arg(
         id = "identity-login-failures-per-account-addr",
-        long = "identity-login-failures-per-account-addr",
+        long,
         env = "SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT_ADDR",
         default_value_t = 5
     )]
@@ -88,7 +69,7 @@ pub struct IdentityConfig {
     /// guessing from many addresses (0 = off).
     #[arg(
         id = "identity-login-failures-per-account",
-        long = "identity-login-failures-per-account",
+        long,
         env = "SHOP_IDENTITY_LOGIN_FAILURES_PER_ACCOUNT",
         default_value_t = 100
     )]
@@ -96,7 +77,7 @@ pub struct IdentityConfig {
     /// Longest wait, in seconds, that failed logins can earn.
     #[arg(
         id = "identity-login-backoff-max-secs",
-        long = "identity-login-backoff-max-secs",
+        long,
         env = "SHOP_IDENTITY_LOGIN_BACKOFF_MAX_SECS",
         default_value_t = 300
     )]
@@ -104,7 +85,7 @@ pub struct IdentityConfig {
     /// Registrations allowed per client address per minute (0 = no limit).
     #[arg(
         id = "identity-register-per-addr-per-min",
-        long = "identity-register-per-addr-per-min",
+        long,
         env = "SHOP_IDENTITY_REGISTER_PER_ADDR_PER_MIN",
         default_value_t = 30
     )]
@@ -112,7 +93,7 @@ pub struct IdentityConfig {
     /// Registration attempts allowed per requested username per minute (0 = no limit).
     #[arg(
         id = "identity-register-per-username-per-min",
-        long = "identity-register-per-username-per-min",
+        long,
         env = "SHOP_IDENTITY_REGISTER_PER_USERNAME_PER_MIN",
         default_value_t = 10
     )]
@@ -124,20 +105,10 @@ pub struct IdentityConfig {
 #[command(next_help_heading = "Identity: password hashing")]
 pub struct PasswordHashConfig {
     /// Argon2id memory cost in KiB (OWASP minimum: 19456).
-    #[arg(
-        id = "identity-argon2-memory-kib",
-        long = "identity-argon2-memory-kib",
-        env = "SHOP_IDENTITY_ARGON2_MEMORY_KIB",
-        default_value_t = 19_456
-    )]
+    #[arg(id = "identity-argon2-memory-kib", long, env = "SHOP_IDENTITY_ARGON2_MEMORY_KIB", default_value_t = 19_456)]
     pub argon2_memory_kib: u32,
     /// Argon2id passes over memory.
-    #[arg(
-        id = "identity-argon2-iterations",
-        long = "identity-argon2-iterations",
-        env = "SHOP_IDENTITY_ARGON2_ITERATIONS",
-        default_value_t = 2
-    )]
+    #[arg(id = "identity-argon2-iterations", long, env = "SHOP_IDENTITY_ARGON2_ITERATIONS", default_value_t = 2)]
     pub argon2_iterations: u32,
 }
 

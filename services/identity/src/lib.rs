@@ -3,14 +3,16 @@
 //! schema; reads no other.
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
-//! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: `domain::accounts`), `repo` (SQL), `grpc` (one file per gRPC
+//! error type and its way out to `tonic::Status`), `model` (types and each
+//! value's rules, below every other room), `domain` (use cases:
+//! `domain::accounts`), `repo` (SQL), `grpc` (one file per gRPC
 //! service: protobuf in, one use-case call, protobuf out). Start at [`start`].
 
 mod config;
 mod domain;
 mod error;
 mod grpc;
+mod model;
 mod repo;
 
 use std::future::Future;

@@ -18,8 +18,8 @@ use shop_proto::order::{Order, OrderEvent, SubscribeOrderEventsRequest};
 use tokio_stream::{Stream, StreamExt as _};
 use tonic::Status;
 
-use crate::domain::{CatalogChange, OrderChange, ProductInfo, SoldLine, Stamped};
 use crate::error::Error;
+use crate::model::{CatalogChange, OrderChange, ProductInfo, SoldLine, Stamped};
 
 /// A stream of decoded changes, as long as the peer keeps it open.
 pub type Changes<C> = Pin<Box<dyn Stream<Item = Result<Stamped<C>, Error>> + Send>>;

@@ -6,26 +6,16 @@ use shop_platform::config::ListenAddr;
 #[command(next_help_heading = "Reporting")]
 pub struct ReportingConfig {
     /// Where the reporting gRPC server listens. Port 0 lets the OS pick.
-    #[arg(
-        id = "reporting-addr",
-        long = "reporting-addr",
-        env = "SHOP_REPORTING_ADDR",
-        default_value = "127.0.0.1:50055"
-    )]
+    #[arg(id = "reporting-addr", long, env = "SHOP_REPORTING_ADDR", default_value = "127.0.0.1:50055")]
     pub listen_addr: ListenAddr,
     /// Most Postgres connections the reporting pool opens (each stream
     /// consumer holds one more of its own while it consumes).
-    #[arg(
-        id = "reporting-db-max-connections",
-        long = "reporting-db-max-connections",
-        env = "SHOP_REPORTING_DB_MAX_CONNECTIONS",
-        default_value_t = 10
-    )]
+    #[arg(id = "reporting-db-max-connections", long, env = "SHOP_REPORTING_DB_MAX_CONNECTIONS", default_value_t = 10)]
     pub db_max_connections: u32,
     /// Where reporting reads the catalog event stream.
     #[arg(
         id = "reporting-catalog-url",
-        long = "reporting-catalog-url",
+        long,
         env = "SHOP_REPORTING_CATALOG_URL",
         default_value = "http://127.0.0.1:50053"
     )]
@@ -33,7 +23,7 @@ pub struct ReportingConfig {
     /// Where reporting reads the order event stream.
     #[arg(
         id = "reporting-orders-url",
-        long = "reporting-orders-url",
+        long,
         env = "SHOP_REPORTING_ORDERS_URL",
         default_value = "http://127.0.0.1:50054"
     )]
@@ -41,28 +31,18 @@ pub struct ReportingConfig {
     /// Milliseconds to wait for a connection to a stream's service.
     #[arg(
         id = "reporting-connect-timeout-ms",
-        long = "reporting-connect-timeout-ms",
+        long,
         env = "SHOP_REPORTING_CONNECT_TIMEOUT_MS",
         default_value_t = 1_000
     )]
     pub connect_timeout_ms: u64,
     /// Most events applied in one transaction (catching up goes faster in
     /// bigger batches; live events are applied as they come).
-    #[arg(
-        id = "reporting-batch-size",
-        long = "reporting-batch-size",
-        env = "SHOP_REPORTING_BATCH_SIZE",
-        default_value_t = 500
-    )]
+    #[arg(id = "reporting-batch-size", long, env = "SHOP_REPORTING_BATCH_SIZE", default_value_t = 500)]
     pub batch_size: usize,
     /// Longest wait, in milliseconds, between attempts to (re)connect a
     /// dropped stream or take over consuming from another replica (the wait
     /// doubles from 100 ms up to this).
-    #[arg(
-        id = "reporting-retry-max-ms",
-        long = "reporting-retry-max-ms",
-        env = "SHOP_REPORTING_RETRY_MAX_MS",
-        default_value_t = 5_000
-    )]
+    #[arg(id = "reporting-retry-max-ms", long, env = "SHOP_REPORTING_RETRY_MAX_MS", default_value_t = 5_000)]
     pub retry_max_ms: u64,
 }

@@ -8,11 +8,12 @@
 //! lock); `domain::report` answers the RPC.
 //!
 //! Every service has the same rooms: `config` (settings), `error` (the one
-//! error type and its way out to `tonic::Status`), `domain` (rules and use
-//! cases: no protobuf, no SQL), `repo` (SQL, the consumers' advisory lock
+//! error type and its way out to `tonic::Status`), `model` (the read
+//! model's types, below every other room), `domain` (use cases: no
+//! protobuf, no SQL), `repo` (SQL, the consumers' advisory lock
 //! included), `grpc` (one file per gRPC service: protobuf in, one use-case
 //! call, protobuf out) and `calls` (the streams it reads from other services,
-//! their events decoded into domain changes and their failures into
+//! their events decoded into model changes and their failures into
 //! `Error`). A call goes `grpc` → `domain` → `repo`. Start at [`start`].
 
 mod calls;
@@ -20,6 +21,7 @@ mod config;
 mod domain;
 mod error;
 mod grpc;
+mod model;
 mod repo;
 
 use std::future::Future;

@@ -7,8 +7,8 @@ use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
 
 use crate::calls::Calls;
-use crate::domain::{Cart, CartLine, Change, Limit, LineLimits, Order, Product, Refusal};
 use crate::error::Error;
+use crate::model::{Cart, CartLine, Change, Limit, LineLimits, Order, Product, Refusal};
 use crate::repo;
 
 #[derive(Clone)]

@@ -7,8 +7,8 @@ use shop_platform::paging::Page;
 use sqlx::PgPool;
 
 use crate::domain::placement::Placement;
-use crate::domain::{Event, Order, OrderBooks, OrderFilter, Status, Viewer};
 use crate::error::Error;
+use crate::model::{Event, Order, OrderBooks, OrderFilter, Status, Viewer};
 use crate::repo;
 
 #[derive(Clone)]

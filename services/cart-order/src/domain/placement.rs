@@ -21,8 +21,8 @@ use tokio::task::JoinHandle;
 
 use crate::calls::Calls;
 use crate::domain::faults::{Faults, SagaStep};
-use crate::domain::{Event, Order, Status};
 use crate::error::Error;
+use crate::model::{Event, Order, Status};
 use crate::repo;
 
 /// How many orders one recovery pass handles of each kind.

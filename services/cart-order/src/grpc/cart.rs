@@ -6,9 +6,9 @@ use shop_proto::cart::{
 use tonic::{Request, Response, Status};
 
 use super::CustomerApi;
-use crate::domain::Change;
-use crate::domain::{self, parse_id};
 use crate::error::Error;
+use crate::model::Change;
+use crate::model::{self, parse_id};
 use shop_platform::error::FieldRefusal as _;
 
 /// What `shop_checkouts_total` counts, by outcome.
@@ -44,8 +44,8 @@ impl CheckoutOutcome {
     }
 }
 
-impl From<domain::Cart> for Cart {
-    fn from(cart: domain::Cart) -> Self {
+impl From<model::Cart> for Cart {
+    fn from(cart: model::Cart) -> Self {
         Cart {
             items: cart
                 .items
@@ -76,7 +76,7 @@ impl CartService for CustomerApi {
         let (user_id, context) = self.call(&request)?;
         let req = request.into_inner();
         let product_id = parse_id(req.product_id).map_err(Error::field("product_id"))?;
-        let quantity = domain::quantity_to_add(req.quantity).map_err(Error::field("quantity"))?;
+        let quantity = model::quantity_to_add(req.quantity).map_err(Error::field("quantity"))?;
         Ok(Response::new(self.carts.change(&context, user_id, product_id, Change::Add(quantity)).await?.into()))
     }
 
@@ -84,7 +84,7 @@ impl CartService for CustomerApi {
         let (user_id, context) = self.call(&request)?;
         let req = request.into_inner();
         let product_id = parse_id(req.product_id).map_err(Error::field("product_id"))?;
-        let quantity = domain::quantity_to_set(req.quantity).map_err(Error::field("quantity"))?;
+        let quantity = model::quantity_to_set(req.quantity).map_err(Error::field("quantity"))?;
         Ok(Response::new(self.carts.change(&context, user_id, product_id, Change::Set(quantity)).await?.into()))
     }
 
@@ -97,7 +97,7 @@ impl CartService for CustomerApi {
     async fn checkout(&self, request: Request<CheckoutRequest>) -> Result<Response<CheckoutResponse>, Status> {
         let (user_id, context) = self.call(&request)?;
         let key =
-            domain::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
+            model::idempotency_key(&request.into_inner().idempotency_key).map_err(Error::field("idempotency_key"))?;
         let placed = self.carts.checkout(&context, user_id, key).await.map_err(Status::from);
         let outcome = CheckoutOutcome::of(&placed).label();
         metrics::counter!("shop_checkouts_total", "outcome" => outcome).increment(1);

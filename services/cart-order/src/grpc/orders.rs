@@ -10,8 +10,8 @@ use shop_proto::order::{
 use tonic::{Request, Response, Status};
 
 use crate::domain::orders::Orders;
-use crate::domain::{OrderFilter, Status as OrderState, Viewer, parse_id};
 use crate::error::Error;
+use crate::model::{OrderFilter, Status as OrderState, Viewer, parse_id};
 use shop_platform::error::FieldRefusal as _;
 
 const ORDERS_DEFAULT_PAGE_SIZE: i32 = 10;
@@ -39,7 +39,7 @@ fn status_target(raw: i32) -> Result<OrderState, Invalid> {
     crate::wire::status_from_proto(raw).ok_or_else(|| Invalid::new("must be an order status"))
 }
 
-fn list_response(page: Page, (orders, total_count): (Vec<crate::domain::Order>, i64)) -> ListOrdersResponse {
+fn list_response(page: Page, (orders, total_count): (Vec<crate::model::Order>, i64)) -> ListOrdersResponse {
     ListOrdersResponse {
         orders: orders.into_iter().map(Order::from).collect(),
         total_count,

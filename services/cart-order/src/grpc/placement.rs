@@ -6,8 +6,8 @@ use shop_proto::order::{FindOrderRequest, Order, PlaceOrderRequest};
 use tonic::{Request, Response, Status};
 
 use crate::domain::placement::Placement;
-use crate::domain::{self, parse_id};
 use crate::error::Error;
+use crate::model::{self, parse_id};
 use shop_platform::error::FieldRefusal as _;
 
 /// Internal: mounted behind the service-credential interceptor.
@@ -27,7 +27,7 @@ impl OrderPlacementService for PlacementApi {
         let context = CallContext::of(request.metadata(), self.placement.call_timeout());
         let req = request.into_inner();
         let user_id = parse_id(req.user_id).map_err(Error::field("user_id"))?;
-        let key = domain::idempotency_key(&req.idempotency_key).map_err(Error::field("idempotency_key"))?;
+        let key = model::idempotency_key(&req.idempotency_key).map_err(Error::field("idempotency_key"))?;
         let lines = OrderLines::parse(
             req.lines.iter().map(|line| OrderLine { product_id: line.product_id, quantity: line.quantity }),
         )
@@ -38,7 +38,7 @@ impl OrderPlacementService for PlacementApi {
     async fn find_order(&self, request: Request<FindOrderRequest>) -> Result<Response<Order>, Status> {
         let req = request.into_inner();
         let user_id = parse_id(req.user_id).map_err(Error::field("user_id"))?;
-        let key = domain::idempotency_key(&req.idempotency_key)
+        let key = model::idempotency_key(&req.idempotency_key)
             .map_err(Error::field("idempotency_key"))?
             .ok_or_else(|| Error::field("idempotency_key")(Invalid::new("is required")))?;
         Ok(Response::new(self.placement.find(user_id, &key).await?.into()))

@@ -5,12 +5,12 @@ use shop_proto::catalog::{Category, Product};
 use tonic::{Request, Response, Status};
 
 use super::CustomerApi;
-use crate::domain::{self, parse_id};
 use crate::error::Error;
+use crate::model::{self, parse_id};
 use shop_platform::error::FieldRefusal as _;
 
 /// The products as catalog listed them when the wishlist was read.
-fn wishlist(products: Vec<domain::Product>) -> Wishlist {
+fn wishlist(products: Vec<model::Product>) -> Wishlist {
     let products = products
         .into_iter()
         .map(|product| Product {

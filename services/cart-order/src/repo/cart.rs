@@ -3,9 +3,9 @@
 use shop_platform::order_lines::OrderLine;
 use sqlx::PgConnection;
 
-use crate::domain::CartLine;
-use crate::domain::{Change, Limit, LineLimits, Refusal};
 use crate::error::Error;
+use crate::model::CartLine;
+use crate::model::{Change, Limit, LineLimits, Refusal};
 
 /// Locks the user's cart row (creating it), so one user's cart and wishlist
 /// changes apply one after another.

@@ -11,9 +11,9 @@ use shop_platform::order_lines::{OrderLine, OrderLines};
 use shop_platform::outbox::Outbox;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
-use crate::domain::OrderBooks;
-use crate::domain::{Event, Order, OrderFilter, OrderItem, Snapshot, Status};
 use crate::error::Error;
+use crate::model::OrderBooks;
+use crate::model::{Event, Order, OrderFilter, OrderItem, Snapshot, Status};
 use crate::wire;
 
 pub const OUTBOX: Outbox = Outbox::new("orders_outbox");

@@ -3,8 +3,8 @@
 
 use sqlx::PgPool;
 
-use crate::domain::{Category, CategoryName, Event, Slug};
 use crate::error::Error;
+use crate::model::{Category, CategoryName, Event, Slug};
 use crate::repo;
 
 /// A category change: the fields to set.

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
 
-use crate::domain::{Event, ReservedLine};
 use crate::error::Error;
+use crate::model::{Event, ReservedLine};
 use crate::repo;
 use crate::repo::stock::Reservation;
 

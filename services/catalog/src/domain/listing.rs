@@ -41,8 +41,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Ordering, Product, ProductFilter};
 use crate::error::Error;
+use crate::model::{Ordering, Product, ProductFilter};
 use crate::repo;
 use crate::repo::search_index::{Applied, SearchIndex};
 

@@ -6,8 +6,8 @@ use shop_platform::error::Invalid;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::listing::Listings;
-use crate::domain::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
 use crate::error::Error;
+use crate::model::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
 use crate::repo;
 use shop_platform::error::FieldRefusal as _;
 

@@ -14,11 +14,11 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::categories::{Categories, CategoryFields};
 use crate::domain::products::Products;
-use crate::domain::{
+use crate::error::Error;
+use crate::model::{
     self, CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
     parse_image_url, parse_search, parse_stock,
 };
-use crate::error::Error;
 use shop_platform::error::FieldRefusal as _;
 
 pub struct CatalogApi {
@@ -51,7 +51,7 @@ fn mask_paths(mask: Option<&prost_types::FieldMask>) -> &[String] {
 
 /// The product fields a request sets: those its mask names, or all of them.
 fn product_fields(
-    current: &domain::Product,
+    current: &model::Product,
     mask: &[String],
     requested: &UpdateProductRequest,
 ) -> Result<ProductFields, Error> {

@@ -7,8 +7,8 @@ use tonic::{Request, Response, Status};
 use shop_platform::order_lines::{OrderLine, OrderLines};
 
 use crate::domain::inventory::Inventory;
-use crate::domain::parse_id;
 use crate::error::Error;
+use crate::model::parse_id;
 use shop_platform::error::FieldRefusal as _;
 
 /// Internal: mounted behind the service-credential interceptor.

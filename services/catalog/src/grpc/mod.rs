@@ -11,16 +11,16 @@ pub use inventory::InventoryApi;
 use shop_platform::time::timestamp;
 use shop_proto::catalog::{Category, Product, ReservedLine};
 
-use crate::domain;
+use crate::model;
 
-impl From<domain::Category> for Category {
-    fn from(category: domain::Category) -> Self {
+impl From<model::Category> for Category {
+    fn from(category: model::Category) -> Self {
         Category { id: category.id, name: category.name, slug: category.slug }
     }
 }
 
-impl From<domain::Product> for Product {
-    fn from(product: domain::Product) -> Self {
+impl From<model::Product> for Product {
+    fn from(product: model::Product) -> Self {
         Product {
             id: product.id,
             title: product.title,
@@ -40,8 +40,8 @@ impl From<domain::Product> for Product {
     }
 }
 
-impl From<domain::ReservedLine> for ReservedLine {
-    fn from(line: domain::ReservedLine) -> Self {
+impl From<model::ReservedLine> for ReservedLine {
+    fn from(line: model::ReservedLine) -> Self {
         ReservedLine {
             product_id: line.product_id,
             title: line.title,

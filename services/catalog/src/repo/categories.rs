@@ -1,8 +1,8 @@
 use shop_platform::db::{OnConstraint as _, constraint};
 use sqlx::PgConnection;
 
-use crate::domain::Category;
 use crate::error::Error;
+use crate::model::Category;
 
 /// Both unique keys of a category are the caller's to fix.
 fn unique_violation(error: sqlx::Error) -> Error {

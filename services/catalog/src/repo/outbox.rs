@@ -6,8 +6,8 @@ use shop_platform::outbox::Outbox;
 use shop_proto::catalog::CatalogEvent;
 use sqlx::PgConnection;
 
-use crate::domain::Event;
 use crate::error::Error;
+use crate::model::Event;
 use crate::wire;
 
 /// The channel is named in SQL too: `reserve_stock` (migration 0003)

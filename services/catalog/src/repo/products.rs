@@ -1,7 +1,7 @@
 use sqlx::{PgConnection, QueryBuilder};
 
-use crate::domain::{Ordering, Product, ProductFields};
 use crate::error::Error;
+use crate::model::{Ordering, Product, ProductFields};
 
 /// A product with its category and its stock row, as every read returns it.
 const SELECT_PRODUCT: &str = "SELECT p.id, p.title, p.description, p.price, s.stock, p.image_url, p.category_id,

@@ -1,7 +1,7 @@
 use sqlx::PgConnection;
 
-use crate::domain::ReservedLine;
 use crate::error::Error;
+use crate::model::ReservedLine;
 
 pub async fn lines(conn: &mut PgConnection, order_id: i64) -> Result<Vec<ReservedLine>, Error> {
     Ok(sqlx::query_as(

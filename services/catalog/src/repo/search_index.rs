@@ -33,8 +33,8 @@ use tantivy::{
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::{Ordering, Product, ProductFilter};
 use crate::error::Error;
+use crate::model::{Ordering, Product, ProductFilter};
 
 /// Bumped whenever the schema, the tokenizer or the folding changes: an
 /// index of another version is rebuilt.

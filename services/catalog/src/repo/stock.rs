@@ -6,8 +6,8 @@ use shop_platform::money::Money;
 use shop_platform::order_lines::{OrderLine, OrderLines};
 use sqlx::PgConnection;
 
-use crate::domain::{ReservedLine, Shortage};
 use crate::error::Error;
+use crate::model::{ReservedLine, Shortage};
 
 /// What a reservation came to.
 #[derive(Debug)]

@@ -13,12 +13,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::config::IdentityConfig;
-use crate::domain::User;
 use crate::domain::backoff::{FailureBackoff, KnownAddresses};
 use crate::domain::passwords::PasswordHasher;
 use crate::domain::tokens::{SigningMaterial, new_refresh_token, refresh_token_hash};
-use crate::domain::{Email, NewPassword, PasswordProblem, Username};
 use crate::error::Error;
+use crate::model::User;
+use crate::model::{Email, NewPassword, PasswordProblem, Username};
 use crate::repo;
 use crate::repo::users::NewUserRow;
 use shop_platform::error::FieldRefusal as _;

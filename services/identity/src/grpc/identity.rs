@@ -7,9 +7,9 @@ use shop_proto::identity::{
 };
 use tonic::{Request, Response, Status};
 
-use crate::domain;
 use crate::domain::accounts::{Accounts, IssuedTokens, Registration};
 use crate::error::Error;
+use crate::model;
 use shop_platform::error::FieldRefusal as _;
 
 use shop_platform::time::timestamp;
@@ -25,8 +25,8 @@ impl IdentityApi {
     }
 }
 
-impl From<domain::User> for User {
-    fn from(user: domain::User) -> Self {
+impl From<model::User> for User {
+    fn from(user: model::User) -> Self {
         User {
             id: user.id,
             username: user.username,

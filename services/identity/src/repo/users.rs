@@ -1,8 +1,8 @@
 use shop_platform::db::constraint;
 use sqlx::PgConnection;
 
-use crate::domain::User;
 use crate::error::Error;
+use crate::model::User;
 
 pub struct NewUserRow<'a> {
     pub username: &'a str,

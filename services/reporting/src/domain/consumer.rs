@@ -13,8 +13,8 @@ use tokio::task::JoinHandle;
 use tokio_stream::StreamExt as _;
 
 use crate::calls::{Changes, Upstream};
-use crate::domain::{CatalogChange, OrderChange};
 use crate::error::Error;
+use crate::model::{CatalogChange, OrderChange};
 use crate::repo;
 
 #[derive(Debug, Clone, Copy)]

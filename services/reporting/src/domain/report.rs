@@ -2,8 +2,8 @@
 
 use sqlx::PgPool;
 
-use crate::domain::{ReportQuery, SalesReport};
 use crate::error::Error;
+use crate::model::{ReportQuery, SalesReport};
 use crate::repo;
 
 #[derive(Clone)]

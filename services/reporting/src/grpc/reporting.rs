@@ -7,8 +7,8 @@ use shop_proto::reporting::{GetProductSalesReportRequest, GetProductSalesReportR
 use tonic::{Request, Response, Status};
 
 use crate::domain::report::Reports;
-use crate::domain::{ReportQuery, SalesReport};
 use crate::error::Error;
+use crate::model::{ReportQuery, SalesReport};
 use shop_platform::error::FieldRefusal as _;
 
 const REPORT_DEFAULT_PAGE_SIZE: i32 = 50;

@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use sqlx::PgConnection;
 
-use crate::domain::{CatalogChange, OrderChange, ProductInfo, SalesRow, SoldLine};
 use crate::error::Error;
+use crate::model::{CatalogChange, OrderChange, ProductInfo, SalesRow, SoldLine};
 
 /// Both consumers write the same rows (a product's sales, the report's
 /// counts): each batch first takes this lock, so their transactions take
