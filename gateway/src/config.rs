@@ -8,12 +8,12 @@ use shop_platform::config::ListenAddr;
 #[command(next_help_heading = "Gateway")]
 pub struct GatewayConfig {
     /// Where clients reach Shop.
-    #[arg(id = "gateway-addr", long = "gateway-addr", env = "SHOP_GATEWAY_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(id = "gateway-addr", long, env = "SHOP_GATEWAY_ADDR", default_value = "127.0.0.1:50051")]
     pub listen_addr: ListenAddr,
     /// The identity service, as the gateway dials it.
     #[arg(
         id = "gateway-identity-url",
-        long = "gateway-identity-url",
+        long,
         env = "SHOP_GATEWAY_IDENTITY_URL",
         default_value = "http://127.0.0.1:50052"
     )]
@@ -21,7 +21,7 @@ pub struct GatewayConfig {
     /// The catalog service, as the gateway dials it.
     #[arg(
         id = "gateway-catalog-url",
-        long = "gateway-catalog-url",
+        long,
         env = "SHOP_GATEWAY_CATALOG_URL",
         default_value = "http://127.0.0.1:50053"
     )]
@@ -29,7 +29,7 @@ pub struct GatewayConfig {
     /// The cart-order service, as the gateway dials it.
     #[arg(
         id = "gateway-cart-order-url",
-        long = "gateway-cart-order-url",
+        long,
         env = "SHOP_GATEWAY_CART_ORDER_URL",
         default_value = "http://127.0.0.1:50054"
     )]
@@ -37,41 +37,26 @@ pub struct GatewayConfig {
     /// The reporting service, as the gateway dials it.
     #[arg(
         id = "gateway-reporting-url",
-        long = "gateway-reporting-url",
+        long,
         env = "SHOP_GATEWAY_REPORTING_URL",
         default_value = "http://127.0.0.1:50055"
     )]
     pub reporting_url: String,
     /// Longest wait to connect to a backend before the call fails UNAVAILABLE, in milliseconds.
-    #[arg(
-        id = "gateway-connect-timeout-ms",
-        long = "gateway-connect-timeout-ms",
-        env = "SHOP_GATEWAY_CONNECT_TIMEOUT_MS",
-        default_value_t = 1_000
-    )]
+    #[arg(id = "gateway-connect-timeout-ms", long, env = "SHOP_GATEWAY_CONNECT_TIMEOUT_MS", default_value_t = 1_000)]
     pub connect_timeout_ms: u64,
     /// Clock skew allowed when checking a token's `exp`, in seconds.
-    #[arg(
-        id = "gateway-jwt-leeway-secs",
-        long = "gateway-jwt-leeway-secs",
-        env = "SHOP_GATEWAY_JWT_LEEWAY_SECS",
-        default_value_t = 5
-    )]
+    #[arg(id = "gateway-jwt-leeway-secs", long, env = "SHOP_GATEWAY_JWT_LEEWAY_SECS", default_value_t = 5)]
     pub jwt_leeway_secs: u64,
     /// How often the gateway re-reads identity's public signing keys, in seconds
     /// (an unknown key id triggers an earlier read).
-    #[arg(
-        id = "gateway-key-refresh-secs",
-        long = "gateway-key-refresh-secs",
-        env = "SHOP_GATEWAY_KEY_REFRESH_SECS",
-        default_value_t = 300
-    )]
+    #[arg(id = "gateway-key-refresh-secs", long, env = "SHOP_GATEWAY_KEY_REFRESH_SECS", default_value_t = 300)]
     pub key_refresh_secs: u64,
     /// Most HTTP/2 streams (calls) one client connection may have open at
     /// once; more are refused (REFUSED_STREAM).
     #[arg(
         id = "gateway-max-streams-per-connection",
-        long = "gateway-max-streams-per-connection",
+        long,
         env = "SHOP_GATEWAY_MAX_STREAMS_PER_CONNECTION",
         default_value_t = 100
     )]
@@ -80,53 +65,34 @@ pub struct GatewayConfig {
     /// use 0 behind a proxy that hides client addresses).
     #[arg(
         id = "gateway-max-connections-per-addr",
-        long = "gateway-max-connections-per-addr",
+        long,
         env = "SHOP_GATEWAY_MAX_CONNECTIONS_PER_ADDR",
         default_value_t = 100
     )]
     pub max_connections_per_addr: usize,
     /// Most calls one client address may have in flight at once, over all its
     /// connections (0 = no limit); more are RESOURCE_EXHAUSTED.
-    #[arg(
-        id = "gateway-max-calls-per-addr",
-        long = "gateway-max-calls-per-addr",
-        env = "SHOP_GATEWAY_MAX_CALLS_PER_ADDR",
-        default_value_t = 256
-    )]
+    #[arg(id = "gateway-max-calls-per-addr", long, env = "SHOP_GATEWAY_MAX_CALLS_PER_ADDR", default_value_t = 256)]
     pub max_calls_per_addr: usize,
     /// Milliseconds a client may take no part of its answer before the call
     /// is cancelled (and, if its stream cannot even be reset, its connection
     /// closed).
-    #[arg(
-        id = "gateway-stall-timeout-ms",
-        long = "gateway-stall-timeout-ms",
-        env = "SHOP_GATEWAY_STALL_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(id = "gateway-stall-timeout-ms", long, env = "SHOP_GATEWAY_STALL_TIMEOUT_MS", default_value_t = 10_000)]
     pub stall_timeout_ms: u64,
     /// The certificate (PEM, the chain after it) the gateway serves TLS
     /// with; with SHOP_GATEWAY_TLS_KEY_FILE, the gateway speaks only TLS. A
     /// changed file is picked up within seconds, no restart.
-    #[arg(id = "gateway-tls-cert-file", long = "gateway-tls-cert-file", env = "SHOP_GATEWAY_TLS_CERT_FILE")]
+    #[arg(id = "gateway-tls-cert-file", long, env = "SHOP_GATEWAY_TLS_CERT_FILE")]
     pub tls_cert_file: Option<PathBuf>,
     /// The private key (PEM) of SHOP_GATEWAY_TLS_CERT_FILE.
-    #[arg(id = "gateway-tls-key-file", long = "gateway-tls-key-file", env = "SHOP_GATEWAY_TLS_KEY_FILE")]
+    #[arg(id = "gateway-tls-key-file", long, env = "SHOP_GATEWAY_TLS_KEY_FILE")]
     pub tls_key_file: Option<PathBuf>,
     /// A CA (PEM): with it, every client must present a certificate this CA
     /// signed (access tokens are still checked on top).
-    #[arg(
-        id = "gateway-tls-client-ca-file",
-        long = "gateway-tls-client-ca-file",
-        env = "SHOP_GATEWAY_TLS_CLIENT_CA_FILE"
-    )]
+    #[arg(id = "gateway-tls-client-ca-file", long, env = "SHOP_GATEWAY_TLS_CLIENT_CA_FILE")]
     pub tls_client_ca_file: Option<PathBuf>,
     /// Origins whose pages may call the gateway with gRPC-Web, comma-separated
     /// (`https://shop.example,http://localhost:8080`); empty: no CORS answers.
-    #[arg(
-        id = "gateway-cors-origins",
-        long = "gateway-cors-origins",
-        env = "SHOP_GATEWAY_CORS_ORIGINS",
-        default_value = ""
-    )]
+    #[arg(id = "gateway-cors-origins", long, env = "SHOP_GATEWAY_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
 }

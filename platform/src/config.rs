@@ -90,46 +90,26 @@ pub struct DatabaseConfig {
     /// and `shop serve`); each service keeps its tables in its own schema.
     #[arg(
         id = "database-url",
-        long = "database-url",
+        long,
         env = "DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/shop",
         hide_env_values = true
     )]
     pub url: SecretString,
     /// Seconds to wait for a free pooled connection before failing the call (UNAVAILABLE).
-    #[arg(
-        id = "db-acquire-timeout-secs",
-        long = "db-acquire-timeout-secs",
-        env = "SHOP_DB_ACQUIRE_TIMEOUT_SECS",
-        default_value_t = 5
-    )]
+    #[arg(id = "db-acquire-timeout-secs", long, env = "SHOP_DB_ACQUIRE_TIMEOUT_SECS", default_value_t = 5)]
     pub acquire_timeout_secs: u64,
     /// Longest a single SQL statement may run, in milliseconds (0 = no limit).
-    #[arg(
-        id = "db-statement-timeout-ms",
-        long = "db-statement-timeout-ms",
-        env = "SHOP_DB_STATEMENT_TIMEOUT_MS",
-        default_value_t = 10_000
-    )]
+    #[arg(id = "db-statement-timeout-ms", long, env = "SHOP_DB_STATEMENT_TIMEOUT_MS", default_value_t = 10_000)]
     pub statement_timeout_ms: u64,
     /// How long a starting service keeps retrying to reach Postgres (with
     /// backoff) before it gives up, in seconds: services may start before
     /// their database is up.
-    #[arg(
-        id = "db-connect-retry-secs",
-        long = "db-connect-retry-secs",
-        env = "SHOP_DB_CONNECT_RETRY_SECS",
-        default_value_t = 30
-    )]
+    #[arg(id = "db-connect-retry-secs", long, env = "SHOP_DB_CONNECT_RETRY_SECS", default_value_t = 30)]
     pub connect_retry_secs: u64,
     /// A statement running longer than this many milliseconds is logged as a
     /// warning with its SQL (0 = never).
-    #[arg(
-        id = "db-slow-statement-ms",
-        long = "db-slow-statement-ms",
-        env = "SHOP_DB_SLOW_STATEMENT_MS",
-        default_value_t = 1_000
-    )]
+    #[arg(id = "db-slow-statement-ms", long, env = "SHOP_DB_SLOW_STATEMENT_MS", default_value_t = 1_000)]
     pub slow_statement_ms: u64,
 }
 
@@ -164,68 +144,38 @@ pub struct ServerConfig {
     /// Longest any one call may run on a server, sending its answer
     /// included, in seconds; a shorter client deadline (grpc-timeout) wins.
     /// The event streams are bounded only by their client.
-    #[arg(
-        id = "request-timeout-secs",
-        long = "request-timeout-secs",
-        env = "SHOP_REQUEST_TIMEOUT_SECS",
-        default_value_t = 30
-    )]
+    #[arg(id = "request-timeout-secs", long, env = "SHOP_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
     pub request_timeout_secs: u64,
     /// Most calls served at once on one client connection (0 = no limit);
     /// more wait their turn.
-    #[arg(
-        id = "concurrency-per-connection",
-        long = "concurrency-per-connection",
-        env = "SHOP_CONCURRENCY_PER_CONNECTION",
-        default_value_t = 0
-    )]
+    #[arg(id = "concurrency-per-connection", long, env = "SHOP_CONCURRENCY_PER_CONNECTION", default_value_t = 0)]
     pub concurrency_per_connection: usize,
     /// Seconds between HTTP/2 keep-alive pings to idle clients (0 = off); a
     /// client that does not answer one within 20 s is disconnected.
-    #[arg(
-        id = "http2-keepalive-secs",
-        long = "http2-keepalive-secs",
-        env = "SHOP_HTTP2_KEEPALIVE_SECS",
-        default_value_t = 30
-    )]
+    #[arg(id = "http2-keepalive-secs", long, env = "SHOP_HTTP2_KEEPALIVE_SECS", default_value_t = 30)]
     pub http2_keepalive_secs: u64,
     /// Most HTTP/2 streams (calls) open at once on one connection to a
     /// backend service; more are refused (REFUSED_STREAM). Every call the
     /// gateway forwards to a backend shares one connection, so keep it high.
     /// The gateway's own limit is SHOP_GATEWAY_MAX_STREAMS_PER_CONNECTION.
-    #[arg(
-        id = "max-streams-per-connection",
-        long = "max-streams-per-connection",
-        env = "SHOP_MAX_STREAMS_PER_CONNECTION",
-        default_value_t = 1000
-    )]
+    #[arg(id = "max-streams-per-connection", long, env = "SHOP_MAX_STREAMS_PER_CONNECTION", default_value_t = 1000)]
     pub max_streams_per_connection: u32,
     /// Milliseconds a new connection has to send the HTTP/2 preface before it
     /// is closed.
-    #[arg(
-        id = "handshake-timeout-ms",
-        long = "handshake-timeout-ms",
-        env = "SHOP_HANDSHAKE_TIMEOUT_MS",
-        default_value_t = 5_000
-    )]
+    #[arg(id = "handshake-timeout-ms", long, env = "SHOP_HANDSHAKE_TIMEOUT_MS", default_value_t = 5_000)]
     pub handshake_timeout_ms: u64,
     /// Seconds a connection may stay open with no call in flight before it is
     /// closed (0 = no limit); clients reconnect when they next call.
-    #[arg(id = "idle-timeout-secs", long = "idle-timeout-secs", env = "SHOP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
+    #[arg(id = "idle-timeout-secs", long, env = "SHOP_IDLE_TIMEOUT_SECS", default_value_t = 300)]
     pub idle_timeout_secs: u64,
     /// Connections one client address may hold at once to a backend service
     /// (0 = no limit). The gateway's own limit is
     /// SHOP_GATEWAY_MAX_CONNECTIONS_PER_ADDR.
-    #[arg(
-        id = "max-connections-per-addr",
-        long = "max-connections-per-addr",
-        env = "SHOP_MAX_CONNECTIONS_PER_ADDR",
-        default_value_t = 0
-    )]
+    #[arg(id = "max-connections-per-addr", long, env = "SHOP_MAX_CONNECTIONS_PER_ADDR", default_value_t = 0)]
     pub max_connections_per_addr: usize,
     /// Connections one server holds at once, from everyone together; past it
     /// a new connection is closed as soon as it is accepted (0 = no limit).
-    #[arg(id = "max-connections", long = "max-connections", env = "SHOP_MAX_CONNECTIONS", default_value_t = 4096)]
+    #[arg(id = "max-connections", long, env = "SHOP_MAX_CONNECTIONS", default_value_t = 4096)]
     pub max_connections: usize,
     /// Largest header block (metadata) a call may carry, in bytes: above it
     /// HTTP/2 itself refuses the call. Backends keep HTTP/2's usual 16 KiB;
@@ -272,11 +222,11 @@ pub struct ServiceCredentialsConfig {
     /// Backends trust caller identity and serve internal RPCs only to calls
     /// carrying it. `shop up` makes a random one when unset; `shop serve`
     /// requires it.
-    #[arg(id = "service-token", long = "service-token", env = "SHOP_SERVICE_TOKEN", hide_env_values = true)]
+    #[arg(id = "service-token", long, env = "SHOP_SERVICE_TOKEN", hide_env_values = true)]
     pub service_token: Option<SecretString>,
     /// A file holding the service token (Docker and Kubernetes secrets), in
     /// place of SHOP_SERVICE_TOKEN.
-    #[arg(id = "service-token-file", long = "service-token-file", env = "SHOP_SERVICE_TOKEN_FILE")]
+    #[arg(id = "service-token-file", long, env = "SHOP_SERVICE_TOKEN_FILE")]
     pub service_token_file: Option<PathBuf>,
     #[command(flatten)]
     pub internal_tls: InternalTlsConfig,
@@ -302,15 +252,15 @@ pub struct InternalTlsConfig {
     /// certificate. With the two below, every backend serves only TLS to
     /// clients presenting a certificate from this CA, and every internal call
     /// checks its server's. `shop certs` makes a throwaway set.
-    #[arg(id = "internal-tls-ca-file", long = "internal-tls-ca-file", env = "SHOP_INTERNAL_TLS_CA_FILE")]
+    #[arg(id = "internal-tls-ca-file", long, env = "SHOP_INTERNAL_TLS_CA_FILE")]
     pub internal_tls_ca_file: Option<PathBuf>,
     /// This process's certificate (PEM) for internal TLS: presented by its
     /// servers and by its calls to other services, so it must name every
     /// host the others dial it by.
-    #[arg(id = "internal-tls-cert-file", long = "internal-tls-cert-file", env = "SHOP_INTERNAL_TLS_CERT_FILE")]
+    #[arg(id = "internal-tls-cert-file", long, env = "SHOP_INTERNAL_TLS_CERT_FILE")]
     pub internal_tls_cert_file: Option<PathBuf>,
     /// The private key (PEM) of SHOP_INTERNAL_TLS_CERT_FILE.
-    #[arg(id = "internal-tls-key-file", long = "internal-tls-key-file", env = "SHOP_INTERNAL_TLS_KEY_FILE")]
+    #[arg(id = "internal-tls-key-file", long, env = "SHOP_INTERNAL_TLS_KEY_FILE")]
     pub internal_tls_key_file: Option<PathBuf>,
 }
 

@@ -21,7 +21,7 @@ use tonic::Code;
 pub struct MetricsConfig {
     /// Address of the Prometheus endpoint (`GET /metrics`), one per process;
     /// unset: no endpoint.
-    #[arg(id = "metrics-addr", long = "metrics-addr", env = "SHOP_METRICS_ADDR")]
+    #[arg(id = "metrics-addr", long, env = "SHOP_METRICS_ADDR")]
     pub addr: Option<crate::config::ListenAddr>,
 }
 
