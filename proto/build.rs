@@ -23,6 +23,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Services whose logic lands in later issues answer UNIMPLEMENTED.
         .generate_default_stubs(true)
         .codec_path("crate::codec::ShopCodec")
+        // One file that nests every package's module as its package path.
+        .include_file("packages.rs")
         .compile_fds(descriptors)?;
     println!("cargo:rerun-if-changed=shop");
     println!("cargo:rerun-if-changed=google");

@@ -264,7 +264,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Seed { products, categories, database } => {
             shop_platform::db::ensure_database(&database).await?;
-            let pool = shop_catalog::connect(&database, 4).await?;
+            let pool = shop_catalog::SCHEMA.connect(&database, 4).await?;
             let mut progress = SeedProgress::new();
             let seeded = shop_catalog::seed(&pool, products, categories, |written, missing| {
                 progress.show(written, missing);

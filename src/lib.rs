@@ -20,7 +20,7 @@ use shop_identity::IdentityConfig;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ListenAddr, ServerConfig, ServiceCredentialsConfig};
 use shop_platform::db::Schema;
-use shop_platform::server::Running;
+use shop_platform::server::{Launch, Running};
 use shop_reporting::ReportingConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -176,46 +176,27 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     let stop_of = |name: &str| {
         service_stops.iter().find(|(service, _)| *service == name).map(|(_, token)| token.clone().cancelled_owned())
     };
+    let launch = |name: &str| -> anyhow::Result<Launch<'_>> {
+        let stop = stop_of(name).with_context(|| format!("{name} stop"))?;
+        Ok(Launch {
+            database: &config.database,
+            server: &config.server,
+            credentials: credentials.clone(),
+            shutdown: Box::pin(stop),
+        })
+    };
 
-    let identity = shop_identity::start(
-        &config.identity,
-        &config.database,
-        &config.server,
-        credentials.clone(),
-        stop_of("identity").context("identity stop")?,
-    )
-    .await?;
-    let catalog = shop_catalog::start(
-        &config.catalog,
-        &config.database,
-        &config.server,
-        credentials.clone(),
-        stop_of("catalog").context("catalog stop")?,
-    )
-    .await?;
+    let identity = shop_identity::start(&config.identity, launch("identity")?).await?;
+    let catalog = shop_catalog::start(&config.catalog, launch("catalog")?).await?;
     // In one process cart-order dials the port catalog really bound.
     let mut cart_order_config = config.cart_order.clone();
     cart_order_config.catalog_url = format!("http://{}", catalog.addr);
-    let cart_order = shop_cart_order::start(
-        &cart_order_config,
-        &config.database,
-        &config.server,
-        credentials.clone(),
-        stop_of("cart-order").context("cart-order stop")?,
-    )
-    .await?;
+    let cart_order = shop_cart_order::start(&cart_order_config, launch("cart-order")?).await?;
     // In one process reporting reads the streams where they really are.
     let mut reporting_config = config.reporting.clone();
     reporting_config.catalog_url = format!("http://{}", catalog.addr);
     reporting_config.orders_url = format!("http://{}", cart_order.addr);
-    let reporting = shop_reporting::start(
-        &reporting_config,
-        &config.database,
-        &config.server,
-        credentials.clone(),
-        stop_of("reporting").context("reporting stop")?,
-    )
-    .await?;
+    let reporting = shop_reporting::start(&reporting_config, launch("reporting")?).await?;
 
     // In one process the gateway dials the ports the services really bound.
     let mut gateway_config = config.gateway.clone();
@@ -284,20 +265,16 @@ pub async fn serve(
     if service != ServiceName::Gateway {
         shop_platform::db::ensure_database(&config.database).await?;
     }
+    let launch =
+        Launch { database: &config.database, server: &config.server, credentials, shutdown: Box::pin(shutdown) };
     match service {
-        ServiceName::Identity => {
-            shop_identity::start(&config.identity, &config.database, &config.server, credentials, shutdown).await
+        ServiceName::Identity => shop_identity::start(&config.identity, launch).await,
+        ServiceName::Catalog => shop_catalog::start(&config.catalog, launch).await,
+        ServiceName::CartOrder => shop_cart_order::start(&config.cart_order, launch).await,
+        ServiceName::Reporting => shop_reporting::start(&config.reporting, launch).await,
+        ServiceName::Gateway => {
+            shop_gateway::start(&config.gateway, launch.server, launch.credentials, launch.shutdown).await
         }
-        ServiceName::Catalog => {
-            shop_catalog::start(&config.catalog, &config.database, &config.server, credentials, shutdown).await
-        }
-        ServiceName::CartOrder => {
-            shop_cart_order::start(&config.cart_order, &config.database, &config.server, credentials, shutdown).await
-        }
-        ServiceName::Reporting => {
-            shop_reporting::start(&config.reporting, &config.database, &config.server, credentials, shutdown).await
-        }
-        ServiceName::Gateway => shop_gateway::start(&config.gateway, &config.server, credentials, shutdown).await,
     }
 }
 
@@ -317,7 +294,7 @@ pub const SCHEMAS: [Schema; 5] = [
 pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
     shop_platform::db::ensure_database(database).await?;
     for schema in &SCHEMAS {
-        shop_platform::db::connect(database, schema, 1).await?.close().await;
+        schema.connect(database, 1).await?.close().await;
     }
     Ok(())
 }

@@ -170,6 +170,16 @@ impl Schema {
     pub async fn migrator(&self) -> Result<Migrator, sqlx::migrate::MigrateError> {
         Migrator::new(SchemaMigrations(*self)).await
     }
+
+    /// A pool whose connections use the schema, after creating it and
+    /// running its migrations.
+    pub async fn connect(&self, config: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
+        ensure_schema(config, self.name).await?;
+        let pool = open(config, self, max_connections).await?;
+        let migrator = self.migrator().await.with_context(|| format!("migrations of schema {}", self.name))?;
+        migrator.run(&pool).await.with_context(|| format!("migrations of schema {} failed", self.name))?;
+        Ok(pool)
+    }
 }
 
 #[derive(Debug)]
@@ -184,16 +194,6 @@ impl<'s> MigrationSource<'s> for SchemaMigrations {
         migrations.sort_by_key(|migration| migration.version);
         Box::pin(async move { Ok(migrations) })
     }
-}
-
-/// A pool whose connections use the schema, after creating it and running
-/// its migrations.
-pub async fn connect(config: &DatabaseConfig, schema: &Schema, max_connections: u32) -> anyhow::Result<PgPool> {
-    ensure_schema(config, schema.name).await?;
-    let pool = open(config, schema, max_connections).await?;
-    let migrator = schema.migrator().await.with_context(|| format!("migrations of schema {}", schema.name))?;
-    migrator.run(&pool).await.with_context(|| format!("migrations of schema {} failed", schema.name))?;
-    Ok(pool)
 }
 
 /// A pool on `schema` as it stands, creating and migrating nothing: for

@@ -21,8 +21,9 @@ use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
+use crate::auth::ServiceCredentials;
 use crate::call_limits::CallLimitsLayer;
-use crate::config::ServerConfig;
+use crate::config::{DatabaseConfig, ServerConfig};
 use crate::connection::ConnectionGuardLayer;
 
 /// A client that does not answer a keep-alive ping within this is gone.
@@ -49,6 +50,16 @@ impl Running {
 
 /// What one server exposes: its routes and the fully qualified names of the
 /// gRPC services among them (for health and reflection).
+/// What the suite hands a backend service besides its own settings.
+pub struct Launch<'a> {
+    pub database: &'a DatabaseConfig,
+    /// The limits every server keeps.
+    pub server: &'a ServerConfig,
+    pub credentials: ServiceCredentials,
+    /// Resolves when the service must stop.
+    pub shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
 pub struct Services {
     /// The server's name in metrics (`server` label): identity, catalog, …
     pub server: &'static str,

@@ -76,7 +76,7 @@ async fn template(schemas: &[Schema]) -> anyhow::Result<String> {
         let url = PgConnectOptions::from_str(&server_url())?.database(&building).to_url_lossy().to_string();
         let config = DatabaseConfig::for_url(url);
         for schema in schemas {
-            crate::db::connect(&config, schema, 1).await?.close().await;
+            schema.connect(&config, 1).await?.close().await;
         }
         sqlx::query(&format!("ALTER DATABASE {building} RENAME TO {name}")).execute(&mut admin).await?;
         Ok(())

@@ -1,39 +1,14 @@
 //! Shop's gRPC contract, generated from `proto/shop/**` (see API.md).
 //!
-//! Modules nest like the protobuf packages because prost refers across
-//! packages with `super::super::…` paths. `FILE_DESCRIPTOR_SET` feeds server
-//! reflection; `PUBLIC_SERVICES` is what the gateway exposes.
+//! Modules nest like the protobuf packages (`packages.rs`, made by the
+//! build) because prost refers across packages with `super::super::…`
+//! paths. `FILE_DESCRIPTOR_SET` feeds server reflection; `PUBLIC_SERVICES`
+//! is what the gateway exposes.
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod codec;
 
-pub mod shop {
-    pub mod identity {
-        pub mod v1 {
-            tonic::include_proto!("shop.identity.v1");
-        }
-    }
-    pub mod catalog {
-        pub mod v1 {
-            tonic::include_proto!("shop.catalog.v1");
-        }
-    }
-    pub mod cart {
-        pub mod v1 {
-            tonic::include_proto!("shop.cart.v1");
-        }
-    }
-    pub mod order {
-        pub mod v1 {
-            tonic::include_proto!("shop.order.v1");
-        }
-    }
-    pub mod reporting {
-        pub mod v1 {
-            tonic::include_proto!("shop.reporting.v1");
-        }
-    }
-}
+include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
 pub use self::shop::{cart::v1 as cart, catalog::v1 as catalog, identity::v1 as identity};
 pub use self::shop::{order::v1 as order, reporting::v1 as reporting};

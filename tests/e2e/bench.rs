@@ -10,7 +10,7 @@ use crate::harness::TestShop;
 
 async fn seeded_shop() -> TestShop {
     let shop = TestShop::start().await;
-    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
     shop_catalog::seed(&pool, 40, 3, |_, _| {}).await.unwrap();
     shop
 }

@@ -55,7 +55,7 @@ async fn searches_beyond_their_budget_are_resource_exhausted_and_the_rest_answer
         config.catalog.search_cache_entries = 0;
     })
     .await;
-    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
     shop_catalog::seed(&pool, 20_000, 5, |_, _| {}).await.unwrap();
     let catalog = shop.catalog();
     // Every search waits for the index to hold the seed first.

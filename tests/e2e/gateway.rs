@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shop_platform::auth::ServiceCredentials;
+use shop_platform::server::Launch;
 use shop_proto::catalog::ListCategoriesRequest;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::identity::GetCurrentUserRequest;
@@ -286,10 +287,12 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     let identity_stop = CancellationToken::new();
     let identity = shop_identity::start(
         &identity_config,
-        &shop.config.database,
-        &Default::default(),
-        credentials.clone(),
-        identity_stop.clone().cancelled_owned(),
+        Launch {
+            database: &shop.config.database,
+            server: &Default::default(),
+            credentials: credentials.clone(),
+            shutdown: Box::pin(identity_stop.clone().cancelled_owned()),
+        },
     )
     .await
     .unwrap();
@@ -300,10 +303,12 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     catalog_config.index_dir = shop.config.catalog.index_dir.with_file_name("second-catalog");
     let catalog = shop_catalog::start(
         &catalog_config,
-        &shop.config.database,
-        &Default::default(),
-        credentials.clone(),
-        suite_stop.clone().cancelled_owned(),
+        Launch {
+            database: &shop.config.database,
+            server: &Default::default(),
+            credentials: credentials.clone(),
+            shutdown: Box::pin(suite_stop.clone().cancelled_owned()),
+        },
     )
     .await
     .unwrap();
@@ -326,10 +331,12 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     identity_config.listen_addr = identity.addr.into();
     let restarted = shop_identity::start(
         &identity_config,
-        &shop.config.database,
-        &Default::default(),
-        credentials,
-        suite_stop.clone().cancelled_owned(),
+        Launch {
+            database: &shop.config.database,
+            server: &Default::default(),
+            credentials,
+            shutdown: Box::pin(suite_stop.clone().cancelled_owned()),
+        },
     )
     .await
     .unwrap();

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use shop::{Suite, SuiteConfig};
+use shop_platform::server::Launch;
 use shop_platform::testing::TestDatabase;
 use shop_proto::cart::cart_service_client::CartServiceClient;
 use shop_proto::cart::wishlist_service_client::WishlistServiceClient;
@@ -204,20 +205,47 @@ impl Outage {
             "catalog" => {
                 let mut catalog = config.catalog.clone();
                 catalog.listen_addr = self.addr.into();
-                shop_catalog::start(&catalog, &config.database, &config.server, credentials, shutdown).await
+                shop_catalog::start(
+                    &catalog,
+                    Launch {
+                        database: &config.database,
+                        server: &config.server,
+                        credentials,
+                        shutdown: Box::pin(shutdown),
+                    },
+                )
+                .await
             }
             "cart-order" => {
                 let mut cart_order = config.cart_order.clone();
                 cart_order.listen_addr = self.addr.into();
                 cart_order.catalog_url = self.catalog_url.clone();
-                shop_cart_order::start(&cart_order, &config.database, &config.server, credentials, shutdown).await
+                shop_cart_order::start(
+                    &cart_order,
+                    Launch {
+                        database: &config.database,
+                        server: &config.server,
+                        credentials,
+                        shutdown: Box::pin(shutdown),
+                    },
+                )
+                .await
             }
             _ => {
                 let mut reporting = config.reporting.clone();
                 reporting.listen_addr = self.addr.into();
                 reporting.catalog_url = self.catalog_url.clone();
                 reporting.orders_url = self.cart_order_url.clone();
-                shop_reporting::start(&reporting, &config.database, &config.server, credentials, shutdown).await
+                shop_reporting::start(
+                    &reporting,
+                    Launch {
+                        database: &config.database,
+                        server: &config.server,
+                        credentials,
+                        shutdown: Box::pin(shutdown),
+                    },
+                )
+                .await
             }
         };
         let running = running.unwrap_or_else(|error| panic!("restart {}: {error:#}", self.service));

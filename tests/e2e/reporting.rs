@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng as _;
+use shop_platform::server::Launch;
 use shop_proto::catalog::{CreateCategoryRequest, UpdateProductRequest};
 use shop_proto::order::{CancelOrderRequest, OrderStatus, UpdateOrderStatusRequest};
 use shop_proto::reporting::reporting_service_client::ReportingServiceClient;
@@ -198,10 +199,12 @@ async fn a_second_replica_serves_reads_and_takes_over_consuming_when_the_first_d
     let credentials = shop_platform::auth::ServiceCredentials::new(crate::harness::SERVICE_TOKEN.into()).unwrap();
     let second = shop_reporting::start(
         &second_config,
-        &shop.config.database,
-        &shop.config.server,
-        credentials,
-        stop.clone().cancelled_owned(),
+        Launch {
+            database: &shop.config.database,
+            server: &shop.config.server,
+            credentials,
+            shutdown: Box::pin(stop.clone().cancelled_owned()),
+        },
     )
     .await
     .expect("second replica");

@@ -155,7 +155,7 @@ async fn sales_show_in_the_sold_count_ordering_within_a_second() {
 #[tokio::test]
 async fn catalog_killed_while_indexing_converges_to_the_record() {
     let mut shop = TestShop::start().await;
-    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
     // Enough products that indexing is under way when catalog goes down.
     shop_catalog::seed(&pool, 20_000, 5, |_, _| {}).await.unwrap();
     let outage = shop.stop_service("catalog").await;

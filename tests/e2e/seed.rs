@@ -11,7 +11,7 @@ use crate::harness::{TestShop, eventually};
 #[tokio::test]
 async fn seeding_reaches_the_targets_once_with_events_for_everything() {
     let shop = TestShop::start().await;
-    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
     let mut reported = Vec::new();
     let first = shop_catalog::seed(&pool, 200, 4, |written, missing| reported.push((written, missing))).await.unwrap();
     assert_eq!((first.categories_added, first.products_added), (4, 200));
@@ -66,7 +66,7 @@ async fn seeding_a_database_that_holds_categories_already_passes_over_taken_name
     shop.create_category(&admin, "Men's Fashion").await;
     shop.create_category(&admin, "Books").await;
     shop.create_category(&admin, "Garden").await;
-    let pool = shop_catalog::connect(&shop.config.database, 2).await.unwrap();
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
     let seeded = shop_catalog::seed(&pool, 50, 10, |_, _| {}).await.expect("seeding a used database works");
     assert_eq!(seeded.categories_added, 7);
     assert!(seeded.categories_passed_over >= 2, "{}", seeded.categories_passed_over);

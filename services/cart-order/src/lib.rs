@@ -26,15 +26,13 @@ mod model;
 mod repo;
 mod wire;
 
-use std::future::Future;
 use std::time::Duration;
 
-use shop_platform::auth::ServiceCredentials;
 use shop_platform::client::CallPolicy;
-use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::config::DatabaseConfig;
 use shop_platform::db::Schema;
 use shop_platform::outbox::EventFeed;
-use shop_platform::server::{self, Running, Services};
+use shop_platform::server::{self, Launch, Running, Services};
 use shop_proto::cart::cart_service_server::CartServiceServer;
 use shop_proto::cart::wishlist_service_server::WishlistServiceServer;
 use shop_proto::order::order_events_service_server::OrderEventsServiceServer;
@@ -61,8 +59,8 @@ pub const ORDERS_SCHEMA: Schema =
 
 /// Both schemas, migrated, each behind its own pool.
 pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<(PgPool, PgPool)> {
-    let cart = shop_platform::db::connect(database, &CART_SCHEMA, max_connections).await?;
-    let orders = shop_platform::db::connect(database, &ORDERS_SCHEMA, max_connections).await?;
+    let cart = CART_SCHEMA.connect(database, max_connections).await?;
+    let orders = ORDERS_SCHEMA.connect(database, max_connections).await?;
     Ok((cart, orders))
 }
 
@@ -74,13 +72,8 @@ pub async fn order_books(orders: &PgPool, key_prefix: &str) -> anyhow::Result<Or
 
 /// Migrates both schemas and starts serving (and the recovery loop); returns
 /// once the port is bound.
-pub async fn start(
-    config: &CartOrderConfig,
-    database: &DatabaseConfig,
-    server_config: &ServerConfig,
-    credentials: ServiceCredentials,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
+pub async fn start(config: &CartOrderConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
+    let Launch { database, server: server_config, credentials, shutdown } = launch;
     let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);

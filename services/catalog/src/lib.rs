@@ -26,14 +26,10 @@ mod repo;
 mod seed;
 mod wire;
 
-use std::future::Future;
-
-use shop_platform::auth::ServiceCredentials;
 use shop_platform::budget::WorkBudget;
-use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::db::Schema;
 use shop_platform::outbox::EventFeed;
-use shop_platform::server::{self, Running, Services};
+use shop_platform::server::{self, Launch, Running, Services};
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
 use shop_proto::catalog::catalog_service_server::CatalogServiceServer;
 use shop_proto::catalog::inventory_service_server::InventoryServiceServer;
@@ -52,11 +48,6 @@ use crate::domain::products::Products;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Catalog's schema, with the outbox its event stream is read from.
 pub const SCHEMA: Schema = Schema { name: "catalog", migrator: &MIGRATOR, outbox: Some(repo::outbox::OUTBOX) };
-
-/// The catalog schema, migrated, behind a pool of `max_connections`.
-pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, &SCHEMA, max_connections).await
-}
 
 /// Every word a seeded title can hold.
 pub fn seed_vocabulary() -> impl Iterator<Item = &'static str> {
@@ -82,16 +73,11 @@ pub async fn stock_ledger(pool: &PgPool) -> anyhow::Result<StockLedger> {
 }
 
 /// Migrates the catalog schema and starts serving; returns once the port is bound.
-pub async fn start(
-    config: &CatalogConfig,
-    database: &DatabaseConfig,
-    server_config: &ServerConfig,
-    credentials: ServiceCredentials,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
+pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
+    let Launch { database, server: server_config, credentials, shutdown } = launch;
     let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("catalog").await?;
-    let pool = connect(database, config.db_max_connections).await?;
+    let pool = SCHEMA.connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();

@@ -15,16 +15,13 @@ mod grpc;
 mod model;
 mod repo;
 
-use std::future::Future;
 use std::time::Duration;
 
-use shop_platform::auth::ServiceCredentials;
-use shop_platform::config::{DatabaseConfig, ServerConfig};
+use shop_platform::config::DatabaseConfig;
 use shop_platform::db::Schema;
-use shop_platform::server::{self, Running, Services};
+use shop_platform::server::{self, Launch, Running, Services};
 use shop_proto::identity::identity_service_server::IdentityServiceServer;
 use shop_proto::identity::signing_keys_service_server::SigningKeysServiceServer;
-use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::{IdentityConfig, PasswordHashConfig};
@@ -42,23 +39,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Identity's schema; it publishes no event stream.
 pub const SCHEMA: Schema = Schema { name: "identity", migrator: &MIGRATOR, outbox: None };
 
-/// The identity schema, migrated, behind a pool of `max_connections`.
-pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, &SCHEMA, max_connections).await
-}
-
 /// Migrates identity's schema and starts serving; returns once the port is bound.
-pub async fn start(
-    config: &IdentityConfig,
-    database: &DatabaseConfig,
-    server_config: &ServerConfig,
-    credentials: ServiceCredentials,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
+pub async fn start(config: &IdentityConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
+    let Launch { database, server: server_config, credentials, shutdown } = launch;
     let tls = credentials.server_tls()?;
     config.validate()?;
     let listener = config.listen_addr.bind("identity").await?;
-    let pool = connect(database, config.db_max_connections).await?;
+    let pool = SCHEMA.connect(database, config.db_max_connections).await?;
     domain::accounts::keep_skeletons_of_older_users(&pool).await?;
     let pool_for_metrics = pool.clone();
     let accounts = Accounts::new(pool, config).await?;
@@ -104,6 +91,6 @@ pub async fn create_admin(
     let registration = Registration::parse(username, email, password, password, true)?;
     let hasher = PasswordHasher::new(password_hash, 1)?;
     shop_platform::db::ensure_database(database).await?;
-    let pool = connect(database, 1).await?;
+    let pool = SCHEMA.connect(database, 1).await?;
     Ok(create_user(&pool, &hasher, registration).await?.id)
 }

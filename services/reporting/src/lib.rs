@@ -24,16 +24,12 @@ mod grpc;
 mod model;
 mod repo;
 
-use std::future::Future;
 use std::time::Duration;
 
-use shop_platform::auth::ServiceCredentials;
 use shop_platform::client::{CallPolicy, Peer};
-use shop_platform::config::{DatabaseConfig, ServerConfig};
 use shop_platform::db::Schema;
-use shop_platform::server::{self, Running, Services};
+use shop_platform::server::{self, Launch, Running, Services};
 use shop_proto::reporting::reporting_service_server::ReportingServiceServer;
-use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::ReportingConfig;
@@ -46,25 +42,15 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Reporting's schema: the read model and the streams' checkpoints.
 pub const SCHEMA: Schema = Schema { name: "reporting", migrator: &MIGRATOR, outbox: None };
 
-/// The reporting schema, migrated, behind a pool of `max_connections`.
-pub async fn connect(database: &DatabaseConfig, max_connections: u32) -> anyhow::Result<PgPool> {
-    shop_platform::db::connect(database, &SCHEMA, max_connections).await
-}
-
 /// Migrates the schema, starts both stream consumers and serves the report;
 /// returns once the port is bound.
-pub async fn start(
-    config: &ReportingConfig,
-    database: &DatabaseConfig,
-    server_config: &ServerConfig,
-    credentials: ServiceCredentials,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Running> {
+pub async fn start(config: &ReportingConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
+    let Launch { database, server: server_config, credentials, shutdown } = launch;
     let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("reporting").await?;
     metrics::describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
     metrics::describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
-    let pool = connect(database, config.db_max_connections).await?;
+    let pool = SCHEMA.connect(database, config.db_max_connections).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
     // Subscriptions are long-lived streams: no call deadline, no retries
     // (the consumer reconnects with its own backoff).
