@@ -35,6 +35,7 @@ use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use shop_platform::budget::WorkBudget;
+use shop_platform::paging::Page;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -151,9 +152,9 @@ impl Listings {
         &self,
         filter: &ProductFilter,
         ordering: Ordering,
-        limit: i64,
-        offset: i64,
+        page: Page,
     ) -> Result<(Vec<Product>, i64), Error> {
+        let (limit, offset) = (page.limit(), page.offset());
         // A minimum above the maximum matches nothing; no need to ask.
         if let (Some(min), Some(max)) = (filter.min_price, filter.max_price)
             && min > max

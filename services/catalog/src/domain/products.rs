@@ -3,6 +3,7 @@
 //! search index holds it.
 
 use shop_platform::error::Invalid;
+use shop_platform::paging::Page;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::listing::Listings;
@@ -109,9 +110,8 @@ impl Products {
         &self,
         filter: &ProductFilter,
         ordering: Ordering,
-        limit: i64,
-        offset: i64,
+        page: Page,
     ) -> Result<(Vec<Product>, i64), Error> {
-        self.listings.list(filter, ordering, limit, offset).await
+        self.listings.list(filter, ordering, page).await
     }
 }

@@ -127,8 +127,7 @@ impl CatalogService for CatalogApi {
             Some(self.categories.category_by_slug(&req.category).await?.id)
         };
         let filter = ProductFilter { terms, category_id, min_price, max_price };
-        let (products, total_count) =
-            self.products.list_products(&filter, ordering, page.limit(), page.offset()).await?;
+        let (products, total_count) = self.products.list_products(&filter, ordering, page).await?;
         Ok(Response::new(ListProductsResponse {
             products: products.into_iter().map(Product::from).collect(),
             total_count,
