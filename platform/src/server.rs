@@ -48,8 +48,6 @@ impl Running {
     }
 }
 
-/// What one server exposes: its routes and the fully qualified names of the
-/// gRPC services among them (for health and reflection).
 /// What the suite hands a backend service besides its own settings.
 pub struct Launch<'a> {
     pub database: &'a DatabaseConfig,
@@ -60,6 +58,8 @@ pub struct Launch<'a> {
     pub shutdown: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
+/// What one server exposes: its routes and the fully qualified names of the
+/// gRPC services among them (for health and reflection).
 pub struct Services {
     /// The server's name in metrics (`server` label): identity, catalog, …
     pub server: &'static str,
