@@ -198,54 +198,32 @@ impl Outage {
     /// the suite runs them.
     pub async fn restart(&self) -> Restarted {
         let stop = CancellationToken::new();
-        let shutdown = stop.clone().cancelled_owned();
         let credentials = shop_platform::auth::ServiceCredentials::new(SERVICE_TOKEN.into()).expect("credentials");
         let config = &self.config;
+        let launch = Launch {
+            database: &config.database,
+            server: &config.server,
+            credentials,
+            shutdown: Box::pin(stop.clone().cancelled_owned()),
+        };
         let running = match self.service {
             "catalog" => {
                 let mut catalog = config.catalog.clone();
                 catalog.listen_addr = self.addr.into();
-                shop_catalog::start(
-                    &catalog,
-                    Launch {
-                        database: &config.database,
-                        server: &config.server,
-                        credentials,
-                        shutdown: Box::pin(shutdown),
-                    },
-                )
-                .await
+                shop_catalog::start(&catalog, launch).await
             }
             "cart-order" => {
                 let mut cart_order = config.cart_order.clone();
                 cart_order.listen_addr = self.addr.into();
                 cart_order.catalog_url = self.catalog_url.clone();
-                shop_cart_order::start(
-                    &cart_order,
-                    Launch {
-                        database: &config.database,
-                        server: &config.server,
-                        credentials,
-                        shutdown: Box::pin(shutdown),
-                    },
-                )
-                .await
+                shop_cart_order::start(&cart_order, launch).await
             }
             _ => {
                 let mut reporting = config.reporting.clone();
                 reporting.listen_addr = self.addr.into();
                 reporting.catalog_url = self.catalog_url.clone();
                 reporting.orders_url = self.cart_order_url.clone();
-                shop_reporting::start(
-                    &reporting,
-                    Launch {
-                        database: &config.database,
-                        server: &config.server,
-                        credentials,
-                        shutdown: Box::pin(shutdown),
-                    },
-                )
-                .await
+                shop_reporting::start(&reporting, launch).await
             }
         };
         let running = running.unwrap_or_else(|error| panic!("restart {}: {error:#}", self.service));
