@@ -520,10 +520,7 @@ async fn grpc_web_calls_in_binary_and_text_keep_their_answers_and_codes() {
 async fn grpc_web_works_over_http2_too() {
     let shop = TestShop::start().await;
     let addr = shop.suite.gateway_addr;
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::raw_h2(addr).await;
     // The bare content type, without +proto.
     let request = http::Request::post(format!("http://{addr}{LIST_PRODUCTS}"))
         .header("content-type", "application/grpc-web")

@@ -202,10 +202,7 @@ async fn a_backend_that_is_down_is_unavailable_not_a_hang() {
 async fn a_backends_error_reaches_a_raw_client_as_one_headers_frame_that_ends_the_stream() {
     use prost::Message as _;
     let shop = TestShop::start().await;
-    let tcp = tokio::net::TcpStream::connect(shop.suite.gateway_addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::raw_h2(shop.suite.gateway_addr).await;
     let request =
         http::Request::post(format!("http://{}/shop.catalog.v1.CatalogService/GetProduct", shop.suite.gateway_addr))
             .header("content-type", "application/grpc")
@@ -227,10 +224,7 @@ async fn a_backends_error_reaches_a_raw_client_as_one_headers_frame_that_ends_th
 /// One unary call over a bare HTTP/2 connection, with no client-side timer,
 /// so only the server can end it early. Returns the grpc-status.
 async fn raw_call(addr: SocketAddr, path: &str, grpc_timeout: &str) -> Code {
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
-    tokio::spawn(connection);
-    let mut client = client.ready().await.unwrap();
+    let mut client = crate::harness::raw_h2(addr).await;
     let request = http::Request::post(format!("http://{addr}{path}"))
         .header("content-type", "application/grpc")
         .header("te", "trailers")

@@ -272,6 +272,15 @@ pub async fn eventually<T, Last: std::fmt::Debug>(
     }
 }
 
+/// A bare HTTP/2 client of `addr`, ready for a request: for tests that
+/// need frames a gRPC client would not send.
+pub async fn raw_h2(addr: std::net::SocketAddr) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(connection);
+    client.ready().await.unwrap()
+}
+
 pub async fn connect(addr: std::net::SocketAddr) -> Channel {
     Endpoint::from_shared(format!("http://{addr}"))
         .expect("endpoint")

@@ -146,10 +146,8 @@ async fn the_request_timeout_bounds_sending_the_answer_too() {
 async fn the_gateway_allows_100_streams_per_connection() {
     let shop = TestShop::start().await;
     let addr = shop.suite.gateway_addr;
-    let (client, connection) = h2::client::handshake(TcpStream::connect(addr).await.unwrap()).await.unwrap();
-    tokio::spawn(connection);
+    let mut ready = crate::harness::raw_h2(addr).await;
     // One call, so the server's SETTINGS have surely arrived.
-    let mut ready = client.ready().await.unwrap();
     let (response, mut body) = ready.send_request(list_products_request(addr), false).unwrap();
     body.send_data(grpc_frame(&ListProductsRequest::default()), true).unwrap();
     response.await.unwrap();
