@@ -126,16 +126,30 @@ pub fn database(error: sqlx::Error) -> Status {
     internal(&error)
 }
 
-/// Maps a failed call to another Shop service: it being down or slow stays
-/// `UNAVAILABLE` naming it; its own client errors pass through as they are.
+/// Whether a failed call never got its answer: the peer was down, slow, or
+/// its connection broke mid-call. tonic reports a broken HTTP/2 stream or
+/// connection (a peer that stops resets its calls, often with NO_ERROR) as
+/// INTERNAL, like a bug the peer answered; only that one carries the h2
+/// error it came from.
+pub fn peer_unreachable(status: &Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => true,
+        Code::Internal => {
+            std::error::Error::source(status).is_some_and(|source| source.downcast_ref::<h2::Error>().is_some())
+        }
+        _ => false,
+    }
+}
+
+/// Maps a failed call to another Shop service: it being down, slow or cut
+/// off mid-call is `UNAVAILABLE` naming it; its own client errors pass
+/// through as they are.
 pub fn downstream(service: &str, status: Status) -> Status {
     match status.code() {
         // The called service already said which service further down is
         // unavailable (this function's own wording): keep its word.
         Code::Unavailable if status.message().ends_with(" is unavailable") => Status::unavailable(status.message()),
-        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled | Code::Unknown => {
-            Status::unavailable(format!("{service} is unavailable"))
-        }
+        _ if peer_unreachable(&status) => Status::unavailable(format!("{service} is unavailable")),
         Code::Internal => Status::internal("internal error"),
         _ => status,
     }
@@ -153,6 +167,21 @@ mod tests {
         let bad_request = status.get_details_bad_request().expect("BadRequest detail");
         assert_eq!(bad_request.field_violations.len(), 1);
         assert_eq!(bad_request.field_violations[0].field, "price");
+    }
+
+    #[test]
+    fn a_peer_cut_off_mid_call_is_unavailable_but_its_own_internal_answer_is_not() {
+        // What tonic makes of a stream the peer reset while stopping.
+        let cut_off = Status::from_error(Box::new(h2::Error::from(h2::Reason::NO_ERROR)));
+        assert_eq!(cut_off.code(), Code::Internal);
+        assert!(peer_unreachable(&cut_off));
+        let status = downstream("catalog", cut_off);
+        assert_eq!((status.code(), status.message()), (Code::Unavailable, "catalog is unavailable"));
+
+        let answered = Status::internal("internal error");
+        assert!(!peer_unreachable(&answered));
+        assert_eq!(downstream("catalog", answered).code(), Code::Internal);
+        assert!(!peer_unreachable(&Status::failed_precondition("out of stock")));
     }
 
     #[test]

@@ -53,11 +53,8 @@ impl Error {
     /// Whether another service was down or slow (worth retrying as it is),
     /// rather than refusing what it was asked.
     pub fn is_outage(&self) -> bool {
-        matches!(
-            self,
-            Error::Downstream { status, .. }
-                if matches!(status.code(), Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled)
-        ) || matches!(self, Error::Unavailable(_))
+        matches!(self, Error::Downstream { status, .. } if platform_error::peer_unreachable(status))
+            || matches!(self, Error::Unavailable(_))
     }
 }
 
