@@ -14,6 +14,10 @@ use rcgen::{
 /// and Kubernetes dial them), and a client for a gateway that asks for one.
 pub const HOLDERS: [&str; 6] = ["gateway", "identity", "catalog", "cart-order", "reporting", "client"];
 
+/// The holder that is not a service: a client of a gateway that asks for
+/// certificates. Backends refuse it (its name is no service's).
+pub const END_USER: &str = "client";
+
 /// The CA's certificate: what both sides trust.
 pub const CA_FILE: &str = "ca.pem";
 
@@ -52,7 +56,12 @@ pub fn make(dir: &Path, extra_names: &[String]) -> anyhow::Result<bool> {
         let mut params = CertificateParams::new(names)?;
         params.distinguished_name = name(holder);
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        // Services serve and call each other; the end user's client only calls.
+        params.extended_key_usages = if holder == END_USER {
+            vec![ExtendedKeyUsagePurpose::ClientAuth]
+        } else {
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth]
+        };
         validity(&mut params);
         let certificate = params.signed_by(&key, &issuer)?;
         let (cert_file, key_file) = pair_files(dir, holder);
@@ -97,7 +106,8 @@ mod tests {
         for holder in HOLDERS {
             let (cert, key) = pair_files(&dir, holder);
             let pair = shop_platform::tls::KeyPairFiles { cert, key };
-            shop_platform::tls::ServerTls::new(pair, Some(&dir.join(CA_FILE)), shop_platform::tls::ALPN_GRPC)
+            let clients = shop_platform::tls::ClientCertificates::FromCa(&dir.join(CA_FILE));
+            shop_platform::tls::ServerTls::new(pair, clients, shop_platform::tls::ALPN_GRPC)
                 .unwrap_or_else(|error| panic!("{holder}: {error:#}"));
         }
         use std::os::unix::fs::PermissionsExt as _;

@@ -1,7 +1,9 @@
 //! The gateway's settings, each an env var with a default (see README).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
+use shop_platform::body_budget::BodyLimits;
 use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -61,19 +63,49 @@ pub struct GatewayConfig {
         default_value_t = 100
     )]
     pub max_streams_per_connection: u32,
-    /// Most connections one client address may hold at once (0 = no limit;
-    /// use 0 behind a proxy that hides client addresses).
+    /// Most connections one client address (an IPv6 client's /64) may hold
+    /// at once (0 = no limit; use 0 behind a proxy that hides client
+    /// addresses). Keep it a small share of SHOP_MAX_CONNECTIONS (the
+    /// default is 1/64 of it), so that a few dozen addresses cannot fill the
+    /// table with busy connections; idle ones give way to newcomers anyway.
     #[arg(
         id = "gateway-max-connections-per-addr",
         long,
         env = "SHOP_GATEWAY_MAX_CONNECTIONS_PER_ADDR",
-        default_value_t = 100
+        default_value_t = 64
     )]
     pub max_connections_per_addr: usize,
     /// Most calls one client address may have in flight at once, over all its
     /// connections (0 = no limit); more are RESOURCE_EXHAUSTED.
     #[arg(id = "gateway-max-calls-per-addr", long, env = "SHOP_GATEWAY_MAX_CALLS_PER_ADDR", default_value_t = 256)]
     pub max_calls_per_addr: usize,
+    /// Memory that request messages not yet received whole may hold at the
+    /// gateway, all clients together, in MiB. A message is decoded only
+    /// once whole; past this, an unfinished one waits for room (up to
+    /// SHOP_GATEWAY_BODY_IDLE_TIMEOUT_MS) and is then RESOURCE_EXHAUSTED.
+    #[arg(id = "gateway-unfinished-bodies-mib", long, env = "SHOP_GATEWAY_UNFINISHED_BODIES_MIB", default_value_t = 256)]
+    pub unfinished_bodies_mib: usize,
+    /// The same, for one client connection, in MiB.
+    #[arg(
+        id = "gateway-unfinished-bodies-per-connection-mib",
+        long,
+        env = "SHOP_GATEWAY_UNFINISHED_BODIES_PER_CONNECTION_MIB",
+        default_value_t = 16
+    )]
+    pub unfinished_bodies_per_connection_mib: usize,
+    /// The same, for one client address (an IPv6 client's /64), in MiB.
+    #[arg(
+        id = "gateway-unfinished-bodies-per-addr-mib",
+        long,
+        env = "SHOP_GATEWAY_UNFINISHED_BODIES_PER_ADDR_MIB",
+        default_value_t = 32
+    )]
+    pub unfinished_bodies_per_addr_mib: usize,
+    /// Milliseconds a request message may go without a byte arriving before
+    /// the call is given up (DEADLINE_EXCEEDED) and what it held freed; also
+    /// the longest an unfinished message waits for room in the budget.
+    #[arg(id = "gateway-body-idle-timeout-ms", long, env = "SHOP_GATEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_idle_timeout_ms: u64,
     /// Milliseconds a client may take no part of its answer before the call
     /// is cancelled (and, if its stream cannot even be reset, its connection
     /// closed).
@@ -95,4 +127,26 @@ pub struct GatewayConfig {
     /// (`https://shop.example,http://localhost:8080`); empty: no CORS answers.
     #[arg(id = "gateway-cors-origins", long, env = "SHOP_GATEWAY_CORS_ORIGINS", default_value = "")]
     pub cors_origins: String,
+}
+
+impl GatewayConfig {
+    /// What unfinished request bodies may hold, from the settings.
+    pub fn body_limits(&self) -> anyhow::Result<BodyLimits> {
+        const MIB: usize = 1024 * 1024;
+        let bytes = |mib: usize, setting: &str| {
+            anyhow::ensure!(mib > 0, "{setting} must be at least 1 (MiB)");
+            mib.checked_mul(MIB).filter(|bytes| *bytes <= tokio::sync::Semaphore::MAX_PERMITS).ok_or_else(|| {
+                anyhow::anyhow!("{setting} is too large")
+            })
+        };
+        Ok(BodyLimits {
+            total_bytes: bytes(self.unfinished_bodies_mib, "SHOP_GATEWAY_UNFINISHED_BODIES_MIB")?,
+            per_connection_bytes: bytes(
+                self.unfinished_bodies_per_connection_mib,
+                "SHOP_GATEWAY_UNFINISHED_BODIES_PER_CONNECTION_MIB",
+            )?,
+            per_addr_bytes: bytes(self.unfinished_bodies_per_addr_mib, "SHOP_GATEWAY_UNFINISHED_BODIES_PER_ADDR_MIB")?,
+            idle: Duration::from_millis(self.body_idle_timeout_ms.max(1)),
+        })
+    }
 }

@@ -19,7 +19,7 @@ use shop_platform::auth::{ServiceCredentials, TokenVerifier};
 use shop_platform::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::config::ServerConfig;
 use shop_platform::server::{self, Running, Services};
-use shop_platform::tls::{ALPN_GRPC_AND_WEB, KeyPairFiles, ServerTls};
+use shop_platform::tls::{ALPN_GRPC_AND_WEB, ClientCertificates, KeyPairFiles, ServerTls};
 use shop_platform::web::WebAccess;
 use tonic::service::Routes;
 use tonic::transport::Channel;
@@ -55,7 +55,13 @@ fn client_facing_tls(config: &GatewayConfig) -> anyhow::Result<Option<ServerTls>
         "SHOP_GATEWAY_TLS_KEY_FILE",
     )?;
     match pair {
-        Some(pair) => Ok(Some(ServerTls::new(pair, config.tls_client_ca_file.as_deref(), ALPN_GRPC_AND_WEB)?)),
+        Some(pair) => {
+            let clients = match config.tls_client_ca_file.as_deref() {
+                Some(ca) => ClientCertificates::FromCa(ca),
+                None => ClientCertificates::NotAsked,
+            };
+            Ok(Some(ServerTls::new(pair, clients, ALPN_GRPC_AND_WEB)?))
+        }
         None if config.tls_client_ca_file.is_some() => anyhow::bail!(
             "SHOP_GATEWAY_TLS_CLIENT_CA_FILE needs TLS: set SHOP_GATEWAY_TLS_CERT_FILE and SHOP_GATEWAY_TLS_KEY_FILE too"
         ),
@@ -86,6 +92,7 @@ pub async fn start(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let tls = client_facing_tls(config)?;
+    let body_budget = shop_platform::body_budget::BodyBudget::new(config.body_limits()?);
     let web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
     let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config, &credentials)?;
     let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config, &credentials)?;
@@ -135,6 +142,7 @@ pub async fn start(
         warm_up: None,
         tls,
         web: Some(web),
+        body_budget: Some(body_budget),
     };
     let running = server::serve(listener, services, &client_facing(server_config, config), shutdown).await?;
     Ok(server::with_companions(running, [refresher]))

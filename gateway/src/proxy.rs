@@ -16,6 +16,7 @@ use http::{HeaderMap, Request, Response};
 use shop_platform::auth::{
     CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TOKEN_ERROR_HEADER, TokenError,
 };
+use shop_platform::body_budget::BodyFailure;
 use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
 use shop_platform::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
@@ -117,6 +118,9 @@ impl Inner {
             tracing::Span::current().record("user_id", id);
         }
 
+        // Set when the client's message is given up (no room, or it stopped
+        // arriving): then that, not the backend's lost stream, is the answer.
+        let body_failure = request.extensions().get::<BodyFailure>().cloned().unwrap_or_default();
         let connection_info = request.extensions().get::<ConnectionInfo>();
         let client_addr = connection_info.and_then(|info| info.tcp.remote_addr()).map(|addr| addr.ip());
         let connection = connection_info.map(|info| info.state.clone());
@@ -158,11 +162,12 @@ impl Inner {
             )));
         }
 
-        let response = if is_read(&path) {
-            send_read(&channel, backend_name, request).await?
+        let sent = if is_read(&path) {
+            send_read(&channel, backend_name, request).await
         } else {
-            send(&channel, backend_name, request.map(tonic::body::Body::new)).await?
+            send(&channel, backend_name, request.map(tonic::body::Body::new)).await
         };
+        let response = sent.map_err(|status| body_failure.get().unwrap_or(status))?;
         let life = deadline.map_or(self.limits.request_timeout, |client| client.min(self.limits.request_timeout));
         let caller = pump::Caller {
             backend: backend_name,

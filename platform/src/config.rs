@@ -245,7 +245,7 @@ impl ServiceCredentialsConfig {
 }
 
 /// Mutual TLS between Shop's services.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Internal TLS")]
 pub struct InternalTlsConfig {
     /// Mutual TLS between services: the CA (PEM) that signed every service's
@@ -262,6 +262,18 @@ pub struct InternalTlsConfig {
     /// The private key (PEM) of SHOP_INTERNAL_TLS_CERT_FILE.
     #[arg(id = "internal-tls-key-file", long, env = "SHOP_INTERNAL_TLS_KEY_FILE")]
     pub internal_tls_key_file: Option<PathBuf>,
+    /// The names Shop's services' certificates are issued for,
+    /// comma-separated: a backend takes a client certificate only when one
+    /// of its DNS names is one of these, or a name under one
+    /// (`catalog.shop.svc`), so a certificate the same CA made for an end
+    /// user is not taken for a service.
+    #[arg(
+        id = "internal-tls-peer-names",
+        long,
+        env = "SHOP_INTERNAL_TLS_PEER_NAMES",
+        default_value = "gateway,identity,catalog,cart-order,reporting"
+    )]
+    pub internal_tls_peer_names: String,
 }
 
 impl InternalTlsConfig {
@@ -271,6 +283,7 @@ impl InternalTlsConfig {
             self.internal_tls_ca_file.as_deref(),
             self.internal_tls_cert_file.as_deref(),
             self.internal_tls_key_file.as_deref(),
+            &self.internal_tls_peer_names,
         )
     }
 }

@@ -6,6 +6,12 @@
 //! connection can be killed from above (the gateway does that to a client
 //! that stopped reading).
 //!
+//! A full table makes room rather than turn a newcomer away: the oldest
+//! connection that has not finished its handshake goes first, then the one
+//! idle longest (no call in flight). Only when every connection is busy with
+//! calls is a newcomer closed. So connections that merely sit there, however
+//! many addresses open them, cannot keep anyone out.
+//!
 //! [`guard`] wraps a server's accepted sockets; [`ConnectionGuardLayer`]
 //! counts calls in flight per connection and keeps `TcpConnectInfo` in each
 //! request's extensions, where tonic and the gateway look for the peer.
@@ -15,13 +21,14 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tokio_rustls::TlsAcceptor;
 use tokio_stream::{Stream, StreamExt as _};
@@ -53,11 +60,47 @@ pub struct ConnectionState {
     /// Since the last call ended, or since the connection opened.
     idle_since: Mutex<Instant>,
     kill: CancellationToken,
+    /// When it was accepted.
+    opened: Instant,
+    /// Whether the TLS handshake (if any) and the HTTP/2 preface are done.
+    established: AtomicBool,
+    /// What its unfinished request bodies may hold (see [`crate::body_budget`]).
+    body_bytes: OnceLock<Arc<Semaphore>>,
 }
 
 impl ConnectionState {
     fn new() -> Self {
-        Self { calls: AtomicUsize::new(0), idle_since: Mutex::new(Instant::now()), kill: CancellationToken::new() }
+        let now = Instant::now();
+        Self {
+            calls: AtomicUsize::new(0),
+            idle_since: Mutex::new(now),
+            kill: CancellationToken::new(),
+            opened: now,
+            established: AtomicBool::new(false),
+            body_bytes: OnceLock::new(),
+        }
+    }
+
+    /// This connection's allowance for unfinished request bodies, made with
+    /// `bytes` on first use.
+    pub fn body_allowance(&self, bytes: usize) -> Arc<Semaphore> {
+        self.body_bytes.get_or_init(|| Arc::new(Semaphore::new(bytes))).clone()
+    }
+
+    /// How readily this connection gives way to a newcomer when the table
+    /// is full: `None` while it has calls in flight (or is already going),
+    /// otherwise lower first (handshaking before idle, older before newer).
+    fn eviction_rank(&self) -> Option<(bool, Instant)> {
+        if self.kill.is_cancelled() {
+            return None;
+        }
+        if !self.established.load(Ordering::SeqCst) {
+            return Some((false, self.opened));
+        }
+        if self.calls.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        Some((true, *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
     }
 
     /// Closes the connection at once, every stream on it with it.
@@ -101,20 +144,39 @@ pub struct ConnectionInfo {
     pub state: Arc<ConnectionState>,
 }
 
+/// The client a per-address limit counts: an IPv4 address, or the /64 an
+/// IPv6 address is in. One IPv6 host is given a whole /64, so counting its
+/// addresses one by one would give it billions of shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub fn of(addr: IpAddr) -> Self {
+        match addr {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Self(IpAddr::V4(v4)),
+                None => Self(IpAddr::V6(std::net::Ipv6Addr::from_bits(v6.to_bits() & !((1u128 << 64) - 1)))),
+            },
+        }
+    }
+}
+
 /// How many of something (connections, calls) each client address holds.
 #[derive(Debug, Clone, Default)]
-pub struct PerAddress(Arc<Mutex<HashMap<IpAddr, usize>>>);
+pub struct PerAddress(Arc<Mutex<HashMap<ClientKey, usize>>>);
 
 /// One place in an address's count, given back on drop.
 #[derive(Debug)]
 pub struct AddressSlot {
     counts: PerAddress,
-    addr: IpAddr,
+    addr: ClientKey,
 }
 
 impl PerAddress {
-    /// A place for `addr`, unless it already holds `max` (0: no limit).
+    /// A place for `addr` (see [`ClientKey`]), unless it already holds `max` (0: no limit).
     pub fn take(&self, addr: IpAddr, max: usize) -> Option<AddressSlot> {
+        let addr = ClientKey::of(addr);
         let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let count = counts.entry(addr).or_default();
         if max > 0 && *count >= max {
@@ -140,22 +202,51 @@ impl Drop for AddressSlot {
 /// Refused connections are warned of at most this often.
 const REFUSAL_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
+/// A server's open connections: how many, and each one's state, so that a
+/// full table can make room.
+#[derive(Debug, Default)]
+struct Table {
+    open: Mutex<HashMap<u64, Weak<ConnectionState>>>,
+    next_id: AtomicU64,
+}
+
 /// One of the server's open connections, given back on drop.
 #[derive(Debug)]
-struct OpenSlot(Arc<AtomicUsize>);
+struct OpenSlot {
+    table: Arc<Table>,
+    id: u64,
+}
 
-impl OpenSlot {
-    /// A place among `open`, unless it already holds `max` (0: no limit).
-    fn take(open: &Arc<AtomicUsize>, max: usize) -> Option<Self> {
-        let taken = open
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |count| (max == 0 || count < max).then_some(count + 1));
-        taken.is_ok().then(|| Self(open.clone()))
+impl Table {
+    /// A place for `state`, unless the table holds `max` (0: no limit) and
+    /// none of them gives way. A connection that gives way is killed and
+    /// still counted until it has gone, so the table can run over by the
+    /// connections on their way out, never by more.
+    fn admit(self: &Arc<Self>, state: &Arc<ConnectionState>, max: usize, server: &'static str) -> Result<OpenSlot, ()> {
+        let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let going = |open: &HashMap<u64, Weak<ConnectionState>>| {
+            open.values().filter(|weak| weak.upgrade().is_some_and(|state| state.kill.is_cancelled())).count()
+        };
+        if max > 0 && open.len() >= max && open.len() - going(&open) >= max {
+            let victim = open
+                .values()
+                .filter_map(Weak::upgrade)
+                .filter_map(|state| state.eviction_rank().map(|rank| (rank, state)))
+                .min_by_key(|(rank, _)| *rank);
+            let Some((rank, victim)) = victim else { return Err(()) };
+            victim.kill();
+            let reason = if rank.0 { "evicted_idle" } else { "evicted_handshaking" };
+            metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => reason).increment(1);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst);
+        open.insert(id, Arc::downgrade(state));
+        Ok(OpenSlot { table: self.clone(), id })
     }
 }
 
 impl Drop for OpenSlot {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.table.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(&self.id);
     }
 }
 
@@ -180,13 +271,18 @@ enum Socket {
     Plain(TcpStream),
     /// Waiting for the client's first byte: a TLS record, or plaintext sent
     /// to a TLS port, which gets an answer saying so.
-    Sniffing(TcpStream, TlsAcceptor),
+    /// The sleep is set while too few bytes have come to tell anything.
+    Sniffing(TcpStream, TlsAcceptor, Option<Pin<Box<Sleep>>>),
     Handshaking(Box<tokio_rustls::Accept<TcpStream>>),
     Tls(Box<tokio_rustls::server::TlsStream<TcpStream>>),
     /// Telling a plaintext client this port speaks TLS; then closed.
     Refusing(TcpStream, &'static [u8]),
     Closed,
 }
+
+/// How soon a TLS port looks again at a client's first bytes when too few
+/// have come to tell what it speaks.
+const SNIFF_AGAIN: Duration = Duration::from_millis(10);
 
 /// A TLS record carrying a handshake starts with this byte.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -207,26 +303,41 @@ impl Socket {
     fn poll_established(&mut self, cx: &mut Context<'_>, server: &'static str) -> Poll<io::Result<()>> {
         loop {
             match std::mem::replace(self, Socket::Closed) {
-                Socket::Sniffing(tcp, acceptor) => {
-                    let mut first = [0u8; 1];
+                Socket::Sniffing(tcp, acceptor, mut again) => {
+                    if let Some(sleep) = again.as_mut()
+                        && sleep.as_mut().poll(cx).is_pending()
+                    {
+                        *self = Socket::Sniffing(tcp, acceptor, again);
+                        return Poll::Pending;
+                    }
+                    // Three bytes tell "PRI" (HTTP/2's preface) from "POST"
+                    // or "PUT" (HTTP/1.1); one tells a TLS record.
+                    let mut first = [0u8; 3];
                     let mut peek = ReadBuf::new(&mut first);
-                    match tcp.poll_peek(cx, &mut peek) {
+                    let peeked = match tcp.poll_peek(cx, &mut peek) {
                         Poll::Pending => {
-                            *self = Socket::Sniffing(tcp, acceptor);
+                            *self = Socket::Sniffing(tcp, acceptor, None);
                             return Poll::Pending;
                         }
                         Poll::Ready(Err(error)) => return Poll::Ready(Err(error)),
                         Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into())),
-                        Poll::Ready(Ok(_)) if first[0] == TLS_HANDSHAKE_RECORD => {
-                            *self = Socket::Handshaking(Box::new(acceptor.accept(tcp)));
-                        }
-                        Poll::Ready(Ok(_)) => {
-                            metrics::counter!("shop_tls_handshakes_failed_total", "server" => server, "reason" => "plaintext")
-                                .increment(1);
-                            // "PRI * HTTP/2.0": HTTP/2 with prior knowledge (gRPC).
-                            let answer = if first[0] == b'P' { PLAINTEXT_H2_ANSWER } else { PLAINTEXT_H1_ANSWER };
-                            *self = Socket::Refusing(tcp, answer);
-                        }
+                        Poll::Ready(Ok(peeked)) => peeked,
+                    };
+                    if first[0] == TLS_HANDSHAKE_RECORD {
+                        *self = Socket::Handshaking(Box::new(acceptor.accept(tcp)));
+                    } else if peeked < first.len() && b"PRI".starts_with(&first[..peeked]) {
+                        // Not enough yet to tell HTTP/2 from HTTP/1.1: look
+                        // again shortly (a peek that found bytes registers no
+                        // waker for more; the handshake timeout still runs).
+                        let mut sleep = Box::pin(tokio::time::sleep(SNIFF_AGAIN));
+                        let _ = sleep.as_mut().poll(cx);
+                        *self = Socket::Sniffing(tcp, acceptor, Some(sleep));
+                        return Poll::Pending;
+                    } else {
+                        metrics::counter!("shop_tls_handshakes_failed_total", "server" => server, "reason" => "plaintext")
+                            .increment(1);
+                        let answer = if &first == b"PRI" { PLAINTEXT_H2_ANSWER } else { PLAINTEXT_H1_ANSWER };
+                        *self = Socket::Refusing(tcp, answer);
                     }
                 }
                 Socket::Handshaking(mut accepting) => match Pin::new(accepting.as_mut()).poll(cx) {
@@ -292,15 +403,15 @@ impl GuardedIo {
         tcp: TcpStream,
         tls: Option<&TlsAcceptor>,
         limits: ConnectionLimits,
+        state: Arc<ConnectionState>,
         slots: (OpenSlot, Option<AddressSlot>),
         server: &'static str,
     ) -> Self {
-        let state = Arc::new(ConnectionState::new());
         let killed = Box::pin(state.kill.clone().cancelled_owned());
         let timer = Box::pin(tokio::time::sleep(limits.handshake));
         let peer = tcp.connect_info();
         let io = match tls {
-            Some(acceptor) => Socket::Sniffing(tcp, acceptor.clone()),
+            Some(acceptor) => Socket::Sniffing(tcp, acceptor.clone(), None),
             None => Socket::Plain(tcp),
         };
         Self { io, peer, state, limits, timer, killed, preface_left: PREFACE_BYTES, server, _slots: slots }
@@ -347,6 +458,7 @@ impl AsyncRead for GuardedIo {
             let got = buf.filled().len() - before;
             self.preface_left = self.preface_left.saturating_sub(got);
             if self.preface_left == 0 {
+                self.state.established.store(true, Ordering::SeqCst);
                 let idle = if self.limits.idle.is_zero() { Duration::from_secs(86_400) } else { self.limits.idle };
                 self.timer.as_mut().reset(Instant::now() + idle);
             }
@@ -393,7 +505,7 @@ impl AsyncWrite for GuardedIo {
         match &mut self.io {
             Socket::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
             Socket::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
-            Socket::Sniffing(tcp, _) | Socket::Refusing(tcp, _) => Pin::new(tcp).poll_shutdown(cx),
+            Socket::Sniffing(tcp, ..) | Socket::Refusing(tcp, _) => Pin::new(tcp).poll_shutdown(cx),
             Socket::Handshaking(_) | Socket::Closed => Poll::Ready(Ok(())),
         }
     }
@@ -419,11 +531,12 @@ where
     S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
 {
     let counts = PerAddress::default();
-    let open = Arc::new(AtomicUsize::new(0));
+    let table = Arc::new(Table::default());
     let refusals = LogLimit::every(REFUSAL_WARNING_PERIOD);
     accepted.filter_map(move |accepted| match accepted {
         Ok(socket) => {
-            let Some(held) = OpenSlot::take(&open, limits.total) else {
+            let state = Arc::new(ConnectionState::new());
+            let Ok(held) = table.admit(&state, limits.total, server) else {
                 metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "total")
                     .increment(1);
                 if let Some(held_back) = refusals.allow() {
@@ -431,7 +544,7 @@ where
                         server,
                         max_connections = limits.total,
                         held_back,
-                        "connection refused: the server holds its most connections (SHOP_MAX_CONNECTIONS)"
+                        "connection refused: the server holds its most connections (SHOP_MAX_CONNECTIONS), every one of them busy"
                     );
                 }
                 return None;
@@ -448,7 +561,7 @@ where
                 },
                 _ => None,
             };
-            Some(Ok(GuardedIo::new(socket, tls.as_ref(), limits, (held, slot), server)))
+            Some(Ok(GuardedIo::new(socket, tls.as_ref(), limits, state, (held, slot), server)))
         }
         Err(error) => Some(Err(error)),
     })
@@ -540,6 +653,50 @@ mod tests {
         assert!(counts.take("203.0.113.8".parse().unwrap(), 2).is_some(), "other addresses have their own share");
         drop(first);
         assert!(counts.take(addr, 2).is_some());
+    }
+
+    #[test]
+    fn a_full_table_makes_room_with_half_open_then_idle_connections_and_never_busy_ones() {
+        let table = Arc::new(Table::default());
+        let busy = Arc::new(ConnectionState::new());
+        busy.established.store(true, Ordering::SeqCst);
+        busy.call_started();
+        let idle = Arc::new(ConnectionState::new());
+        idle.established.store(true, Ordering::SeqCst);
+        let half_open = Arc::new(ConnectionState::new());
+        let _slots: Vec<_> =
+            [&busy, &idle, &half_open].into_iter().map(|state| table.admit(state, 3, "test").unwrap()).collect();
+
+        let first = Arc::new(ConnectionState::new());
+        let _first = table.admit(&first, 3, "test").expect("room made");
+        assert!(half_open.kill.is_cancelled(), "the half-open connection went first");
+        assert!(!idle.kill.is_cancelled() && !busy.kill.is_cancelled());
+        // The half-open one is on its way out and still counted: the next
+        // newcomer needs room of its own.
+        first.established.store(true, Ordering::SeqCst);
+        first.call_started();
+        let second = Arc::new(ConnectionState::new());
+        let _second = table.admit(&second, 3, "test").expect("room made");
+        assert!(idle.kill.is_cancelled(), "then the idle one");
+        second.established.store(true, Ordering::SeqCst);
+        second.call_started();
+        let third = Arc::new(ConnectionState::new());
+        assert!(table.admit(&third, 3, "test").is_err(), "busy connections never give way");
+        assert!(!busy.kill.is_cancelled());
+    }
+
+    #[test]
+    fn an_ipv6_client_is_counted_by_its_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ClientKey::of(a), ClientKey::of(b));
+        assert_ne!(ClientKey::of(a), ClientKey::of(c));
+        let mapped: IpAddr = "::ffff:203.0.113.7".parse().unwrap();
+        assert_eq!(ClientKey::of(mapped), ClientKey::of("203.0.113.7".parse().unwrap()));
+        let counts = PerAddress::default();
+        let _first = counts.take(a, 1).unwrap();
+        assert!(counts.take(b, 1).is_none(), "another address of the same /64 shares its count");
     }
 
     #[test]

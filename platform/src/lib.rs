@@ -9,6 +9,7 @@
 
 pub mod auth;
 pub mod balance;
+pub mod body_budget;
 pub mod budget;
 pub mod call_limits;
 pub mod client;

@@ -72,6 +72,10 @@ pub struct Services {
     pub tls: Option<crate::tls::ServerTls>,
     /// gRPC-Web (and HTTP/1.1) beside native gRPC: the gateway's, for browsers.
     pub web: Option<crate::web::WebAccess>,
+    /// What unfinished request bodies may hold (the gateway's, for its
+    /// clients; backends hear only from Shop's own services, whose calls the
+    /// gateway has already counted).
+    pub body_budget: Option<crate::body_budget::BodyBudget>,
 }
 
 /// Serves `services` on `listener` until `shutdown` resolves.
@@ -144,6 +148,10 @@ pub async fn serve(
     let web = crate::web::WebLayer::new(services.web);
     let reloader = services.tls.map(|tls| tls.spawn_reloader(server));
     let call_limits = CallLimitsLayer::new(Duration::from_secs(config.request_timeout_secs.max(1)));
+    let body_budget = crate::body_budget::BodyBudgetLayer::new(
+        services.body_budget,
+        Duration::from_secs(config.request_timeout_secs.max(1)),
+    );
     let task = tokio::spawn(async move {
         builder
             // Outermost first: gRPC-Web becomes native gRPC before anything
@@ -151,6 +159,7 @@ pub async fn serve(
             // final code, the call's limits sit closest to the service.
             .layer(web)
             .layer(ConnectionGuardLayer)
+            .layer(body_budget)
             .layer(RequestIdLayer)
             .layer(crate::metrics::RpcMetricsLayer { server })
             .layer(call_limits)

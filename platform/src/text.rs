@@ -19,16 +19,66 @@ fn is_hidden_formatting(c: char) -> bool {
         '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}'
         // Zero-width space, word joiner and invisible operators, BOM, Mongolian vowel separator.
         | '\u{200B}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{180E}'
+        // Deprecated format characters (symmetric swapping, digit shapes, …).
+        | '\u{206A}'..='\u{206F}'
+        // Interlinear annotation: text that shows, or not, beside other text.
+        | '\u{FFF9}'..='\u{FFFB}'
     )
 }
 
+/// A tag character (U+E0000 block): invisible ASCII riding along in text.
+fn is_tag(c: char) -> bool {
+    ('\u{E0000}'..='\u{E007F}').contains(&c)
+}
+
+/// The black flag that an emoji tag sequence (🏴 + tag letters + cancel
+/// tag: the flags of Scotland, Wales, England) starts with.
+const TAG_SEQUENCE_BASE: char = '\u{1F3F4}';
+const CANCEL_TAG: char = '\u{E007F}';
+
+/// Whether every tag character in `raw` belongs to a well-formed emoji tag
+/// sequence: after the black flag, tag letters and digits, then the cancel tag.
+fn tags_are_only_flags(raw: &str) -> bool {
+    let mut in_sequence = false;
+    let mut previous = None;
+    for c in raw.chars() {
+        if is_tag(c) {
+            let continues = in_sequence || previous == Some(TAG_SEQUENCE_BASE);
+            if !continues || !(c == CANCEL_TAG || ('\u{E0030}'..='\u{E007A}').contains(&c)) {
+                return false;
+            }
+            in_sequence = c != CANCEL_TAG;
+        } else if in_sequence {
+            return false; // a sequence must end with its cancel tag
+        }
+        previous = Some(c);
+    }
+    !in_sequence
+}
+
 fn refuse_hidden_formatting(raw: &str) -> Result<(), Invalid> {
-    if raw.chars().any(is_hidden_formatting) {
+    if raw.chars().any(is_hidden_formatting) || !tags_are_only_flags(raw) {
         return Err(Invalid::new(
-            "must not contain invisible formatting characters (bidi overrides, embeddings, isolates or zero-width spaces)",
+            "must not contain invisible formatting characters (bidi overrides, embeddings, isolates, zero-width spaces, tag or annotation characters)",
         ));
     }
     Ok(())
+}
+
+/// Characters that take room or none but show nothing: white space, the
+/// Hangul and Braille blanks (which count as letters), and every
+/// default-ignorable character (joiners, marks, variation selectors, …).
+fn shows_nothing(c: char) -> bool {
+    use unicode_security::GeneralSecurityProfile as _;
+    c.is_whitespace()
+        || matches!(c, '\u{115F}' | '\u{1160}' | '\u{3164}' | '\u{FFA0}' | '\u{2800}')
+        || c.identifier_type() == Some(unicode_security::general_security_profile::IdentifierType::Default_Ignorable)
+}
+
+/// Whether `raw` shows anything at all: a title or name of only blanks
+/// (spaces, a Hangul filler, joiners) is no title.
+pub fn shows_something(raw: &str) -> bool {
+    !raw.chars().all(shows_nothing)
 }
 
 /// One line of text: no control characters at all.
@@ -78,6 +128,32 @@ mod tests {
         // ZWNJ in Persian, ZWJ in an emoji sequence, RLM in mixed text.
         for good in ["می\u{200C}خواهم", "👩\u{200D}💻", "שלום\u{200F} 2024", "Ωmega"] {
             assert!(single_line(good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn tag_annotation_and_deprecated_format_characters_are_refused() {
+        for bad in [
+            "title\u{E0041}\u{E0042}",   // tag letters riding along
+            "\u{E0001}hello",            // the language tag
+            "a\u{FFF9}b\u{FFFA}c\u{FFFB}", // interlinear annotation
+            "x\u{206A}y",                // inhibit symmetric swapping
+            "\u{1F3F4}\u{E0067}\u{E0062}", // a flag sequence never ended
+        ] {
+            assert!(single_line(bad).is_err(), "{bad:?}");
+            assert!(multi_line(bad).is_err(), "{bad:?}");
+        }
+        // The flag of Scotland is an emoji tag sequence, and stays.
+        assert!(single_line("Tartan \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F} scarf").is_ok());
+    }
+
+    #[test]
+    fn blank_only_text_shows_nothing() {
+        for blank in ["", "   ", "\u{3164}", "\u{3164} \u{3164}", "\u{115F}\u{1160}", "\u{FFA0}", "\u{2800}", "\u{200C}\u{200D}"] {
+            assert!(!shows_something(blank), "{blank:?}");
+        }
+        for text in ["a", " \u{3164}x", "한국어", "👩\u{200D}💻"] {
+            assert!(shows_something(text), "{text:?}");
         }
     }
 

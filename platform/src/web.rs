@@ -125,6 +125,9 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        if let Some(refusal) = refuse_ambiguous_framing(&request) {
+            return Box::pin(std::future::ready(Ok(refusal)));
+        }
         match &mut self.web {
             Some(web) if is_for_the_web_layer(&request) => Box::pin(web.call(request.map(UnsizedBody))),
             _ => {
@@ -148,6 +151,30 @@ fn is_for_the_web_layer<B>(request: &Request<B>) -> bool {
             .get(http::header::CONTENT_TYPE)
             .and_then(|kind| kind.to_str().ok())
             .is_some_and(|kind| kind.starts_with("application/grpc-web"))
+}
+
+/// HTTP/1.1 framing that two parsers could read two ways: any
+/// `Transfer-Encoding` but a single `chunked` (`chunked, chunked`, `gzip,
+/// chunked`, two header lines). hyper takes the last `chunked` and goes on;
+/// a proxy in front of Shop may not, and the bytes one reads as the body
+/// the other reads as a second request. Refused with a readable 400.
+fn refuse_ambiguous_framing<B>(request: &Request<B>) -> Option<Response<Body>> {
+    if request.version() == http::Version::HTTP_2 {
+        return None;
+    }
+    let mut encodings = request.headers().get_all(http::header::TRANSFER_ENCODING).iter();
+    let first = encodings.next()?;
+    let single_chunked = first.to_str().is_ok_and(|value| value.trim().eq_ignore_ascii_case("chunked"));
+    if single_chunked && encodings.next().is_none() {
+        return None;
+    }
+    let mut refusal = Response::new(Body::new(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"Transfer-Encoding must be exactly 'chunked', once\n",
+    ))));
+    *refusal.status_mut() = http::StatusCode::BAD_REQUEST;
+    refusal.headers_mut().insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    refusal.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+    Some(refusal)
 }
 
 /// A request body that announces no length. tonic-web passes the length of
@@ -175,6 +202,24 @@ impl<B: http_body::Body + Unpin> http_body::Body for UnsizedBody<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transfer_encoding_other_than_one_chunked_is_refused() {
+        let request = |values: &[&str]| {
+            let mut builder = Request::post("/x").version(http::Version::HTTP_11);
+            for value in values {
+                builder = builder.header(http::header::TRANSFER_ENCODING, *value);
+            }
+            builder.body(()).unwrap()
+        };
+        assert!(refuse_ambiguous_framing(&request(&[])).is_none());
+        assert!(refuse_ambiguous_framing(&request(&["chunked"])).is_none());
+        assert!(refuse_ambiguous_framing(&request(&["Chunked "])).is_none());
+        for bad in [&["chunked, chunked"][..], &["gzip, chunked"], &["chunked", "chunked"], &["identity"]] {
+            let refusal = refuse_ambiguous_framing(&request(bad)).unwrap_or_else(|| panic!("{bad:?}"));
+            assert_eq!(refusal.status(), http::StatusCode::BAD_REQUEST);
+        }
+    }
 
     #[test]
     fn origins_are_scheme_host_and_port_only() {

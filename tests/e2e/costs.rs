@@ -168,26 +168,6 @@ async fn stock_that_could_not_take_its_sales_back_is_refused_and_a_cancel_return
 }
 
 #[tokio::test]
-async fn a_server_holds_only_so_many_connections_from_everyone() {
-    let shop = TestShop::start_with(|config| config.server.max_connections = 6).await;
-    let addr = shop.suite.gateway_addr;
-    // The harness's own channel holds one.
-    let mut held = Vec::new();
-    for n in 0..5 {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(format!("127.0.4.{}:0", n + 1).parse().unwrap()).unwrap();
-        held.push(socket.connect(addr).await.unwrap());
-    }
-    let mut refused = tokio::net::TcpStream::connect(addr).await.unwrap();
-    assert!(crate::hostile::closed_within(&mut refused, Duration::from_secs(2)).await, "one past the cap");
-    drop(held.pop());
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let mut room = tokio::net::TcpStream::connect(addr).await.unwrap();
-    assert!(!crate::hostile::closed_within(&mut room, Duration::from_millis(500)).await, "room again");
-    shop.catalog().list_products(ListProductsRequest::default()).await.expect("the suite still answers");
-}
-
-#[tokio::test]
 async fn titles_refuse_bidi_overrides_and_zero_width_spaces_and_keep_what_languages_need() {
     let shop = TestShop::start().await;
     let admin = shop.admin("root").await;

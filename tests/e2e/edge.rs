@@ -301,11 +301,183 @@ async fn services_speak_mutual_tls_and_refuse_strangers() {
     assert!(refused(tls_channel(catalog, foreign).await).await, "a certificate from another CA");
     let plaintext = Endpoint::from_shared(format!("http://{catalog}")).unwrap().timeout(Duration::from_secs(5));
     assert!(refused(plaintext.connect().await).await, "plaintext");
+    // A certificate from the internal CA made for an end user (it names no
+    // service) is not a service's: refused in the handshake too.
+    assert!(refused(tls_channel(catalog, certs.client(Some(shop::certs::END_USER))).await).await, "an end user's");
     // With the internal CA's certificate (and the credential), a backend answers.
     let channel = tls_channel(catalog, certs.client(Some("reporting"))).await.expect("an internal certificate");
     let mut request = tonic::Request::new(ListProductsRequest::default());
     request.metadata_mut().insert("x-shop-service-token", crate::harness::SERVICE_TOKEN.parse().unwrap());
     CatalogServiceClient::new(channel).list_products(request).await.expect("an internal caller");
+}
+
+#[tokio::test]
+async fn plaintext_http1_on_the_tls_port_gets_a_readable_400_whatever_its_method() {
+    let certs = Certs::make();
+    let shop = tls_gateway(&certs, false).await;
+    let addr = shop.suite.gateway_addr;
+    for request in [
+        &b"POST /shop.catalog.v1.CatalogService/ListProducts HTTP/1.1\r\nhost: x\r\ncontent-length: 0\r\n\r\n"[..],
+        b"PUT / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"PATCH / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nhost: x\r\n\r\n",
+    ] {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        // The first byte alone, then the rest: a "P" could still be HTTP/2's "PRI".
+        socket.write_all(&request[..1]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        socket.write_all(&request[1..]).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let method = String::from_utf8_lossy(&request[..4]);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{method}: {answer}");
+        assert!(answer.contains("this port speaks TLS"), "{method}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn transfer_encoding_other_than_one_chunked_is_refused() {
+    let shop = TestShop::start().await;
+    let addr = shop.suite.gateway_addr;
+    for encoding in ["chunked, chunked", "gzip, chunked", "identity"] {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        let request = format!(
+            "POST /shop.catalog.v1.CatalogService/ListProducts HTTP/1.1\r\nhost: {addr}\r\n\
+             content-type: application/grpc-web+proto\r\ntransfer-encoding: {encoding}\r\n\r\n5\r\n\0\0\0\0\0\r\n0\r\n\r\n"
+        );
+        socket.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{encoding}: {answer}");
+    }
+    // One `chunked` is how gRPC-Web clients stream, and is served.
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "POST /shop.catalog.v1.CatalogService/ListProducts HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\
+         content-type: application/grpc-web+proto\r\ntransfer-encoding: chunked\r\n\r\n5\r\n\0\0\0\0\0\r\n0\r\n\r\n"
+    );
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("grpc-status:0") || answer.contains("grpc-status: 0"), "{answer}");
+}
+
+/// A throwaway CA that can sign more (unlike `shop certs`), for
+/// certificates with the validity and names a test wants.
+struct TestCa {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl TestCa {
+    fn new() -> Self {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Self { issuer: rcgen::Issuer::new(params, key), pem }
+    }
+
+    /// A pair for `names`, valid from `days_from` to `days_to` days from now.
+    fn pair(&self, names: &[&str], days_from: i64, days_to: i64) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|name| name.to_string()).collect::<Vec<_>>()).unwrap();
+        let day = |offset: i64| {
+            let at = chrono::Utc::now() + chrono::Duration::days(offset);
+            use chrono::Datelike as _;
+            rcgen::date_time_ymd(at.year(), at.month() as u8, at.day() as u8)
+        };
+        params.not_before = day(days_from);
+        params.not_after = day(days_to);
+        (params.signed_by(&key, &self.issuer).unwrap().pem(), key.serialize_pem())
+    }
+
+    fn client(&self) -> ClientTlsConfig {
+        ClientTlsConfig::new().ca_certificate(Certificate::from_pem(&self.pem)).domain_name("localhost")
+    }
+}
+
+#[tokio::test]
+async fn a_renewal_that_is_expired_not_yet_valid_or_drops_a_name_is_refused() {
+    let dir = unique_temp_dir("shop-test-rotation");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("gateway.pem"), dir.join("gateway.key"));
+    let served_ca = TestCa::new();
+    let (pem, private) = served_ca.pair(&["localhost", "127.0.0.1"], -1, 30);
+    std::fs::write(&cert, pem).unwrap();
+    std::fs::write(&key, private).unwrap();
+    let shop = TestShop::start_with({
+        let (cert, key) = (cert.clone(), key.clone());
+        move |config| {
+            config.gateway.tls_cert_file = Some(cert);
+            config.gateway.tls_key_file = Some(key);
+        }
+    })
+    .await;
+    let addr = shop.suite.gateway_addr;
+    list_products(tls_channel(addr, served_ca.client()).await.unwrap()).await.unwrap();
+
+    // Each bad renewal comes from another CA: a client trusting only the
+    // first one still connects exactly when the served pair was kept.
+    let other_ca = TestCa::new();
+    for (what, names, from, to) in [
+        ("expired", &["localhost", "127.0.0.1"][..], -30, -2),
+        ("not valid yet", &["localhost", "127.0.0.1"], 2, 30),
+        ("drops a name", &["localhost"], -1, 30),
+    ] {
+        let (pem, private) = other_ca.pair(names, from, to);
+        std::fs::write(&key, private).unwrap();
+        std::fs::write(&cert, pem).unwrap();
+        tokio::time::sleep(shop_platform::tls::RELOAD_EVERY * 2 + Duration::from_millis(500)).await;
+        let kept = tls_channel(addr, served_ca.client()).await;
+        assert!(kept.is_ok(), "{what}: the served certificate was replaced");
+        list_products(kept.unwrap()).await.unwrap();
+    }
+    // A good renewal (valid now, every name kept) is taken.
+    let (pem, private) = other_ca.pair(&["localhost", "127.0.0.1", "shop.example"], -1, 30);
+    std::fs::write(&key, private).unwrap();
+    std::fs::write(&cert, pem).unwrap();
+    crate::harness::eventually("the good renewal is served", Duration::from_secs(10), async || {
+        tls_channel(addr, other_ca.client()).await.map(|_| ())
+    })
+    .await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn half_finished_tls_handshakes_give_way_to_newcomers_when_the_table_is_full() {
+    let certs = Certs::make();
+    let (cert, key) = certs.pair("gateway");
+    let shop = TestShop::start_with(move |config| {
+        config.gateway.tls_cert_file = Some(cert);
+        config.gateway.tls_key_file = Some(key);
+        config.server.max_connections = 10;
+        config.gateway.max_connections_per_addr = 0;
+    })
+    .await;
+    let addr = shop.suite.gateway_addr;
+    // The start of a ClientHello, and never the rest: ten of them fill the table.
+    let mut half_hellos = Vec::new();
+    for _ in 0..10 {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]).await.unwrap();
+        half_hellos.push(socket);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut newcomers = Vec::new();
+    for n in 0..5 {
+        let started = std::time::Instant::now();
+        let channel = tls_channel(addr, certs.client(None)).await.unwrap_or_else(|error| panic!("newcomer {n}: {error}"));
+        list_products(channel.clone()).await.unwrap_or_else(|status| panic!("newcomer {n}: {status:?}"));
+        assert!(started.elapsed() < Duration::from_secs(2), "newcomer {n} took {:?}", started.elapsed());
+        newcomers.push(channel);
+    }
 }
 
 // ---- gRPC-Web over raw HTTP/1.1 ----

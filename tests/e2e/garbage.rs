@@ -275,6 +275,28 @@ async fn nul_and_control_characters_are_refused_naming_the_field_or_name_nothing
         };
         assert_invalid_field(&shop.catalog().update_product(bearer(update, &admin)).await.unwrap_err(), field);
     }
+    // Titles and names refuse tag, annotation and deprecated format
+    // characters, and text that shows nothing (a blank Hangul filler).
+    for (field, title, description) in [
+        ("title", "Lamp\u{E0041}\u{E0042}", "fine"),
+        ("title", "Lamp\u{FFF9}cheap\u{FFFB}", "fine"),
+        ("title", "La\u{206A}mp", "fine"),
+        ("title", "\u{3164}", "fine"),
+        ("title", " \u{3164}\u{200D} ", "fine"),
+        ("description", "Fine", "tagged\u{E0001}"),
+    ] {
+        let create = CreateProductRequest {
+            title: title.into(),
+            description: description.into(),
+            ..product("x", "1", 1, category.id)
+        };
+        assert_invalid_field(&shop.catalog().create_product(bearer(create, &admin)).await.unwrap_err(), field);
+    }
+    let blank = CreateCategoryRequest { name: "\u{3164}".into(), slug: "blank".into() };
+    assert_invalid_field(&shop.catalog().create_category(bearer(blank, &admin)).await.unwrap_err(), "name");
+    // A flag that is an emoji tag sequence is a title like any other.
+    let scottish = "Tartan \u{1F3F4}\u{E0067}\u{E0062}\u{E0073}\u{E0063}\u{E0074}\u{E007F}";
+    shop.catalog().create_product(bearer(product(scottish, "1", 1, category.id), &admin)).await.unwrap();
     // A description may hold line breaks and tabs.
     let multiline =
         CreateProductRequest { description: "one\r\ntwo\tthree".into(), ..product("Lines", "1", 1, category.id) };

@@ -383,6 +383,38 @@ async fn usernames_that_look_like_another_are_refused() {
 }
 
 #[tokio::test]
+async fn blank_phonetic_marked_and_digit_look_alikes_are_refused_and_whole_scripts_stay() {
+    let shop = TestShop::start().await;
+    shop.register("alice").await;
+    shop.register("root").await;
+    let mut identity = shop.identity();
+    for (name, code) in [
+        ("\u{3164}", Code::InvalidArgument),              // a blank Hangul filler
+        ("\u{280}oo\u{1D1B}", Code::InvalidArgument),      // small capitals ʀooᴛ
+        ("roo\u{363}t", Code::InvalidArgument),           // a combining mark on an o
+        ("AL1CE", Code::AlreadyExists),                    // 1 for I, beside alice
+        ("R00T", Code::AlreadyExists),                     // zeros for O, beside root
+    ] {
+        let mut request = registration("x");
+        request.username = name.into();
+        request.email = format!("lookalike{}@example.com", name.len());
+        let status = identity.register(request).await.unwrap_err();
+        assert_eq!(status.code(), code, "{name:?}: {status:?}");
+        if code == Code::InvalidArgument {
+            assert_invalid_field(&status, "username");
+        }
+    }
+    // Scripts of their own are names like any other: Hangul, and Cherokee
+    // (which reads as none of the names taken here).
+    for (n, name) in ["한국어", "\u{13A1}\u{13BE}\u{13BE}\u{13A2}"].into_iter().enumerate() {
+        let mut request = registration("x");
+        request.username = name.into();
+        request.email = format!("script{n}@example.com");
+        identity.register(request).await.unwrap_or_else(|status| panic!("{name}: {status:?}"));
+    }
+}
+
+#[tokio::test]
 async fn a_name_from_before_the_script_rule_still_logs_in() {
     let shop = TestShop::start().await;
     shop.register("bobby").await;

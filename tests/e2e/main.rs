@@ -3,6 +3,7 @@
 //! where a test is about what a backend accepts, directly to that backend).
 
 mod bench;
+mod budgets;
 mod cart;
 mod catalog;
 mod checkout;

@@ -49,6 +49,29 @@ async fn the_metrics_endpoint_counts_rpcs_errors_latency_pools_and_checkouts() {
     assert!(has_line(&text, "shop_db_pool_connections{", &["schema=\"catalog\"", "state=\"idle\""]), "{text}");
     assert!(text.contains("# HELP shop_rpc_requests_total "), "{text}");
     assert!(has_line(&text, "shop_gateway_stalled_calls_total{", &["backend=\"catalog\"", "} 0"]), "{text}");
+    // Budgets show their refusals, counted from zero.
+    assert!(has_line(&text, "shop_unfinished_bodies_refused_total{", &["reason=\"budget\"", "} 0"]), "{text}");
+
+    // A server speaking TLS shows when its certificate expires.
+    let certs = std::env::temp_dir().join(format!("shop-metrics-certs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&certs);
+    shop::certs::make(&certs, &[]).unwrap();
+    let (cert, key) = shop::certs::pair_files(&certs, "gateway");
+    let _tls = TestShop::start_with(move |config| {
+        config.gateway.tls_cert_file = Some(cert);
+        config.gateway.tls_key_file = Some(key);
+    })
+    .await;
+    let text = scrape(addr).await;
+    let expiry = text
+        .lines()
+        .find(|line| line.starts_with("shop_tls_certificate_expiry_timestamp_seconds{") && line.contains("gateway"))
+        .unwrap_or_else(|| panic!("no expiry gauge: {text}"));
+    let expires: f64 = expiry.rsplit(' ').next().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    assert!(expires > now && expires < now + 3.0 * 366.0 * 86_400.0, "{expiry}");
+    let _ = std::fs::remove_dir_all(&certs);
+
     // Only /metrics answers.
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream.write_all(b"GET /secrets HTTP/1.1\r\nHost: shop\r\nConnection: close\r\n\r\n").await.unwrap();

@@ -130,6 +130,7 @@ pub async fn start(config: &CartOrderConfig, launch: Launch<'_>) -> anyhow::Resu
         warm_up: None,
         tls,
         web: None,
+        body_budget: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companions(running, [listener_task, recovery_task, cart_watch, orders_watch]))

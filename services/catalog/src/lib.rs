@@ -123,6 +123,7 @@ pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result
         warm_up: Some(warm_up),
         tls,
         web: None,
+        body_budget: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
     Ok(server::with_companions(running, [listener_task, indexer, pool_watch]))

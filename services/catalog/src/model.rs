@@ -92,8 +92,10 @@ pub struct CategoryName(String);
 impl CategoryName {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let name = text::single_line(raw.trim())?;
+        if !text::shows_something(name) {
+            return Err(Invalid::new("is required (and must show something: not only spaces or blank characters)"));
+        }
         match name.chars().count() {
-            0 => Err(Invalid::new("is required")),
             1..=100 => Ok(Self(name.to_owned())),
             _ => Err(Invalid::new("must be at most 100 characters")),
         }
@@ -156,8 +158,8 @@ pub struct Title(String);
 
 impl Title {
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
-        if raw.trim().is_empty() {
-            return Err(Invalid::new("is required"));
+        if !text::shows_something(raw) {
+            return Err(Invalid::new("is required (and must show something: not only spaces or blank characters)"));
         }
         if raw.chars().count() > 255 {
             return Err(Invalid::new("must be at most 255 characters"));

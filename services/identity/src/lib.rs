@@ -72,6 +72,7 @@ pub async fn start(config: &IdentityConfig, launch: Launch<'_>) -> anyhow::Resul
         warm_up: None,
         tls,
         web: None,
+        body_budget: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA.name);

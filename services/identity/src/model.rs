@@ -47,10 +47,55 @@ impl Username {
         // letters ("ＡＬＩＣＥ" is "ALICE"), so they meet the case-blind
         // uniqueness of the name they look like.
         let normalized: String = raw.nfkc().collect();
+        if normalized.chars().any(Self::reads_as_something_else) {
+            return Err(Invalid::new(
+                "must not contain blank, phonetic (small capital) or deprecated letters that read as other characters",
+            ));
+        }
+        if Self::marks_an_ascii_character(&normalized) {
+            return Err(Invalid::new("must not put combining marks on Latin letters or digits"));
+        }
         if !normalized.is_single_script() {
             return Err(Invalid::new("must not mix scripts (such as Latin and Cyrillic letters)"));
         }
         Ok(Self(normalized))
+    }
+
+    /// Letters (to `char::is_alphanumeric`) that a name must not hold,
+    /// by their identifier type (Unicode's UTS #39): blank fillers and other
+    /// default-ignorable ones (`ㅤ`, U+3164, shows as nothing), phonetic and
+    /// technical letters such as small capitals (`ʀ`, `ᴛ` read as `R`,
+    /// `T`), deprecated ones and those outside identifiers altogether. Whole
+    /// scripts of limited use (Cherokee, say) stay allowed on their own.
+    fn reads_as_something_else(c: char) -> bool {
+        use unicode_security::GeneralSecurityProfile as _;
+        use unicode_security::general_security_profile::IdentifierType;
+        c.is_alphanumeric()
+            && matches!(
+                c.identifier_type(),
+                Some(
+                    IdentifierType::Default_Ignorable
+                        | IdentifierType::Technical
+                        | IdentifierType::Deprecated
+                        | IdentifierType::Not_Character
+                        | IdentifierType::Not_XID
+                )
+            )
+    }
+
+    /// Whether a combining mark sits on an ASCII letter or digit (`rooͣt`):
+    /// Latin needs none that NFKC did not fold into a letter of its own
+    /// (`é`), and a stacked mark makes a name read as another.
+    fn marks_an_ascii_character(normalized: &str) -> bool {
+        let mut previous_is_ascii = false;
+        for c in normalized.chars() {
+            if unicode_normalization::char::is_combining_mark(c) && previous_is_ascii {
+                return true;
+            }
+            // A mark on a mark on ASCII is caught at the first one.
+            previous_is_ascii = c.is_ascii_alphanumeric();
+        }
+        false
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,6 +112,20 @@ impl Username {
     /// The skeleton of any stored name, valid by today's rules or not.
     pub fn skeleton_of(name: &str) -> String {
         unicode_security::skeleton(name).collect::<String>().to_lowercase()
+    }
+
+    /// What the name looks like written in capitals: digits and letters
+    /// that pass for capitals (`1` for `I`, `0` for `O`) meet the name they
+    /// imitate here (`AL1CE` and `alice` are both `ALlCE`), where the
+    /// lowercase [`Self::skeleton`] keeps them apart (`1` reads as `l`).
+    /// Both must be free for a new name.
+    pub fn capital_skeleton(&self) -> String {
+        Self::capital_skeleton_of(&self.0)
+    }
+
+    /// [`Self::capital_skeleton`] of any stored name.
+    pub fn capital_skeleton_of(name: &str) -> String {
+        unicode_security::skeleton(&name.to_uppercase()).collect()
     }
 
     /// Whether some user could have this name, by the rules of any time
@@ -257,6 +316,41 @@ mod tests {
         let cyrillic = Username::parse("\u{430}\u{441}\u{435}").unwrap();
         assert_eq!(cyrillic.skeleton(), Username::parse("ace").unwrap().skeleton());
         assert!(Username::parse("ユーザー名123").is_ok(), "Japanese scripts mix as Japanese does");
+    }
+
+    #[test]
+    fn blank_phonetic_and_marked_look_alikes_are_refused() {
+        for name in [
+            "\u{3164}",               // a Hangul filler: shows as nothing
+            "ann\u{3164}",
+            "\u{FFA0}",               // a half-width Hangul filler
+            "\u{280}oo\u{1D1B}",      // small capitals ʀooᴛ
+            "roo\u{363}t",            // a combining a on an o
+            "1\u{301}23",             // an accent on a digit
+        ] {
+            assert!(Username::parse(name).is_err(), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn whole_scripts_stay_welcome_on_their_own() {
+        for name in ["한국어", "\u{13A1}\u{13BE}\u{13BE}\u{13A2}", "café", "Đorđe", "ελληνικά", "भारत", "ภาษาไทย"] {
+            assert!(Username::parse(name).is_ok(), "{name}");
+        }
+    }
+
+    #[test]
+    fn digits_that_read_as_capitals_meet_the_name_they_imitate() {
+        let alice = Username::parse("alice").unwrap();
+        let imitation = Username::parse("AL1CE").unwrap();
+        assert_ne!(imitation.skeleton(), alice.skeleton(), "in lowercase, 1 reads as l");
+        assert_eq!(imitation.capital_skeleton(), alice.capital_skeleton(), "in capitals, 1 reads as I");
+        assert_eq!(Username::parse("R00T").unwrap().capital_skeleton(), Username::parse("root").unwrap().capital_skeleton());
+        assert_ne!(
+            Username::parse("ali").unwrap().capital_skeleton(),
+            Username::parse("all").unwrap().capital_skeleton(),
+            "ALI and ALL read apart"
+        );
     }
 
     #[test]

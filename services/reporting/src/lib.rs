@@ -79,6 +79,7 @@ pub async fn start(config: &ReportingConfig, launch: Launch<'_>) -> anyhow::Resu
         warm_up: None,
         tls,
         web: None,
+        body_budget: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
     Ok(server::with_companions(running, [catalog_consumer, orders_consumer, pool_watch]))

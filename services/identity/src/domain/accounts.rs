@@ -129,6 +129,7 @@ pub async fn create_user(pool: &PgPool, hasher: &PasswordHasher, registration: R
         NewUserRow {
             username: registration.username.as_str(),
             username_skeleton: &registration.username.skeleton(),
+            username_capital_skeleton: &registration.username.capital_skeleton(),
             email: registration.email.as_str(),
             password_hash: &password_hash,
             is_admin: registration.is_admin,
@@ -149,7 +150,8 @@ pub async fn keep_skeletons_of_older_users(pool: &PgPool) -> Result<(), Error> {
         for (id, username) in batch {
             // A name from before today's rules (mixed scripts) still has a look.
             let skeleton = Username::skeleton_of(&username);
-            if !repo::users::set_skeleton(&mut conn, id, &skeleton).await? {
+            let capital = Username::capital_skeleton_of(&username);
+            if !repo::users::set_skeletons(&mut conn, id, &skeleton, &capital).await? {
                 tracing::warn!(user_id = id, "an older user's name looks like another's; both keep their names");
             }
         }
