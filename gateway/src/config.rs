@@ -83,7 +83,12 @@ pub struct GatewayConfig {
     /// gateway, all clients together, in MiB. A message is decoded only
     /// once whole; past this, an unfinished one waits for room (up to
     /// SHOP_GATEWAY_BODY_IDLE_TIMEOUT_MS) and is then RESOURCE_EXHAUSTED.
-    #[arg(id = "gateway-unfinished-bodies-mib", long, env = "SHOP_GATEWAY_UNFINISHED_BODIES_MIB", default_value_t = 256)]
+    #[arg(
+        id = "gateway-unfinished-bodies-mib",
+        long,
+        env = "SHOP_GATEWAY_UNFINISHED_BODIES_MIB",
+        default_value_t = 256
+    )]
     pub unfinished_bodies_mib: usize,
     /// The same, for one client connection, in MiB.
     #[arg(
@@ -104,7 +109,12 @@ pub struct GatewayConfig {
     /// Milliseconds a request message may go without a byte arriving before
     /// the call is given up (DEADLINE_EXCEEDED) and what it held freed; also
     /// the longest an unfinished message waits for room in the budget.
-    #[arg(id = "gateway-body-idle-timeout-ms", long, env = "SHOP_GATEWAY_BODY_IDLE_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(
+        id = "gateway-body-idle-timeout-ms",
+        long,
+        env = "SHOP_GATEWAY_BODY_IDLE_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
     pub body_idle_timeout_ms: u64,
     /// Milliseconds a client may take no part of its answer before the call
     /// is cancelled (and, if its stream cannot even be reset, its connection
@@ -135,9 +145,9 @@ impl GatewayConfig {
         const MIB: usize = 1024 * 1024;
         let bytes = |mib: usize, setting: &str| {
             anyhow::ensure!(mib > 0, "{setting} must be at least 1 (MiB)");
-            mib.checked_mul(MIB).filter(|bytes| *bytes <= tokio::sync::Semaphore::MAX_PERMITS).ok_or_else(|| {
-                anyhow::anyhow!("{setting} is too large")
-            })
+            mib.checked_mul(MIB)
+                .filter(|bytes| *bytes <= tokio::sync::Semaphore::MAX_PERMITS)
+                .ok_or_else(|| anyhow::anyhow!("{setting} is too large"))
         };
         Ok(BodyLimits {
             total_bytes: bytes(self.unfinished_bodies_mib, "SHOP_GATEWAY_UNFINISHED_BODIES_MIB")?,

@@ -93,9 +93,8 @@ impl BodyBudget {
 
     fn address(&self, key: ClientKey) -> AddressAllowance {
         let mut per_addr = self.inner.per_addr.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let (allowance, users) = per_addr
-            .entry(key)
-            .or_insert_with(|| (Arc::new(Semaphore::new(self.inner.limits.per_addr_bytes)), 0));
+        let (allowance, users) =
+            per_addr.entry(key).or_insert_with(|| (Arc::new(Semaphore::new(self.inner.limits.per_addr_bytes)), 0));
         *users += 1;
         AddressAllowance { semaphore: allowance.clone(), key, budget: self.inner.clone() }
     }
@@ -242,7 +241,8 @@ where
     /// Whether nothing more will come after what is already read.
     fn is_whole(&self) -> bool {
         self.inner_ended
-            || (self.inner.is_end_stream() && self.next.as_ref().is_none_or(|next| next.data_ref().is_none_or(Bytes::is_empty)))
+            || (self.inner.is_end_stream()
+                && self.next.as_ref().is_none_or(|next| next.data_ref().is_none_or(Bytes::is_empty)))
     }
 
     /// Reads ahead of a waiting frame, once: a message that arrives whole
@@ -264,7 +264,11 @@ where
     }
 
     /// Lets `frame` out if the body may hold it, or starts waiting for room.
-    fn admit(&mut self, frame: Frame<Bytes>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
+    fn admit(
+        &mut self,
+        frame: Frame<Bytes>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tower::BoxError>>> {
         let bytes = frame.data_ref().map_or(0, Bytes::len);
         if bytes == 0 || self.inner.is_end_stream() || self.inner_ended {
             if self.is_whole() {
@@ -336,10 +340,7 @@ where
     type Data = Bytes;
     type Error = tower::BoxError;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         if this.ended {
             return Poll::Ready(None);
@@ -434,10 +435,8 @@ where
         let limits = budget.inner.limits;
         let info = request.extensions().get::<ConnectionInfo>().cloned();
         let connection = info.as_ref().map(|info| info.state.body_allowance(limits.per_connection_bytes));
-        let address = info
-            .as_ref()
-            .and_then(|info| info.tcp.remote_addr())
-            .map(|addr| budget.address(ClientKey::of(addr.ip())));
+        let address =
+            info.as_ref().and_then(|info| info.tcp.remote_addr()).map(|addr| budget.address(ClientKey::of(addr.ip())));
         let life = crate::client::incoming_timeout(request.headers())
             .map_or(self.layer.max_call, |client| client.min(self.layer.max_call));
         let failure = BodyFailure::default();
@@ -477,10 +476,11 @@ mod tests {
     }
 
     /// A body fed by hand: frames sent through a channel, ended by dropping it.
-    fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, impl http_body::Body<Data = Bytes, Error = Status> + Unpin) {
+    fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, impl http_body::Body<Data = Bytes, Error = Status> + Unpin)
+    {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let stream = tokio_stream::wrappers::ReceiverStream::new(receiver)
-            .map(|data| Ok::<_, Status>(Frame::data(data)));
+        let stream =
+            tokio_stream::wrappers::ReceiverStream::new(receiver).map(|data| Ok::<_, Status>(Frame::data(data)));
         (sender, http_body_util::StreamBody::new(stream))
     }
 

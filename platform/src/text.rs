@@ -134,10 +134,10 @@ mod tests {
     #[test]
     fn tag_annotation_and_deprecated_format_characters_are_refused() {
         for bad in [
-            "title\u{E0041}\u{E0042}",   // tag letters riding along
-            "\u{E0001}hello",            // the language tag
+            "title\u{E0041}\u{E0042}",     // tag letters riding along
+            "\u{E0001}hello",              // the language tag
             "a\u{FFF9}b\u{FFFA}c\u{FFFB}", // interlinear annotation
-            "x\u{206A}y",                // inhibit symmetric swapping
+            "x\u{206A}y",                  // inhibit symmetric swapping
             "\u{1F3F4}\u{E0067}\u{E0062}", // a flag sequence never ended
         ] {
             assert!(single_line(bad).is_err(), "{bad:?}");
@@ -149,7 +149,9 @@ mod tests {
 
     #[test]
     fn blank_only_text_shows_nothing() {
-        for blank in ["", "   ", "\u{3164}", "\u{3164} \u{3164}", "\u{115F}\u{1160}", "\u{FFA0}", "\u{2800}", "\u{200C}\u{200D}"] {
+        for blank in
+            ["", "   ", "\u{3164}", "\u{3164} \u{3164}", "\u{115F}\u{1160}", "\u{FFA0}", "\u{2800}", "\u{200C}\u{200D}"]
+        {
             assert!(!shows_something(blank), "{blank:?}");
         }
         for text in ["a", " \u{3164}x", "한국어", "👩\u{200D}💻"] {

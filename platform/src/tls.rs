@@ -70,7 +70,8 @@ impl KeyPairFiles {
     /// certificate is not valid now.
     fn load(&self) -> anyhow::Result<(CertifiedKey, Leaf)> {
         let chain = read_certificates(&self.cert)?;
-        let leaf = Leaf::of(&chain[0]).with_context(|| format!("{} is not a readable certificate", self.cert.display()))?;
+        let leaf =
+            Leaf::of(&chain[0]).with_context(|| format!("{} is not a readable certificate", self.cert.display()))?;
         leaf.check_valid_at(unix_now()).with_context(|| format!("{}", self.cert.display()))?;
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .with_context(|| format!("{} holds no PEM private key", self.key.display()))?;
@@ -146,9 +147,9 @@ impl Leaf {
 
     fn is_for_a_service(&self, peer_names: &[String]) -> bool {
         self.names.iter().any(|name| {
-            peer_names.iter().any(|peer| {
-                name == peer || name.strip_prefix(peer.as_str()).is_some_and(|rest| rest.starts_with('.'))
-            })
+            peer_names
+                .iter()
+                .any(|peer| name == peer || name.strip_prefix(peer.as_str()).is_some_and(|rest| rest.starts_with('.')))
         })
     }
 }
@@ -310,8 +311,8 @@ impl ClientCertVerifier for ServicePeersOnly {
         now: rustls::pki_types::UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         let verified = self.inner.verify_client_cert(end_entity, intermediates, now)?;
-        let leaf =
-            Leaf::of(end_entity).map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
+        let leaf = Leaf::of(end_entity)
+            .map_err(|_| rustls::Error::InvalidCertificate(rustls::CertificateError::BadEncoding))?;
         if !leaf.is_for_a_service(&self.peer_names) {
             tracing::warn!(names = ?leaf.names, "refused an internal client whose certificate names no Shop service");
             return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName));
@@ -369,10 +370,7 @@ impl InternalTls {
                     .map(|name| name.trim().to_ascii_lowercase())
                     .filter(|name| !name.is_empty())
                     .collect();
-                anyhow::ensure!(
-                    !peer_names.is_empty(),
-                    "SHOP_INTERNAL_TLS_PEER_NAMES must name at least one service"
-                );
+                anyhow::ensure!(!peer_names.is_empty(), "SHOP_INTERNAL_TLS_PEER_NAMES must name at least one service");
                 Ok(Some(Self {
                     ca: ca.to_owned(),
                     pair: KeyPairFiles { cert: cert.to_owned(), key: key.to_owned() },

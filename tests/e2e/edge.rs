@@ -473,7 +473,8 @@ async fn half_finished_tls_handshakes_give_way_to_newcomers_when_the_table_is_fu
     let mut newcomers = Vec::new();
     for n in 0..5 {
         let started = std::time::Instant::now();
-        let channel = tls_channel(addr, certs.client(None)).await.unwrap_or_else(|error| panic!("newcomer {n}: {error}"));
+        let channel =
+            tls_channel(addr, certs.client(None)).await.unwrap_or_else(|error| panic!("newcomer {n}: {error}"));
         list_products(channel.clone()).await.unwrap_or_else(|status| panic!("newcomer {n}: {status:?}"));
         assert!(started.elapsed() < Duration::from_secs(2), "newcomer {n} took {:?}", started.elapsed());
         newcomers.push(channel);

@@ -389,11 +389,11 @@ async fn blank_phonetic_marked_and_digit_look_alikes_are_refused_and_whole_scrip
     shop.register("root").await;
     let mut identity = shop.identity();
     for (name, code) in [
-        ("\u{3164}", Code::InvalidArgument),              // a blank Hangul filler
-        ("\u{280}oo\u{1D1B}", Code::InvalidArgument),      // small capitals ʀooᴛ
-        ("roo\u{363}t", Code::InvalidArgument),           // a combining mark on an o
-        ("AL1CE", Code::AlreadyExists),                    // 1 for I, beside alice
-        ("R00T", Code::AlreadyExists),                     // zeros for O, beside root
+        ("\u{3164}", Code::InvalidArgument),          // a blank Hangul filler
+        ("\u{280}oo\u{1D1B}", Code::InvalidArgument), // small capitals ʀooᴛ
+        ("roo\u{363}t", Code::InvalidArgument),       // a combining mark on an o
+        ("AL1CE", Code::AlreadyExists),               // 1 for I, beside alice
+        ("R00T", Code::AlreadyExists),                // zeros for O, beside root
     ] {
         let mut request = registration("x");
         request.username = name.into();

@@ -321,12 +321,12 @@ mod tests {
     #[test]
     fn blank_phonetic_and_marked_look_alikes_are_refused() {
         for name in [
-            "\u{3164}",               // a Hangul filler: shows as nothing
+            "\u{3164}", // a Hangul filler: shows as nothing
             "ann\u{3164}",
-            "\u{FFA0}",               // a half-width Hangul filler
-            "\u{280}oo\u{1D1B}",      // small capitals ʀooᴛ
-            "roo\u{363}t",            // a combining a on an o
-            "1\u{301}23",             // an accent on a digit
+            "\u{FFA0}",          // a half-width Hangul filler
+            "\u{280}oo\u{1D1B}", // small capitals ʀooᴛ
+            "roo\u{363}t",       // a combining a on an o
+            "1\u{301}23",        // an accent on a digit
         ] {
             assert!(Username::parse(name).is_err(), "{name:?}");
         }
@@ -334,7 +334,8 @@ mod tests {
 
     #[test]
     fn whole_scripts_stay_welcome_on_their_own() {
-        for name in ["한국어", "\u{13A1}\u{13BE}\u{13BE}\u{13A2}", "café", "Đorđe", "ελληνικά", "भारत", "ภาษาไทย"] {
+        for name in ["한국어", "\u{13A1}\u{13BE}\u{13BE}\u{13A2}", "café", "Đorđe", "ελληνικά", "भारत", "ภาษาไทย"]
+        {
             assert!(Username::parse(name).is_ok(), "{name}");
         }
     }
@@ -345,7 +346,10 @@ mod tests {
         let imitation = Username::parse("AL1CE").unwrap();
         assert_ne!(imitation.skeleton(), alice.skeleton(), "in lowercase, 1 reads as l");
         assert_eq!(imitation.capital_skeleton(), alice.capital_skeleton(), "in capitals, 1 reads as I");
-        assert_eq!(Username::parse("R00T").unwrap().capital_skeleton(), Username::parse("root").unwrap().capital_skeleton());
+        assert_eq!(
+            Username::parse("R00T").unwrap().capital_skeleton(),
+            Username::parse("root").unwrap().capital_skeleton()
+        );
         assert_ne!(
             Username::parse("ali").unwrap().capital_skeleton(),
             Username::parse("all").unwrap().capital_skeleton(),
