@@ -1,7 +1,5 @@
 //! Compiles proto/shop/** with protox (pure Rust: no system `protoc`) and keeps
 //! the descriptor set for gRPC server reflection.
-use prost::Message as _;
-
 const PROTOS: &[&str] = &[
     "shop/identity/v1/identity.proto",
     "shop/identity/v1/internal.proto",
@@ -15,17 +13,21 @@ const PROTOS: &[&str] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let descriptors = protox::compile(PROTOS, ["."])?;
-    // Reflection serves this set; compile_fds does not write it for us.
+    let mut compiler = protox::Compiler::new(["."])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS)?;
+    // Reflection and the gateway's policy read this set. Encoded by protox
+    // itself, it keeps our own method options (`shop.api.v1.access`), which
+    // prost's FileDescriptorSet would drop as unknown fields.
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
-    std::fs::write(out_dir.join("shop_descriptor.bin"), descriptors.encode_to_vec())?;
+    std::fs::write(out_dir.join("shop_descriptor.bin"), compiler.encode_file_descriptor_set())?;
     tonic_prost_build::configure()
-        // Services whose logic lands in later issues answer UNIMPLEMENTED.
-        .generate_default_stubs(true)
+        // Every RPC must have its handler: a forgotten one does not compile.
+        .generate_default_stubs(false)
         .codec_path("crate::codec::ShopCodec")
         // One file that nests every package's module as its package path.
         .include_file("packages.rs")
-        .compile_fds(descriptors)?;
+        .compile_fds(compiler.file_descriptor_set())?;
     println!("cargo:rerun-if-changed=shop");
     println!("cargo:rerun-if-changed=google");
     Ok(())

@@ -1,7 +1,7 @@
-//! The gateway: the one door clients use. It serves the six public services
-//! of API.md by forwarding each call's HTTP/2 frames to the owning backend,
-//! after the [`policy`] table and the access token allow it. Internal services
-//! are never routed. Health and reflection (listing only public services) are
+//! The gateway: the one door clients use. It serves the public services of
+//! the contract by forwarding each call's HTTP/2 frames to the owning
+//! backend, after the [`policy`] (the protos' access levels) and the access
+//! token allow it. Internal services are never routed. Health and reflection (listing only public services) are
 //! answered here.
 //!
 //! Start with [`start`], then [`proxy`].
@@ -91,6 +91,7 @@ pub async fn start(
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
+    let policy = policy::PolicyTable::load()?;
     let tls = client_facing_tls(config)?;
     let body_budget = shop_platform::body_budget::BodyBudget::new(config.body_limits()?);
     let web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
@@ -133,12 +134,16 @@ pub async fn start(
         stall: Duration::from_millis(config.stall_timeout_ms.max(1)),
         request_timeout: Duration::from_secs(server_config.request_timeout_secs.max(1)),
     };
-    let proxy = Proxy::new(backends, keys, credentials, limits);
+    let names = policy.public_services();
+    for service in &names {
+        anyhow::ensure!(backends.contains_key(service), "no backend serves the public service {service}");
+    }
+    let proxy = Proxy::new(policy, backends, keys, credentials, limits);
     let routes = Routes::from(axum::Router::new().fallback_service(proxy));
     let services = Services {
         server: "gateway",
         routes,
-        names: shop_proto::PUBLIC_SERVICES.to_vec(),
+        names,
         warm_up: None,
         tls,
         web: Some(web),

@@ -24,7 +24,7 @@ use tonic::transport::Channel;
 use tower::ServiceExt as _;
 
 use crate::keys::KeyCache;
-use crate::policy::{Access, access_for, is_read};
+use crate::policy::{Access, PolicyTable};
 use crate::pump;
 
 /// Backend channels by gRPC service name (`shop.cart.v1.CartService`).
@@ -36,6 +36,7 @@ pub struct Proxy {
 }
 
 struct Inner {
+    policy: PolicyTable,
     backends: Backends,
     keys: KeyCache,
     credentials: ServiceCredentials,
@@ -63,8 +64,23 @@ fn header_list_size(headers: &HeaderMap) -> usize {
 }
 
 impl Proxy {
-    pub fn new(backends: Backends, keys: KeyCache, credentials: ServiceCredentials, limits: CallLimits) -> Self {
-        Self { inner: Arc::new(Inner { backends, keys, credentials, limits, calls_per_addr: PerAddress::default() }) }
+    pub fn new(
+        policy: PolicyTable,
+        backends: Backends,
+        keys: KeyCache,
+        credentials: ServiceCredentials,
+        limits: CallLimits,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                policy,
+                backends,
+                keys,
+                credentials,
+                limits,
+                calls_per_addr: PerAddress::default(),
+            }),
+        }
     }
 }
 
@@ -86,14 +102,10 @@ impl tower::Service<Request<AxumBody>> for Proxy {
 impl Inner {
     async fn forward(&self, mut request: Request<AxumBody>) -> Result<Response<AxumBody>, Status> {
         let path = request.uri().path().to_owned();
-        let access = access_for(&path)
-            .ok_or_else(|| Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path))))?;
-        let service = path.trim_start_matches('/').split('/').next().unwrap_or_default();
-        let (backend_name, channel) = self
-            .backends
-            .get(service)
-            .cloned()
-            .ok_or_else(|| Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path))))?;
+        let unknown = || Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path)));
+        let rpc = self.policy.rpc(&path).ok_or_else(unknown)?;
+        let access = rpc.access;
+        let (backend_name, channel) = self.backends.get(rpc.service.as_str()).cloned().ok_or_else(unknown)?;
 
         // Not a token any client was given, whatever the method's access level.
         if request.headers().get(http::header::AUTHORIZATION).is_some_and(|value| value.len() > MAX_TOKEN_BYTES) {
@@ -162,7 +174,7 @@ impl Inner {
             )));
         }
 
-        let sent = if is_read(&path) {
+        let sent = if rpc.is_read {
             send_read(&channel, backend_name, request).await
         } else {
             send(&channel, backend_name, request.map(tonic::body::Body::new)).await
@@ -238,7 +250,7 @@ const READ_RETRIES: usize = 2;
 /// at most 4 MiB and its 5-byte frame header.
 const MAX_READ_REQUEST_BYTES: usize = 4 * 1024 * 1024 + 5;
 
-/// Sends a read (see [`crate::policy::READS`]); one dropped unanswered by
+/// Sends a read (an RPC marked `NO_SIDE_EFFECTS`); one dropped unanswered by
 /// its replica (stopped, connection broken) is sent again, and the balancer
 /// picks again (another replica, where there is one). Its request is small
 /// and whole before it goes, so it is kept for that.

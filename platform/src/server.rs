@@ -187,6 +187,9 @@ fn descriptors_serving(names: &[&str]) -> anyhow::Result<prost_types::FileDescri
     for file in &mut set.file {
         let package = file.package().to_owned();
         file.service.retain(|service| names.contains(&format!("{package}.{}", service.name()).as_str()));
+        // Shop's own method options (the gateway's access levels) are for
+        // the gateway; served, they would drag in descriptor.proto whole.
+        file.extension.clear();
     }
     let reached = reachable_types(&set);
     for file in &mut set.file {

@@ -2,11 +2,12 @@
 //!
 //! Modules nest like the protobuf packages (`packages.rs`, made by the
 //! build) because prost refers across packages with `super::super::…`
-//! paths. `FILE_DESCRIPTOR_SET` feeds server reflection; `PUBLIC_SERVICES`
-//! is what the gateway exposes.
+//! paths. `FILE_DESCRIPTOR_SET` feeds server reflection; [`contract`] reads
+//! from it what the gateway exposes and how.
 #![allow(clippy::all, clippy::pedantic)]
 
 pub mod codec;
+pub mod contract;
 
 include!(concat!(env!("OUT_DIR"), "/packages.rs"));
 
@@ -15,17 +16,6 @@ pub use self::shop::{order::v1 as order, reporting::v1 as reporting};
 
 /// Every message and service of the contract, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");
-
-/// The services clients may call through the gateway (API.md); everything else
-/// in the contract is internal and never routed.
-pub const PUBLIC_SERVICES: &[&str] = &[
-    "shop.identity.v1.IdentityService",
-    "shop.catalog.v1.CatalogService",
-    "shop.cart.v1.CartService",
-    "shop.cart.v1.WishlistService",
-    "shop.order.v1.OrderService",
-    "shop.reporting.v1.ReportingService",
-];
 
 /// A message of one of the ordered event streams (catalog, orders). The
 /// outbox stores it without its position; readers stamp it on the way out.

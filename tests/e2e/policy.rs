@@ -1,6 +1,6 @@
-//! Every row of docs/api-access.txt (itself checked against API.md by the
-//! gateway's unit tests), exercised through the gateway as an anonymous
-//! caller, a customer and an admin. Calls carry an empty message: what is
+//! Every public RPC's access level, as the protos give it (checked against
+//! API.md by the gateway's unit tests), exercised through the gateway as an
+//! anonymous caller, a customer and an admin. Calls carry an empty message: what is
 //! checked is whether the gateway let the call reach its backend.
 
 use tonic::codegen::http::uri::PathAndQuery;
@@ -26,14 +26,8 @@ async fn call(channel: &Channel, method: &str, token: Option<&str>) -> Code {
 }
 
 fn rows() -> Vec<(String, String)> {
-    include_str!("../../docs/api-access.txt")
-        .lines()
-        .filter(|line| !line.trim().is_empty() && !line.starts_with('#'))
-        .map(|line| {
-            let (method, access) = line.split_once(' ').expect("'<method> <access>'");
-            (method.to_owned(), access.to_owned())
-        })
-        .collect()
+    let contract = shop_proto::contract::contract().expect("the contract");
+    contract.rpcs().map(|rpc| (rpc.name.clone(), rpc.access.as_str().to_owned())).collect()
 }
 
 fn let_through(code: Code) -> bool {
@@ -46,7 +40,7 @@ async fn every_row_of_the_policy_table_holds_through_the_gateway() {
     let customer = shop.customer("carl").await;
     let admin = shop.admin("root").await;
     let rows = rows();
-    assert_eq!(rows.len(), 30);
+    assert!(rows.iter().any(|(_, access)| access == "admin"), "{rows:?}");
     for (method, access) in rows {
         let anonymous = call(&shop.gateway, &method, None).await;
         let as_customer = call(&shop.gateway, &method, Some(&customer)).await;

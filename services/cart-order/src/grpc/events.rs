@@ -17,10 +17,12 @@ impl OrderEventsApi {
 
 #[tonic::async_trait]
 impl OrderEventsService for OrderEventsApi {
+    type SubscribeStream = BoxStream<OrderEvent>;
+
     async fn subscribe(
         &self,
         request: Request<SubscribeOrderEventsRequest>,
-    ) -> Result<Response<BoxStream<OrderEvent>>, Status> {
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         Ok(Response::new(self.feed.subscription(request.into_inner().after_sequence)?))
     }
 }

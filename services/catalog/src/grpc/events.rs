@@ -18,10 +18,12 @@ impl CatalogEventsApi {
 
 #[tonic::async_trait]
 impl CatalogEventsService for CatalogEventsApi {
+    type SubscribeStream = BoxStream<CatalogEvent>;
+
     async fn subscribe(
         &self,
         request: Request<SubscribeCatalogEventsRequest>,
-    ) -> Result<Response<BoxStream<CatalogEvent>>, Status> {
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
         Ok(Response::new(self.feed.subscription(request.into_inner().after_sequence)?))
     }
 }
