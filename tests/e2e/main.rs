@@ -25,3 +25,4 @@ mod search_index;
 mod seed;
 mod tokens;
 mod traces;
+mod walkthrough;
