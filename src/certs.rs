@@ -105,9 +105,9 @@ mod tests {
         let ca = std::fs::read(dir.join(CA_FILE)).unwrap();
         for holder in HOLDERS {
             let (cert, key) = pair_files(&dir, holder);
-            let pair = shop_platform::tls::KeyPairFiles { cert, key };
-            let clients = shop_platform::tls::ClientCertificates::FromCa(&dir.join(CA_FILE));
-            shop_platform::tls::ServerTls::new(pair, clients, shop_platform::tls::ALPN_GRPC)
+            let pair = shop_platform::transport::tls::KeyPairFiles { cert, key };
+            let clients = shop_platform::transport::tls::ClientCertificates::FromCa(&dir.join(CA_FILE));
+            shop_platform::transport::tls::ServerTls::new(pair, clients, shop_platform::transport::tls::ALPN_GRPC)
                 .unwrap_or_else(|error| panic!("{holder}: {error:#}"));
         }
         use std::os::unix::fs::PermissionsExt as _;

@@ -221,8 +221,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => "shop".to_owned(),
     };
     // Kept to the end: dropping it flushes the spans not exported yet.
-    let log_format = shop_platform::telemetry::LogFormat::from_env()?;
-    let _telemetry = shop_platform::telemetry::init(&service_name, log_format);
+    let log_format = shop_platform::observability::telemetry::LogFormat::from_env()?;
+    let _telemetry = shop_platform::observability::telemetry::init(&service_name, log_format);
     match cli.command {
         Command::Up(mut config) => {
             // Someone at a terminal wants to hear soon that Postgres is not
@@ -233,7 +233,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.database.connect_retry_secs = UP_ON_A_TERMINAL_CONNECT_RETRY_SECS;
             }
             if let Some(addr) = &config.metrics.addr {
-                shop_platform::metrics::serve(addr).await?;
+                shop_platform::observability::metrics::serve(addr).await?;
             }
             let speaks = match (&config.gateway.tls_cert_file, &config.gateway.tls_client_ca_file) {
                 (None, _) => "plaintext gRPC and gRPC-Web",
@@ -242,7 +242,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             let inside =
                 if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
-            let suite = crate::up(*config, shop_platform::server::shutdown_signal()).await?;
+            let suite = crate::up(*config, shop_platform::transport::server::shutdown_signal()).await?;
             announce(log_format, &format!("Shop is up. Gateway: {} ({speaks}{inside})", suite.gateway_addr));
             tracing::info!(
                 gateway = %suite.gateway_addr,
@@ -256,14 +256,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Serve { service, config } => {
             if let Some(addr) = &config.metrics.addr {
-                shop_platform::metrics::serve(addr).await?;
+                shop_platform::observability::metrics::serve(addr).await?;
             }
-            let running = crate::serve(service, *config, shop_platform::server::shutdown_signal()).await?;
+            let running = crate::serve(service, *config, shop_platform::transport::server::shutdown_signal()).await?;
             tracing::info!(service = ?service, addr = %running.addr, "listening");
             running.task.await.context("server task panicked")?
         }
         Command::Seed { products, categories, database } => {
-            shop_platform::db::ensure_database(&database).await?;
+            shop_platform::storage::db::ensure_database(&database).await?;
             let pool = shop_catalog::SCHEMA.connect(&database, 4).await?;
             let mut progress = SeedProgress::new();
             let seeded = shop_catalog::seed(&pool, products, categories, |written, missing| {
@@ -376,10 +376,10 @@ impl SeedProgress {
 
 /// A line for the person running the command: on standard output, or, when
 /// logs are JSON, as a log line (so that every line is JSON).
-fn announce(format: shop_platform::telemetry::LogFormat, message: &str) {
+fn announce(format: shop_platform::observability::telemetry::LogFormat, message: &str) {
     match format {
-        shop_platform::telemetry::LogFormat::Json => tracing::info!("{message}"),
-        shop_platform::telemetry::LogFormat::Text => println!("{message}"),
+        shop_platform::observability::telemetry::LogFormat::Json => tracing::info!("{message}"),
+        shop_platform::observability::telemetry::LogFormat::Text => println!("{message}"),
     }
 }
 

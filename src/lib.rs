@@ -19,8 +19,8 @@ use shop_gateway::GatewayConfig;
 use shop_identity::IdentityConfig;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ListenAddr, ServerConfig, ServiceCredentialsConfig};
-use shop_platform::db::Schema;
-use shop_platform::server::{Launch, Running};
+use shop_platform::storage::db::Schema;
+use shop_platform::transport::server::{Launch, Running};
 use shop_reporting::ReportingConfig;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -45,7 +45,7 @@ pub struct SuiteConfig {
     #[command(flatten)]
     pub gateway: GatewayConfig,
     #[command(flatten)]
-    pub metrics: shop_platform::metrics::MetricsConfig,
+    pub metrics: shop_platform::observability::metrics::MetricsConfig,
 }
 
 impl SuiteConfig {
@@ -170,7 +170,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     // A failure part-way stops the servers already started.
     let stop_on_error = stop.clone().drop_guard();
     let credentials = config.credentials_or_random()?;
-    shop_platform::db::ensure_database(&config.database).await?;
+    shop_platform::storage::db::ensure_database(&config.database).await?;
     let service_stops: Vec<(&'static str, CancellationToken)> =
         ["identity", "catalog", "cart-order", "reporting", "gateway"].map(|name| (name, stop.child_token())).into();
     let stop_of = |name: &str| {
@@ -263,7 +263,7 @@ pub async fn serve(
 ) -> anyhow::Result<Running> {
     let credentials = config.required_credentials()?;
     if service != ServiceName::Gateway {
-        shop_platform::db::ensure_database(&config.database).await?;
+        shop_platform::storage::db::ensure_database(&config.database).await?;
     }
     let launch =
         Launch { database: &config.database, server: &config.server, credentials, shutdown: Box::pin(shutdown) };
@@ -292,7 +292,7 @@ pub const SCHEMAS: [Schema; 5] = [
 
 /// `shop migrate`: the database and every service's schema, migrated.
 pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
-    shop_platform::db::ensure_database(database).await?;
+    shop_platform::storage::db::ensure_database(database).await?;
     for schema in &SCHEMAS {
         schema.connect(database, 1).await?.close().await;
     }
@@ -344,7 +344,7 @@ pub struct ClientTlsArgs {
 impl ClientTlsArgs {
     /// The three internal TLS files of this process, when set: what a
     /// container's health check presents to a backend that requires them.
-    pub fn or_internal(self, internal: Option<&shop_platform::tls::InternalTls>) -> Self {
+    pub fn or_internal(self, internal: Option<&shop_platform::transport::tls::InternalTls>) -> Self {
         match (self.ca.is_none(), internal) {
             (true, Some(internal)) => Self {
                 ca: Some(internal.ca.clone()),

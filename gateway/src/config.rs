@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shop_platform::body_budget::BodyLimits;
+use shop_platform::transport::body_budget::BodyLimits;
 use shop_platform::config::ListenAddr;
 
 #[derive(Debug, Clone, clap::Args)]

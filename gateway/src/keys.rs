@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shop_platform::auth::TokenVerifier;
-use shop_platform::client::{CallContext, Peer};
+use shop_platform::transport::client::{CallContext, Peer};
 use shop_proto::identity::ListSigningKeysRequest;
 use shop_proto::identity::signing_keys_service_client::SigningKeysServiceClient;
 use tokio::sync::Mutex;
@@ -71,13 +71,13 @@ impl KeyCache {
     /// Keeps the keys fresh: quickly until the first fetch succeeds, then every `period`.
     pub fn spawn_refresher(self, period: Duration) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
-            let mut retries = shop_platform::restart::backoff();
+            let mut retries = shop_platform::observability::restart::backoff();
             loop {
                 let changed = self.refresh().await;
                 let retry = retries.next().unwrap_or(period);
                 let wait = match (self.verifier.has_keys(), changed) {
                     (true, true) => {
-                        retries = shop_platform::restart::backoff();
+                        retries = shop_platform::observability::restart::backoff();
                         period
                     }
                     (true, false) => period.min(retry),

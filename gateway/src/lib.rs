@@ -16,11 +16,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use shop_platform::auth::{ServiceCredentials, TokenVerifier};
-use shop_platform::client::{CallPolicy, Peer, lazy_channel};
+use shop_platform::transport::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::config::ServerConfig;
-use shop_platform::server::{self, Running, Services};
-use shop_platform::tls::{ALPN_GRPC_AND_WEB, ClientCertificates, KeyPairFiles, ServerTls};
-use shop_platform::web::WebAccess;
+use shop_platform::transport::server::{self, Running, Services};
+use shop_platform::transport::tls::{ALPN_GRPC_AND_WEB, ClientCertificates, KeyPairFiles, ServerTls};
+use shop_platform::transport::web::WebAccess;
 use tonic::service::Routes;
 use tonic::transport::Channel;
 
@@ -93,7 +93,7 @@ pub async fn start(
 ) -> anyhow::Result<Running> {
     let policy = policy::PolicyTable::load()?;
     let tls = client_facing_tls(config)?;
-    let body_budget = shop_platform::body_budget::BodyBudget::new(config.body_limits()?);
+    let body_budget = shop_platform::transport::body_budget::BodyBudget::new(config.body_limits()?);
     let web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
     let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config, &credentials)?;
     let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config, &credentials)?;

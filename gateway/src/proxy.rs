@@ -16,9 +16,9 @@ use http::{HeaderMap, Request, Response};
 use shop_platform::auth::{
     CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TOKEN_ERROR_HEADER, TokenError,
 };
-use shop_platform::body_budget::BodyFailure;
+use shop_platform::transport::body_budget::BodyFailure;
 use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
-use shop_platform::connection::{ConnectionInfo, PerAddress};
+use shop_platform::transport::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
 use tonic::transport::Channel;
 use tower::ServiceExt as _;
@@ -102,7 +102,7 @@ impl tower::Service<Request<AxumBody>> for Proxy {
 impl Inner {
     async fn forward(&self, mut request: Request<AxumBody>) -> Result<Response<AxumBody>, Status> {
         let path = request.uri().path().to_owned();
-        let unknown = || Status::unimplemented(format!("unknown method {}", shop_platform::text::echo(&path)));
+        let unknown = || Status::unimplemented(format!("unknown method {}", shop_platform::kernel::text::echo(&path)));
         let rpc = self.policy.rpc(&path).ok_or_else(unknown)?;
         let access = rpc.access;
         let (backend_name, channel) = self.backends.get(rpc.service.as_str()).cloned().ok_or_else(unknown)?;
@@ -144,7 +144,7 @@ impl Inner {
             ),
             None => None,
         };
-        let deadline = shop_platform::client::incoming_timeout(request.headers());
+        let deadline = shop_platform::transport::client::incoming_timeout(request.headers());
         let started = tokio::time::Instant::now();
         // A gRPC-Web call may have come over HTTP/1.1; it goes on as HTTP/2,
         // where the authority is the backend's, not the client's Host.
@@ -158,7 +158,7 @@ impl Inner {
             headers.insert(TOKEN_ERROR_HEADER, reason);
         }
         // The backend's span becomes a child of this one (when tracing).
-        shop_platform::telemetry::inject_into_headers(headers);
+        shop_platform::observability::telemetry::inject_into_headers(headers);
         if let Some(ip) = client_addr.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
             headers.insert(CLIENT_ADDR_HEADER, ip);
         }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use tonic::metadata::{Ascii, MetadataMap, MetadataValue};
 use tonic::{Request, Status};
 
-use crate::tls::{InternalTls, ServerTls};
+use crate::transport::tls::{InternalTls, ServerTls};
 
 /// Metadata the gateway sets for the backend and removes from client calls.
 pub const USER_ID_HEADER: &str = "x-shop-user-id";

@@ -204,8 +204,8 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    pub fn connection_limits(&self) -> crate::connection::ConnectionLimits {
-        crate::connection::ConnectionLimits {
+    pub fn connection_limits(&self) -> crate::transport::connection::ConnectionLimits {
+        crate::transport::connection::ConnectionLimits {
             handshake: Duration::from_millis(self.handshake_timeout_ms.max(1)),
             idle: Duration::from_secs(self.idle_timeout_secs),
             per_addr: self.max_connections_per_addr,
@@ -239,7 +239,7 @@ impl ServiceCredentialsConfig {
     }
 
     /// Internal TLS, when its three files are set.
-    pub fn internal_tls(&self) -> anyhow::Result<Option<crate::tls::InternalTls>> {
+    pub fn internal_tls(&self) -> anyhow::Result<Option<crate::transport::tls::InternalTls>> {
         self.internal_tls.files()
     }
 }
@@ -278,8 +278,8 @@ pub struct InternalTlsConfig {
 
 impl InternalTlsConfig {
     /// The files, when all three are set.
-    pub fn files(&self) -> anyhow::Result<Option<crate::tls::InternalTls>> {
-        crate::tls::InternalTls::from_settings(
+    pub fn files(&self) -> anyhow::Result<Option<crate::transport::tls::InternalTls>> {
+        crate::transport::tls::InternalTls::from_settings(
             self.internal_tls_ca_file.as_deref(),
             self.internal_tls_cert_file.as_deref(),
             self.internal_tls_key_file.as_deref(),

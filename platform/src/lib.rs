@@ -1,34 +1,28 @@
-//! What every Shop service shares, written once: typed config from the
-//! environment, tracing, the Postgres pool with per-schema embedded migrations,
-//! field-naming errors, the gRPC server bootstrap (health, reflection, request
-//! spans, graceful shutdown, TLS and gRPC-Web), caller identity and service credentials, and
-//! access-token verification.
+//! What every Shop service shares, written once, in four rooms and three
+//! files:
 //!
-//! It must not know any service's domain. Start with [`server::serve`], then
-//! [`auth`] for how a backend decides who is calling.
+//! - [`transport`]: how calls arrive and leave: the server bootstrap
+//!   (health, reflection, request spans, graceful shutdown), connection and
+//!   call limits, the body budget, TLS, gRPC-Web, work budgets, and the
+//!   client side (internal calls, balancing over replicas).
+//! - [`storage`]: Postgres: pools with per-schema embedded migrations, the
+//!   transactional outbox, and (behind the `testing` feature) test databases.
+//! - [`observability`]: logs and traces, metrics, log limits, restart with
+//!   backoff.
+//! - [`kernel`]: the values services share: money, order lines, pages, text
+//!   rules, time.
+//! - [`config`] (settings every service shares), [`error`] (field-naming
+//!   errors and how a downstream status maps), [`auth`] (caller identity,
+//!   the service credential, access-token verification).
+//!
+//! Only the kernel speaks of the shop (money, order lines); transport and
+//! storage know no service's domain. Start with [`transport::server::serve`],
+//! then [`auth`] for how a backend decides who is calling.
 
 pub mod auth;
-pub mod balance;
-pub mod body_budget;
-pub mod budget;
-pub mod call_limits;
-pub mod client;
 pub mod config;
-pub mod connection;
-pub mod db;
 pub mod error;
-pub mod log_limit;
-pub mod metrics;
-pub mod money;
-pub mod order_lines;
-pub mod outbox;
-pub mod paging;
-pub mod reflection;
-pub mod restart;
-pub mod server;
-pub mod telemetry;
-pub mod testing;
-pub mod text;
-pub mod time;
-pub mod tls;
-pub mod web;
+pub mod kernel;
+pub mod observability;
+pub mod storage;
+pub mod transport;

@@ -209,7 +209,7 @@ async fn a_renewed_certificate_reaches_new_connections_while_open_ones_carry_on(
     // A broken pair (a key that is not the certificate's) is refused; the
     // last good one stays in service.
     std::fs::write(&key, std::fs::read(first.pair("gateway").1).unwrap()).unwrap();
-    tokio::time::sleep(shop_platform::tls::RELOAD_EVERY * 2).await;
+    tokio::time::sleep(shop_platform::transport::tls::RELOAD_EVERY * 2).await;
     let channel = tls_channel(addr, renewed.client(None)).await.expect("the last good pair still serves");
     list_products(channel).await.unwrap();
 }
@@ -434,7 +434,7 @@ async fn a_renewal_that_is_expired_not_yet_valid_or_drops_a_name_is_refused() {
         let (pem, private) = other_ca.pair(names, from, to);
         std::fs::write(&key, private).unwrap();
         std::fs::write(&cert, pem).unwrap();
-        tokio::time::sleep(shop_platform::tls::RELOAD_EVERY * 2 + Duration::from_millis(500)).await;
+        tokio::time::sleep(shop_platform::transport::tls::RELOAD_EVERY * 2 + Duration::from_millis(500)).await;
         let kept = tls_channel(addr, served_ca.client()).await;
         assert!(kept.is_ok(), "{what}: the served certificate was replaced");
         list_products(kept.unwrap()).await.unwrap();

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use shop_platform::auth::ServiceCredentials;
-use shop_platform::server::Launch;
+use shop_platform::transport::server::Launch;
 use shop_proto::catalog::ListCategoriesRequest;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::identity::GetCurrentUserRequest;

@@ -25,7 +25,7 @@ fn has_line(text: &str, name: &str, parts: &[&str]) -> bool {
 #[tokio::test]
 async fn the_metrics_endpoint_counts_rpcs_errors_latency_pools_and_checkouts() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    shop_platform::metrics::serve(&addr.into()).await.expect("serve metrics");
+    shop_platform::observability::metrics::serve(&addr.into()).await.expect("serve metrics");
     let shop = TestShop::start().await;
     shop.catalog().list_products(ListProductsRequest::default()).await.expect("list");
     shop.catalog().get_product(GetProductRequest { id: 0 }).await.expect_err("id 0 is refused");

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use shop_platform::testing::TestDatabase;
+use shop_platform::storage::testing::TestDatabase;
 use shop_proto::cart::{AddCartItemRequest, CheckoutRequest};
 use shop_proto::identity::LoginRequest;
 use shop_proto::reporting::GetProductSalesReportRequest;

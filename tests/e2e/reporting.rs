@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::Rng as _;
-use shop_platform::server::Launch;
+use shop_platform::transport::server::Launch;
 use shop_proto::catalog::{CreateCategoryRequest, UpdateProductRequest};
 use shop_proto::order::{CancelOrderRequest, OrderStatus, UpdateOrderStatusRequest};
 use shop_proto::reporting::reporting_service_client::ReportingServiceClient;

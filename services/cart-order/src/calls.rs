@@ -1,14 +1,14 @@
 //! Calls to other services: catalog (products, stock) and the order half's
-//! OrderPlacementService, made through `shop_platform::client::Peer`
+//! OrderPlacementService, made through `shop_platform::transport::client::Peer`
 //! (credential, deadline, trace, retries of idempotent calls). This is the
 //! edge where peers' protobuf becomes domain values: their money is parsed
 //! here, once, and a peer that sends a malformed value is a bug (INTERNAL).
 
 use shop_platform::auth::ServiceCredentials;
-use shop_platform::client::{CallContext, CallPolicy, Peer};
-use shop_platform::money::Money;
-use shop_platform::order_lines::{OrderLine, OrderLines};
-use shop_platform::time::from_timestamp;
+use shop_platform::transport::client::{CallContext, CallPolicy, Peer};
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
+use shop_platform::kernel::time::from_timestamp;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::inventory_service_client::InventoryServiceClient;
 use shop_proto::catalog::{BatchGetProductsRequest, ReleaseStockRequest, ReserveLine, ReserveStockRequest};

@@ -2,7 +2,7 @@
 
 use shop_platform::config::ListenAddr;
 
-use crate::domain::faults::Faults;
+use crate::faults::Faults;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Cart-order")]

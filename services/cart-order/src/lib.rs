@@ -21,6 +21,7 @@ mod calls;
 mod config;
 mod domain;
 mod error;
+mod faults;
 mod grpc;
 mod model;
 mod repo;
@@ -28,11 +29,11 @@ mod wire;
 
 use std::time::Duration;
 
-use shop_platform::client::CallPolicy;
+use shop_platform::transport::client::CallPolicy;
 use shop_platform::config::DatabaseConfig;
-use shop_platform::db::Schema;
-use shop_platform::outbox::EventFeed;
-use shop_platform::server::{self, Launch, Running, Services};
+use shop_platform::storage::db::Schema;
+use shop_platform::storage::outbox::EventFeed;
+use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::cart::cart_service_server::CartServiceServer;
 use shop_proto::cart::wishlist_service_server::WishlistServiceServer;
 use shop_proto::order::order_events_service_server::OrderEventsServiceServer;
@@ -42,7 +43,7 @@ use sqlx::PgPool;
 use tonic::service::Routes;
 
 pub use config::CartOrderConfig;
-pub use domain::faults::{Faults, SagaStep};
+pub use faults::{Faults, SagaStep};
 pub use model::OrderBooks;
 
 use crate::domain::cart::Carts;
@@ -78,8 +79,8 @@ pub async fn start(config: &CartOrderConfig, launch: Launch<'_>) -> anyhow::Resu
     let listener = config.listen_addr.bind("cart-order").await?;
     let own_url = format!("http://{}", listener.local_addr()?);
     let (cart_pool, orders_pool) = connect(database, config.db_max_connections).await?;
-    let cart_watch = shop_platform::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA.name);
-    let orders_watch = shop_platform::metrics::watch_pool(orders_pool.clone(), ORDERS_SCHEMA.name);
+    let cart_watch = shop_platform::observability::metrics::watch_pool(cart_pool.clone(), CART_SCHEMA.name);
+    let orders_watch = shop_platform::observability::metrics::watch_pool(orders_pool.clone(), ORDERS_SCHEMA.name);
     let calls = calls::Calls::new(
         &config.catalog_url,
         config.orders_url.as_deref().unwrap_or(&own_url),

@@ -6,8 +6,8 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use shop_platform::error::Invalid;
-use shop_platform::money::Money;
-use shop_platform::order_lines::{OrderLine, OrderLines};
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 64;
 
@@ -35,7 +35,7 @@ pub fn quantity_to_set(raw: i32) -> Result<i32, Invalid> {
 pub fn idempotency_key(raw: &str) -> Result<Option<String>, Invalid> {
     match raw.chars().count() {
         0 => Ok(None),
-        1..=MAX_IDEMPOTENCY_KEY_CHARS => Ok(Some(shop_platform::text::single_line(raw)?.to_owned())),
+        1..=MAX_IDEMPOTENCY_KEY_CHARS => Ok(Some(shop_platform::kernel::text::single_line(raw)?.to_owned())),
         _ => Err(Invalid::new(format!("must be at most {MAX_IDEMPOTENCY_KEY_CHARS} characters"))),
     }
 }

@@ -5,7 +5,7 @@
 //! and `repo`). The domain never sees any of it.
 
 use prost::Message as _;
-use shop_platform::time::timestamp;
+use shop_platform::kernel::time::timestamp;
 use shop_proto::order::order_event::Payload;
 use shop_proto::order::{OrderCancelled, OrderPlaced, OrderStatus, OrderStatusChanged};
 

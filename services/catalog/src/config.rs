@@ -62,7 +62,7 @@ impl CatalogConfig {
         if self.index_dir != default_index_dir() {
             return self.index_dir.clone();
         }
-        let Ok(options) = shop_platform::db::connect_options(database) else {
+        let Ok(options) = shop_platform::storage::db::connect_options(database) else {
             return self.index_dir.clone();
         };
         let name =

@@ -26,10 +26,10 @@ mod repo;
 mod seed;
 mod wire;
 
-use shop_platform::budget::WorkBudget;
-use shop_platform::db::Schema;
-use shop_platform::outbox::EventFeed;
-use shop_platform::server::{self, Launch, Running, Services};
+use shop_platform::transport::budget::WorkBudget;
+use shop_platform::storage::db::Schema;
+use shop_platform::storage::outbox::EventFeed;
+use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
 use shop_proto::catalog::catalog_service_server::CatalogServiceServer;
 use shop_proto::catalog::inventory_service_server::InventoryServiceServer;
@@ -78,7 +78,7 @@ pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result
     let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("catalog").await?;
     let pool = SCHEMA.connect(database, config.db_max_connections).await?;
-    let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
+    let pool_watch = shop_platform::observability::metrics::watch_pool(pool.clone(), SCHEMA.name);
     let feed = EventFeed::new(pool.clone(), repo::outbox::OUTBOX);
     let listener_task = feed.spawn_listener();
     let feed_closing = feed.closing_with(shutdown);

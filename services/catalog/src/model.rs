@@ -6,9 +6,9 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use shop_platform::error::Invalid;
-use shop_platform::money::Money;
-use shop_platform::order_lines::OrderLine;
-use shop_platform::text;
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::order_lines::OrderLine;
+use shop_platform::kernel::text;
 
 /// A product with its category, as every read returns it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -249,7 +249,7 @@ impl ProductField {
             other => {
                 return Err(Invalid::new(format!(
                     "unknown path {}; use title, description, price, stock, category_id, image_url",
-                    shop_platform::text::echo(other)
+                    shop_platform::kernel::text::echo(other)
                 )));
             }
         })
@@ -283,7 +283,7 @@ impl Ordering {
             other => {
                 return Err(Invalid::new(format!(
                     "unknown ordering {}; use price, -price, created_at, -created_at, sold_count, -sold_count, title or -title",
-                    shop_platform::text::echo(other)
+                    shop_platform::kernel::text::echo(other)
                 )));
             }
         })

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use shop_platform::money::Money;
+use shop_platform::kernel::money::Money;
 use sqlx::PgPool;
 
 use crate::domain::categories::{Categories, CategoryFields};

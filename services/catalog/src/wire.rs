@@ -2,7 +2,7 @@
 //! event as `CatalogEventsService` sends it and the outbox stores it, and
 //! what a stored event says about the products it touched.
 
-use shop_platform::order_lines::OrderLine;
+use shop_platform::kernel::order_lines::OrderLine;
 use shop_proto::catalog::catalog_event::Payload;
 use shop_proto::catalog::{
     CatalogEvent, CategoryDeleted, CategoryUpserted, ProductArchived, ProductUpserted, StockLine, StockReleased,

@@ -18,8 +18,8 @@ mod repo;
 use std::time::Duration;
 
 use shop_platform::config::DatabaseConfig;
-use shop_platform::db::Schema;
-use shop_platform::server::{self, Launch, Running, Services};
+use shop_platform::storage::db::Schema;
+use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::identity::identity_service_server::IdentityServiceServer;
 use shop_proto::identity::signing_keys_service_server::SigningKeysServiceServer;
 use tonic::service::Routes;
@@ -75,7 +75,7 @@ pub async fn start(config: &IdentityConfig, launch: Launch<'_>) -> anyhow::Resul
         body_budget: None,
     };
     let running = server::serve(listener, services, server_config, shutdown).await?;
-    let pool_watch = shop_platform::metrics::watch_pool(pool_for_metrics, SCHEMA.name);
+    let pool_watch = shop_platform::observability::metrics::watch_pool(pool_for_metrics, SCHEMA.name);
     Ok(server::with_companions(running, [sweeper, pool_watch]))
 }
 
@@ -91,7 +91,7 @@ pub async fn create_admin(
     password_hash.validate()?;
     let registration = Registration::parse(username, email, password, password, true)?;
     let hasher = PasswordHasher::new(password_hash, 1)?;
-    shop_platform::db::ensure_database(database).await?;
+    shop_platform::storage::db::ensure_database(database).await?;
     let pool = SCHEMA.connect(database, 1).await?;
     Ok(create_user(&pool, &hasher, registration).await?.id)
 }

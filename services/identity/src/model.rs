@@ -232,7 +232,7 @@ impl NewPassword {
         if password.chars().all(|c| c.is_ascii_digit()) {
             return refuse("must not be entirely numeric");
         }
-        if let Err(reason) = shop_platform::text::single_line(password) {
+        if let Err(reason) = shop_platform::kernel::text::single_line(password) {
             return Err(PasswordProblem::Password(reason));
         }
         let lowered = password.trim().to_lowercase();

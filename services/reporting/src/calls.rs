@@ -1,13 +1,13 @@
 //! The event streams reporting reads (catalog's and the order service's
-//! `Subscribe`), through `shop_platform::client::Peer`. This is the edge
+//! `Subscribe`), through `shop_platform::transport::client::Peer`. This is the edge
 //! where their protobuf events become domain changes: money is parsed here,
 //! once, and an event that does not decode stops the consumer (which logs it
 //! and starts over from its checkpoint).
 
 use std::pin::Pin;
 
-use shop_platform::client::Peer;
-use shop_platform::money::Money;
+use shop_platform::transport::client::Peer;
+use shop_platform::kernel::money::Money;
 use shop_proto::StreamEvent;
 use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
 use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
@@ -29,7 +29,7 @@ pub type Changes<C> = Pin<Box<dyn Stream<Item = Result<Stamped<C>, Error>> + Sen
 pub struct Upstream(pub Peer);
 
 fn stamped<E: StreamEvent, C>(event: &E, change: C) -> Stamped<C> {
-    let occurred_at = shop_platform::time::from_timestamp(event.occurred_at());
+    let occurred_at = shop_platform::kernel::time::from_timestamp(event.occurred_at());
     Stamped { sequence: event.sequence(), occurred_at, change }
 }
 

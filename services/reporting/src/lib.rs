@@ -26,9 +26,9 @@ mod repo;
 
 use std::time::Duration;
 
-use shop_platform::client::{CallPolicy, Peer};
-use shop_platform::db::Schema;
-use shop_platform::server::{self, Launch, Running, Services};
+use shop_platform::transport::client::{CallPolicy, Peer};
+use shop_platform::storage::db::Schema;
+use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::reporting::reporting_service_server::ReportingServiceServer;
 use tonic::service::Routes;
 
@@ -51,7 +51,7 @@ pub async fn start(config: &ReportingConfig, launch: Launch<'_>) -> anyhow::Resu
     metrics::describe_gauge!("shop_reporting_checkpoint", "The last event sequence reporting applied, per stream.");
     metrics::describe_gauge!("shop_reporting_lag_seconds", "How old the last event reporting applied was, per stream.");
     let pool = SCHEMA.connect(database, config.db_max_connections).await?;
-    let pool_watch = shop_platform::metrics::watch_pool(pool.clone(), SCHEMA.name);
+    let pool_watch = shop_platform::observability::metrics::watch_pool(pool.clone(), SCHEMA.name);
     // Subscriptions are long-lived streams: no call deadline, no retries
     // (the consumer reconnects with its own backoff).
     let streams = CallPolicy {

@@ -3,8 +3,8 @@
 //! and the report's rows. Every room uses it and it uses none of them.
 
 use chrono::{DateTime, Utc};
-use shop_platform::money::Money;
-use shop_platform::paging::Page;
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::paging::Page;
 
 /// A change from one of the streams, with its place in the stream.
 #[derive(Debug, Clone)]

@@ -4,6 +4,5 @@
 //! The values they work on, and each value's rules, are in `crate::model`.
 
 pub mod cart;
-pub mod faults;
 pub mod orders;
 pub mod placement;

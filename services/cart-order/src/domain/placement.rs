@@ -14,13 +14,13 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use shop_platform::client::CallContext;
-use shop_platform::order_lines::OrderLines;
+use shop_platform::transport::client::CallContext;
+use shop_platform::kernel::order_lines::OrderLines;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::calls::Calls;
-use crate::domain::faults::{Faults, SagaStep};
+use crate::faults::{Faults, SagaStep};
 use crate::error::Error;
 use crate::model::{Event, Order, Status};
 use crate::repo;

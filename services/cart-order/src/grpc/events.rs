@@ -1,4 +1,4 @@
-use shop_platform::outbox::EventFeed;
+use shop_platform::storage::outbox::EventFeed;
 use shop_proto::order::order_events_service_server::OrderEventsService;
 use shop_proto::order::{OrderEvent, SubscribeOrderEventsRequest};
 use tonic::codegen::BoxStream;

@@ -13,7 +13,7 @@ pub use orders::OrderApi;
 pub use placement::PlacementApi;
 
 use shop_platform::auth::{Caller, ServiceCredentials};
-use shop_platform::client::CallContext;
+use shop_platform::transport::client::CallContext;
 use tonic::{Request, Status};
 
 use crate::domain::cart::Carts;

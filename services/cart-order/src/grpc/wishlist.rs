@@ -1,4 +1,4 @@
-use shop_platform::time::timestamp;
+use shop_platform::kernel::time::timestamp;
 use shop_proto::cart::wishlist_service_server::WishlistService;
 use shop_proto::cart::{AddToWishlistRequest, GetWishlistRequest, RemoveFromWishlistRequest, Wishlist};
 use shop_proto::catalog::{Category, Product};

@@ -1,6 +1,6 @@
 //! The cart schema's SQL: carts, wishlists, and which orders' lines left their cart.
 
-use shop_platform::order_lines::OrderLine;
+use shop_platform::kernel::order_lines::OrderLine;
 use sqlx::PgConnection;
 
 use crate::error::Error;

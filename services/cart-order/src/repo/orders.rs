@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use shop_platform::money::Money;
-use shop_platform::order_lines::{OrderLine, OrderLines};
-use shop_platform::outbox::Outbox;
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
+use shop_platform::storage::outbox::Outbox;
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 
 use crate::error::Error;

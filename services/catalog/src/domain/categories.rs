@@ -79,7 +79,7 @@ impl Categories {
     }
 
     pub async fn category_by_slug(&self, slug: &str) -> Result<Category, Error> {
-        let not_found = || Error::NotFound(format!("category {}", shop_platform::text::echo(slug)));
+        let not_found = || Error::NotFound(format!("category {}", shop_platform::kernel::text::echo(slug)));
         // What is not a slug names no category; no need to ask.
         let slug = Slug::parse(slug).map_err(|_| not_found())?;
         repo::categories::find_by_slug(&mut *self.pool.acquire().await?, slug.as_str()).await?.ok_or_else(not_found)

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use shop_platform::order_lines::{OrderLine, OrderLines};
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 use sqlx::PgPool;
 
 use crate::error::Error;

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
-use shop_platform::budget::WorkBudget;
-use shop_platform::paging::Page;
+use shop_platform::transport::budget::WorkBudget;
+use shop_platform::kernel::paging::Page;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
@@ -295,7 +295,7 @@ struct Indexer {
 
 impl Indexer {
     async fn run(self) {
-        shop_platform::restart::keep_running("search indexer", || async {
+        shop_platform::observability::restart::keep_running("search indexer", || async {
             let stopped = self.keep_up().await;
             if stopped.is_err() {
                 // What was added and not committed must not come in with the next commit.

@@ -3,7 +3,7 @@
 //! search index holds it.
 
 use shop_platform::error::Invalid;
-use shop_platform::paging::Page;
+use shop_platform::kernel::paging::Page;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::listing::Listings;

@@ -1,7 +1,7 @@
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::error::Invalid;
-use shop_platform::money::Money;
-use shop_platform::paging::{Page, PageProblem};
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::paging::{Page, PageProblem};
 use shop_proto::catalog::catalog_service_server::CatalogService;
 use shop_proto::catalog::get_category_request::Key;
 use shop_proto::catalog::{
@@ -219,7 +219,7 @@ impl CatalogService for CatalogApi {
         let mask = mask_paths(req.update_mask.as_ref()).to_vec();
         for path in &mask {
             if path != "name" && path != "slug" {
-                let reason = Invalid::new(format!("unknown path {}; use name, slug", shop_platform::text::echo(path)));
+                let reason = Invalid::new(format!("unknown path {}; use name, slug", shop_platform::kernel::text::echo(path)));
                 return Err(Error::field("update_mask")(reason).into());
             }
         }

@@ -1,4 +1,4 @@
-use shop_platform::outbox::EventFeed;
+use shop_platform::storage::outbox::EventFeed;
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsService;
 use shop_proto::catalog::{CatalogEvent, SubscribeCatalogEventsRequest};
 use tonic::codegen::BoxStream;

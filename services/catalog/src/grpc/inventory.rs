@@ -4,7 +4,7 @@ use shop_proto::catalog::{
 };
 use tonic::{Request, Response, Status};
 
-use shop_platform::order_lines::{OrderLine, OrderLines};
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 
 use crate::domain::inventory::Inventory;
 use crate::error::Error;

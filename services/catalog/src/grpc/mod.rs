@@ -8,7 +8,7 @@ pub use catalog::CatalogApi;
 pub use events::CatalogEventsApi;
 pub use inventory::InventoryApi;
 
-use shop_platform::time::timestamp;
+use shop_platform::kernel::time::timestamp;
 use shop_proto::catalog::{Category, Product, ReservedLine};
 
 use crate::model;

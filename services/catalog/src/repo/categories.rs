@@ -1,4 +1,4 @@
-use shop_platform::db::{OnConstraint as _, constraint};
+use shop_platform::storage::db::{OnConstraint as _, constraint};
 use sqlx::PgConnection;
 
 use crate::error::Error;

@@ -1,8 +1,8 @@
-//! Catalog's outbox (see `shop_platform::outbox`): events are stored as the
+//! Catalog's outbox (see `shop_platform::storage::outbox`): events are stored as the
 //! stream's protobuf messages, the form `CatalogEventsService` sends (that
 //! form is [`crate::wire`]'s).
 
-use shop_platform::outbox::Outbox;
+use shop_platform::storage::outbox::Outbox;
 use shop_proto::catalog::CatalogEvent;
 use sqlx::PgConnection;
 

@@ -326,7 +326,7 @@ impl SearchIndex {
             must.push(Box::new(TermQuery::new(term, IndexRecordOption::Basic)));
         }
         if filter.min_price.is_some() || filter.max_price.is_some() {
-            let bound = |price: Option<shop_platform::money::Money>| match price {
+            let bound = |price: Option<shop_platform::kernel::money::Money>| match price {
                 Some(price) => Bound::Included(Term::from_field_i64(fields.price_cents, price.cents())),
                 None => Bound::Unbounded,
             };
@@ -513,7 +513,7 @@ mod tests {
             id,
             title: format!("Lamp {id}"),
             description: "brass".into(),
-            price: shop_platform::money::Money::parse("9.99").unwrap(),
+            price: shop_platform::kernel::money::Money::parse("9.99").unwrap(),
             stock: 1,
             image_url: String::new(),
             category_id: 1,

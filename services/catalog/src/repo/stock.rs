@@ -2,8 +2,8 @@
 //! still sold), changed by reservations and releases.
 
 use rust_decimal::Decimal;
-use shop_platform::money::Money;
-use shop_platform::order_lines::{OrderLine, OrderLines};
+use shop_platform::kernel::money::Money;
+use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 use sqlx::PgConnection;
 
 use crate::error::Error;

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::model;
 use shop_platform::error::FieldRefusal as _;
 
-use shop_platform::time::timestamp;
+use shop_platform::kernel::time::timestamp;
 
 pub struct IdentityApi {
     accounts: Accounts,

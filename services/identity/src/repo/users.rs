@@ -1,4 +1,4 @@
-use shop_platform::db::constraint;
+use shop_platform::storage::db::constraint;
 use sqlx::PgConnection;
 
 use crate::error::Error;

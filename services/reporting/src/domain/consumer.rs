@@ -88,10 +88,10 @@ impl Source for OrderStream {
 /// held elsewhere) it waits with backoff and starts over.
 pub fn spawn<S: Source>(source: S, pool: PgPool, policy: ConsumerPolicy) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut waits = shop_platform::restart::backoff_up_to(policy.retry_max);
+        let mut waits = shop_platform::observability::restart::backoff_up_to(policy.retry_max);
         loop {
             match consume(&source, &pool, policy).await {
-                Ok(Progress::Applied) => waits = shop_platform::restart::backoff_up_to(policy.retry_max),
+                Ok(Progress::Applied) => waits = shop_platform::observability::restart::backoff_up_to(policy.retry_max),
                 Ok(Progress::LockHeldElsewhere) => {}
                 Err(error) => {
                     tracing::warn!(

@@ -21,9 +21,9 @@ impl Reports {
         // A slug with control characters can name no category (and could
         // not even be looked up: Postgres stores no NUL).
         if let Some(slug) = &query.category
-            && (shop_platform::text::single_line(slug).is_err() || !repo::category_exists(&mut conn, slug).await?)
+            && (shop_platform::kernel::text::single_line(slug).is_err() || !repo::category_exists(&mut conn, slug).await?)
         {
-            return Err(Error::NotFound(format!("category {}", shop_platform::text::echo(slug))));
+            return Err(Error::NotFound(format!("category {}", shop_platform::kernel::text::echo(slug))));
         }
         let slug = query.category.as_deref();
         let total_count = repo::count(&mut conn, slug.unwrap_or(""), query.exclude_unsold).await?;

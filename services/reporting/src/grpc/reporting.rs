@@ -1,7 +1,7 @@
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::error::Invalid;
-use shop_platform::paging::{Page, PageProblem};
-use shop_platform::time::timestamp;
+use shop_platform::kernel::paging::{Page, PageProblem};
+use shop_platform::kernel::time::timestamp;
 use shop_proto::reporting::reporting_service_server::ReportingService;
 use shop_proto::reporting::{GetProductSalesReportRequest, GetProductSalesReportResponse, ProductSalesRow, ReportSort};
 use tonic::{Request, Response, Status};

@@ -35,7 +35,7 @@ use tokio_stream::{Stream, StreamExt as _};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tonic::transport::server::{Connected, TcpConnectInfo};
 
-use crate::log_limit::LogLimit;
+use crate::observability::log_limit::LogLimit;
 
 /// The HTTP/2 client preface (24 bytes) and the SETTINGS frame header after it.
 const PREFACE_BYTES: usize = 24 + 9;
@@ -64,7 +64,7 @@ pub struct ConnectionState {
     opened: Instant,
     /// Whether the TLS handshake (if any) and the HTTP/2 preface are done.
     established: AtomicBool,
-    /// What its unfinished request bodies may hold (see [`crate::body_budget`]).
+    /// What its unfinished request bodies may hold (see [`crate::transport::body_budget`]).
     body_bytes: OnceLock<Arc<Semaphore>>,
 }
 

@@ -157,12 +157,12 @@ pub async fn ensure_schema(config: &DatabaseConfig, schema: &str) -> anyhow::Res
 
 /// One service's schema: its name, its own embedded migrations, and the
 /// outbox it publishes events from, if any (whose tables
-/// [`crate::outbox`] defines, once for every schema).
+/// [`crate::storage::outbox`] defines, once for every schema).
 #[derive(Debug, Clone, Copy)]
 pub struct Schema {
     pub name: &'static str,
     pub migrator: &'static Migrator,
-    pub outbox: Option<crate::outbox::Outbox>,
+    pub outbox: Option<crate::storage::outbox::Outbox>,
 }
 
 impl Schema {
@@ -189,7 +189,7 @@ impl<'s> MigrationSource<'s> for SchemaMigrations {
     fn resolve(self) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
         let mut migrations: Vec<Migration> = self.0.migrator.iter().cloned().collect();
         if self.0.outbox.is_some() {
-            migrations.extend(crate::outbox::migrations());
+            migrations.extend(crate::storage::outbox::migrations());
         }
         migrations.sort_by_key(|migration| migration.version);
         Box::pin(async move { Ok(migrations) })

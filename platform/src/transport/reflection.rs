@@ -77,14 +77,14 @@ impl Index {
     fn file(&self, name: &str) -> Answer {
         match self.files.get(name) {
             Some(raw) => Answer::Files(vec![raw.to_vec()]),
-            None => Answer::NotFound(format!("file {} not found", crate::text::echo(name))),
+            None => Answer::NotFound(format!("file {} not found", crate::kernel::text::echo(name))),
         }
     }
 
     fn symbol(&self, name: &str) -> Answer {
         match self.symbols.get(name) {
             Some(raw) => Answer::Files(vec![raw.to_vec()]),
-            None => Answer::NotFound(format!("symbol {} not found", crate::text::echo(name))),
+            None => Answer::NotFound(format!("symbol {} not found", crate::kernel::text::echo(name))),
         }
     }
 }

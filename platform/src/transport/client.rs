@@ -37,7 +37,7 @@ const MAX_ANSWER_HEADER_LIST_BYTES: u32 = 256 * 1024;
 ///
 /// A URL whose host is a name (not an IP address) gets a channel over every
 /// address the name resolves to, looked up again every few seconds
-/// ([`crate::balance`]): replicas behind one name share the calls.
+/// ([`crate::transport::balance`]): replicas behind one name share the calls.
 ///
 /// With `tls` (internal TLS) the connection is TLS whatever the URL's scheme
 /// says, and the server's certificate must name the URL's host.
@@ -73,11 +73,11 @@ pub fn lazy_channel(
         let endpoint = Endpoint::from_shared(format!("{scheme}://{addr}")).expect("an address makes a valid URL");
         settings(endpoint).expect("checked when the channel was made")
     };
-    Ok(crate::balance::balanced(
+    Ok(crate::transport::balance::balanced(
         host.to_owned(),
         port,
-        crate::balance::system_lookup(),
-        crate::balance::RESOLVE_EVERY,
+        crate::transport::balance::system_lookup(),
+        crate::transport::balance::RESOLVE_EVERY,
         replica,
     ))
 }
@@ -213,7 +213,7 @@ impl Peer {
         request.set_timeout(left);
         // This call's span is the parent when tracing; else the incoming
         // trace context goes on as it came.
-        if !crate::telemetry::inject_into_metadata(request.metadata_mut()) {
+        if !crate::observability::telemetry::inject_into_metadata(request.metadata_mut()) {
             for (name, value) in &context.trace {
                 request.metadata_mut().insert(*name, value.clone());
             }

@@ -106,7 +106,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let client = crate::client::incoming_timeout(request.headers());
+        let client = crate::transport::client::incoming_timeout(request.headers());
         let server = (!self.layer.long_lived.contains(request.uri().path())).then_some(self.layer.max);
         let budget = match (client, server) {
             (Some(client), Some(server)) => Some(client.min(server)),

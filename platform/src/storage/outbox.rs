@@ -2,7 +2,7 @@
 //! every service that publishes an ordered event stream. Each such schema has
 //! an `outbox` table and a one-row `outbox_head`, defined here once
 //! ([`migrations`]) and added to the schema's own migrations by
-//! [`crate::db::connect`].
+//! [`crate::storage::db::connect`].
 //!
 //! [`Outbox::append`] runs inside the writing transaction, so an event commits
 //! with its change or not at all. Numbers come from `outbox_head`, whose row
@@ -134,7 +134,7 @@ impl Outbox {
         rows.into_iter()
             .map(|(sequence, occurred_at, payload)| {
                 let mut event = E::decode(payload.as_slice()).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-                event.stamp(sequence, crate::time::timestamp(occurred_at));
+                event.stamp(sequence, crate::kernel::time::timestamp(occurred_at));
                 Ok(event)
             })
             .collect()
@@ -203,7 +203,7 @@ impl<E: StreamEvent> EventFeed<E> {
     pub fn spawn_listener(&self) -> JoinHandle<()> {
         let feed = self.clone();
         tokio::spawn(async move {
-            crate::restart::keep_running("event listener", || async {
+            crate::observability::restart::keep_running("event listener", || async {
                 let lost = feed.listen().await;
                 // Whatever was missed meanwhile, subscribers re-read from their cursor.
                 feed.wake.notify_waiters();

@@ -10,7 +10,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::OnceCell;
 
 use crate::config::DatabaseConfig;
-use crate::db::Schema;
+use crate::storage::db::Schema;
 
 /// The server tests use: `SHOP_TEST_DATABASE_URL`, else the local Postgres.
 pub fn server_url() -> String {

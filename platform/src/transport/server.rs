@@ -2,8 +2,8 @@
 //! [`crate::config::ListenAddr::bind`] (port 0 lets the OS pick), report the
 //! real address, serve the given routes plus
 //! `grpc.health.v1` and reflection (v1 and v1alpha), one tracing span per RPC,
-//! the limits on connections ([`crate::connection`]) and on calls
-//! ([`crate::call_limits`]), and a graceful stop when `shutdown` resolves.
+//! the limits on connections ([`crate::transport::connection`]) and on calls
+//! ([`crate::transport::call_limits`]), and a graceful stop when `shutdown` resolves.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -22,9 +22,9 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::ServiceCredentials;
-use crate::call_limits::CallLimitsLayer;
+use crate::transport::call_limits::CallLimitsLayer;
 use crate::config::{DatabaseConfig, ServerConfig};
-use crate::connection::ConnectionGuardLayer;
+use crate::transport::connection::ConnectionGuardLayer;
 
 /// A client that does not answer a keep-alive ping within this is gone.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -69,13 +69,13 @@ pub struct Services {
     /// index): until then health answers NOT_SERVING. `None`: ready at once.
     pub warm_up: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
     /// TLS on the server's port (`None`: plaintext).
-    pub tls: Option<crate::tls::ServerTls>,
+    pub tls: Option<crate::transport::tls::ServerTls>,
     /// gRPC-Web (and HTTP/1.1) beside native gRPC: the gateway's, for browsers.
-    pub web: Option<crate::web::WebAccess>,
+    pub web: Option<crate::transport::web::WebAccess>,
     /// What unfinished request bodies may hold (the gateway's, for its
     /// clients; backends hear only from Shop's own services, whose calls the
     /// gateway has already counted).
-    pub body_budget: Option<crate::body_budget::BodyBudget>,
+    pub body_budget: Option<crate::transport::body_budget::BodyBudget>,
 }
 
 /// Serves `services` on `listener` until `shutdown` resolves.
@@ -104,12 +104,12 @@ pub async fn serve(
         let _ = ready_sender.send(true);
     });
 
-    let reflection = Arc::new(crate::reflection::Index::new(&descriptors_serving(&services.names)?, &services.names));
+    let reflection = Arc::new(crate::transport::reflection::Index::new(&descriptors_serving(&services.names)?, &services.names));
     let routes = services
         .routes
         .add_service(health_service)
-        .add_service(crate::reflection::v1::service(reflection.clone()))
-        .add_service(crate::reflection::v1alpha::service(reflection));
+        .add_service(crate::transport::reflection::v1::service(reflection.clone()))
+        .add_service(crate::transport::reflection::v1alpha::service(reflection));
 
     let server = services.server;
     let mut builder = Server::builder()
@@ -132,7 +132,7 @@ pub async fn serve(
                 trace_id = tracing::field::Empty,
                 user_id = tracing::field::Empty,
             );
-            if let Some(trace_id) = crate::telemetry::join_trace(&span, request.headers()) {
+            if let Some(trace_id) = crate::observability::telemetry::join_trace(&span, request.headers()) {
                 span.record("trace_id", trace_id);
             }
             span
@@ -144,11 +144,11 @@ pub async fn serve(
     builder = builder.accept_http1(services.web.is_some());
     let accepted = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
     let acceptor = services.tls.as_ref().map(|tls| tls.acceptor().clone());
-    let incoming = crate::connection::guard(accepted, acceptor, config.connection_limits(), server);
-    let web = crate::web::WebLayer::new(services.web);
+    let incoming = crate::transport::connection::guard(accepted, acceptor, config.connection_limits(), server);
+    let web = crate::transport::web::WebLayer::new(services.web);
     let reloader = services.tls.map(|tls| tls.spawn_reloader(server));
     let call_limits = CallLimitsLayer::new(Duration::from_secs(config.request_timeout_secs.max(1)));
-    let body_budget = crate::body_budget::BodyBudgetLayer::new(
+    let body_budget = crate::transport::body_budget::BodyBudgetLayer::new(
         services.body_budget,
         Duration::from_secs(config.request_timeout_secs.max(1)),
     );
@@ -161,7 +161,7 @@ pub async fn serve(
             .layer(ConnectionGuardLayer)
             .layer(body_budget)
             .layer(RequestIdLayer)
-            .layer(crate::metrics::RpcMetricsLayer { server })
+            .layer(crate::observability::metrics::RpcMetricsLayer { server })
             .layer(call_limits)
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, async move {

@@ -30,7 +30,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 use tonic::Status;
 
-use crate::connection::{ClientKey, ConnectionInfo};
+use crate::transport::connection::{ClientKey, ConnectionInfo};
 
 /// What unfinished request bodies may hold, and for how long one may idle.
 #[derive(Debug, Clone, Copy)]
@@ -437,7 +437,7 @@ where
         let connection = info.as_ref().map(|info| info.state.body_allowance(limits.per_connection_bytes));
         let address =
             info.as_ref().and_then(|info| info.tcp.remote_addr()).map(|addr| budget.address(ClientKey::of(addr.ip())));
-        let life = crate::client::incoming_timeout(request.headers())
+        let life = crate::transport::client::incoming_timeout(request.headers())
             .map_or(self.layer.max_call, |client| client.min(self.layer.max_call));
         let failure = BodyFailure::default();
         let (mut parts, body) = request.into_parts();
