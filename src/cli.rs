@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use secrecy::{ExposeSecret as _, SecretString};
 use shop_identity::PasswordHashConfig;
 use shop_platform::config::DatabaseConfig;
+use shop_platform::observability::telemetry::LogFormat;
 
 use crate::{ServiceName, SuiteConfig};
 
@@ -148,7 +149,8 @@ impl Cli {
 /// not with its value (`NAME=` read as "set to empty", and a value may be
 /// a secret).
 fn readable(command: clap::Command) -> clap::Command {
-    let command = command.mut_args(|arg| {
+    let settings = command.get_arguments().filter(|arg| arg.get_env().is_some()).count();
+    let mut command = command.mut_args(|arg| {
         let arg = arg.hide_env_values(true);
         match arg.get_help().map(ToString::to_string) {
             Some(full) => {
@@ -158,9 +160,35 @@ fn readable(command: clap::Command) -> clap::Command {
             None => arg,
         }
     });
+    // `shop up -h` and `shop serve -h` show what a first run touches; the
+    // rest of their settings (every limit of every service) wait in --help.
+    if settings > FIRST_RUN.len() * 2 {
+        command = command
+            .mut_args(|arg| {
+                let first_run = FIRST_RUN.contains(&arg.get_id().as_str());
+                if arg.get_env().is_some() && !first_run { arg.hide_short_help(true) } else { arg }
+            })
+            .after_help(format!(
+                "These are the settings a first run touches. `--help` shows all {settings}, each an env var; \
+                 docs/CONFIGURATION.md explains them."
+            ));
+    }
     let names: Vec<String> = command.get_subcommands().map(|sub| sub.get_name().to_owned()).collect();
     names.into_iter().fold(command, |command, name| command.mut_subcommand(name, readable))
 }
+
+/// The settings `-h` shows for `up` and `serve`: where the database and the
+/// gateway are, how long a token lasts (the walkthrough sets it), TLS at
+/// the gateway, the service token (`shop serve`) and metrics.
+const FIRST_RUN: &[&str] = &[
+    "database-url",
+    "gateway-addr",
+    "identity-access-token-ttl-secs",
+    "gateway-tls-cert-file",
+    "gateway-tls-key-file",
+    "service-token",
+    "metrics-addr",
+];
 
 /// Up to the first ". ", ";" or ":" that ends a clause, or all of `text`.
 fn first_sentence(text: &str) -> String {
@@ -221,71 +249,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => "shop".to_owned(),
     };
     // Kept to the end: dropping it flushes the spans not exported yet.
-    let log_format = shop_platform::observability::telemetry::LogFormat::from_env()?;
+    let log_format = LogFormat::from_env()?;
     let _telemetry = shop_platform::observability::telemetry::init(&service_name, log_format);
     match cli.command {
-        Command::Up(mut config) => {
-            // Someone at a terminal wants to hear soon that Postgres is not
-            // there; containers and services wait longer for it to start.
-            let retry_set = std::env::var_os("SHOP_DB_CONNECT_RETRY_SECS").is_some()
-                || std::env::args().any(|arg| arg.starts_with("--db-connect-retry-secs"));
-            if std::io::stderr().is_terminal() && !retry_set {
-                config.database.connect_retry_secs = UP_ON_A_TERMINAL_CONNECT_RETRY_SECS;
-            }
-            if let Some(addr) = &config.metrics.addr {
-                shop_platform::observability::metrics::serve(addr).await?;
-            }
-            let speaks = match (&config.gateway.tls_cert_file, &config.gateway.tls_client_ca_file) {
-                (None, _) => "plaintext gRPC and gRPC-Web",
-                (Some(_), None) => "gRPC and gRPC-Web over TLS",
-                (Some(_), Some(_)) => "gRPC and gRPC-Web over TLS, client certificates required",
-            };
-            let inside =
-                if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
-            let suite = crate::up(*config, shop_platform::transport::server::shutdown_signal()).await?;
-            announce(log_format, &format!("Shop is up. Gateway: {} ({speaks}{inside})", suite.gateway_addr));
-            tracing::info!(
-                gateway = %suite.gateway_addr,
-                identity = %suite.identity_addr,
-                catalog = %suite.catalog_addr,
-                cart_order = %suite.cart_order_addr,
-                reporting = %suite.reporting_addr,
-                "all services listening"
-            );
-            suite.wait().await
-        }
-        Command::Serve { service, config } => {
-            if let Some(addr) = &config.metrics.addr {
-                shop_platform::observability::metrics::serve(addr).await?;
-            }
-            let running = crate::serve(service, *config, shop_platform::transport::server::shutdown_signal()).await?;
-            tracing::info!(service = ?service, addr = %running.addr, "listening");
-            running.task.await.context("server task panicked")?
-        }
-        Command::Seed { products, categories, database } => {
-            shop_platform::storage::db::ensure_database(&database).await?;
-            let pool = shop_catalog::SCHEMA.connect(&database, 4).await?;
-            let mut progress = SeedProgress::new();
-            let seeded = shop_catalog::seed(&pool, products, categories, |written, missing| {
-                progress.show(written, missing);
-            })
-            .await?;
-            progress.bar.finish_and_clear();
-            announce(
-                log_format,
-                &format!(
-                    "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products){}.",
-                    seeded.categories_added,
-                    seeded.products_added,
-                    progress.started.elapsed().as_secs_f64(),
-                    match seeded.categories_passed_over {
-                        0 => String::new(),
-                        n => format!("; {n} category names were taken already and passed over"),
-                    }
-                ),
-            );
-            Ok(())
-        }
+        Command::Up(config) => up(*config, log_format).await,
+        Command::Serve { service, config } => serve(service, *config).await,
+        Command::Seed { products, categories, database } => seed(products, categories, &database, log_format).await,
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Migrate { database } => {
             crate::migrate(&database).await?;
@@ -293,12 +262,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Healthcheck { addr, service, timeout_secs, tls, internal } => {
-            let tls = tls.or_internal(internal.files()?.as_ref());
-            let status =
-                crate::healthcheck(&addr, &service, std::time::Duration::from_secs(timeout_secs), &tls).await?;
-            println!("{addr}: {status}");
-            anyhow::ensure!(status == "SERVING", "{addr} is not serving");
-            Ok(())
+            healthcheck(&addr, &service, timeout_secs, tls, &internal).await
         }
         Command::Certs { dir, names } => {
             let made = crate::certs::make(&dir, &names)?;
@@ -306,29 +270,128 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             announce(log_format, &format!("{}: throwaway CA and certificates {what}", dir.display()));
             Ok(())
         }
-        Command::InitSecrets { dir, from } => {
-            // Made always (cheap), so TLS is a switch in the services' settings.
-            let tls = dir.join(crate::secrets::TLS_DIR);
-            let given = from.as_deref().map(|from| from.join(crate::secrets::TLS_DIR));
-            let outcome = crate::secrets::init_tls(&tls, given.as_deref())?;
-            announce(log_format, &format!("{}: TLS certificates {}", tls.display(), outcome.describe()));
-            for (name, outcome) in crate::secrets::init(&dir, from.as_deref())? {
-                announce(log_format, &format!("{}: {}", dir.join(name).display(), outcome.describe()));
-            }
-            Ok(())
-        }
+        Command::InitSecrets { dir, from } => init_secrets(&dir, from.as_deref(), log_format),
         Command::CreateAdmin { username, email, database, password_hash } => {
-            // Deliberately not a clap argument: a flag would put it in argv.
-            let password = match std::env::var(ADMIN_PASSWORD_ENV) {
-                Ok(password) if !password.is_empty() => SecretString::from(password),
-                _ => read_password()?,
-            };
-            let id =
-                crate::create_admin(&database, &password_hash, &username, &email, password.expose_secret()).await?;
-            announce(log_format, &format!("Created admin {username} (id {id})."));
-            Ok(())
+            create_admin(&username, &email, &database, &password_hash, log_format).await
         }
     }
+}
+
+/// `shop up`: the suite in this process, until Ctrl-C or SIGTERM.
+async fn up(mut config: SuiteConfig, log_format: LogFormat) -> anyhow::Result<()> {
+    // Someone at a terminal wants to hear soon that Postgres is not there;
+    // containers and services wait longer for it to start.
+    let retry_set = std::env::var_os("SHOP_DB_CONNECT_RETRY_SECS").is_some()
+        || std::env::args().any(|arg| arg.starts_with("--db-connect-retry-secs"));
+    if std::io::stderr().is_terminal() && !retry_set {
+        config.database.connect_retry_secs = UP_ON_A_TERMINAL_CONNECT_RETRY_SECS;
+    }
+    if let Some(addr) = &config.metrics.addr {
+        shop_platform::observability::metrics::serve(addr).await?;
+    }
+    let speaks = what_the_gateway_speaks(&config);
+    let suite = crate::up(config, shop_platform::transport::server::shutdown_signal()).await?;
+    announce(log_format, &format!("Shop is up. Gateway: {} ({speaks})", suite.gateway_addr));
+    tracing::info!(
+        gateway = %suite.gateway_addr,
+        identity = %suite.identity_addr,
+        catalog = %suite.catalog_addr,
+        cart_order = %suite.cart_order_addr,
+        reporting = %suite.reporting_addr,
+        "all services listening"
+    );
+    suite.wait().await
+}
+
+/// "plaintext gRPC and gRPC-Web", "… over TLS; mutual TLS inside", …
+fn what_the_gateway_speaks(config: &SuiteConfig) -> String {
+    let edge = match (&config.gateway.tls_cert_file, &config.gateway.tls_client_ca_file) {
+        (None, _) => "plaintext gRPC and gRPC-Web",
+        (Some(_), None) => "gRPC and gRPC-Web over TLS",
+        (Some(_), Some(_)) => "gRPC and gRPC-Web over TLS, client certificates required",
+    };
+    let inside = if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
+    format!("{edge}{inside}")
+}
+
+/// `shop serve <service>`: one service alone, until SIGTERM.
+async fn serve(service: ServiceName, config: SuiteConfig) -> anyhow::Result<()> {
+    if let Some(addr) = &config.metrics.addr {
+        shop_platform::observability::metrics::serve(addr).await?;
+    }
+    let running = crate::serve(service, config, shop_platform::transport::server::shutdown_signal()).await?;
+    tracing::info!(service = ?service, addr = %running.addr, "listening");
+    running.task.await.context("server task panicked")?
+}
+
+/// `shop seed`: what is missing of the targets, with progress on the way.
+async fn seed(products: u64, categories: u64, database: &DatabaseConfig, log_format: LogFormat) -> anyhow::Result<()> {
+    shop_platform::storage::db::ensure_database(database).await?;
+    let pool = shop_catalog::SCHEMA.connect(database, 4).await?;
+    let mut progress = SeedProgress::new();
+    let seeded =
+        shop_catalog::seed(&pool, products, categories, |written, missing| progress.show(written, missing)).await?;
+    progress.bar.finish_and_clear();
+    let passed_over = match seeded.categories_passed_over {
+        0 => String::new(),
+        n => format!("; {n} category names were taken already and passed over"),
+    };
+    announce(
+        log_format,
+        &format!(
+            "Seeded {} categories and {} products in {:.1} s (targets: {categories} categories, {products} products){passed_over}.",
+            seeded.categories_added,
+            seeded.products_added,
+            progress.started.elapsed().as_secs_f64(),
+        ),
+    );
+    Ok(())
+}
+
+/// `shop healthcheck`: exits 0 when the server answers SERVING.
+async fn healthcheck(
+    addr: &str,
+    service: &str,
+    timeout_secs: u64,
+    tls: crate::ClientTlsArgs,
+    internal: &shop_platform::config::InternalTlsConfig,
+) -> anyhow::Result<()> {
+    let tls = tls.or_internal(internal.files()?.as_ref());
+    let status = crate::healthcheck(addr, service, std::time::Duration::from_secs(timeout_secs), &tls).await?;
+    println!("{addr}: {status}");
+    anyhow::ensure!(status == "SERVING", "{addr} is not serving");
+    Ok(())
+}
+
+/// `shop init-secrets`: what a cluster needs, made where missing.
+fn init_secrets(dir: &std::path::Path, from: Option<&std::path::Path>, log_format: LogFormat) -> anyhow::Result<()> {
+    // Made always (cheap), so TLS is a switch in the services' settings.
+    let tls = dir.join(crate::secrets::TLS_DIR);
+    let given = from.map(|from| from.join(crate::secrets::TLS_DIR));
+    let outcome = crate::secrets::init_tls(&tls, given.as_deref())?;
+    announce(log_format, &format!("{}: TLS certificates {}", tls.display(), outcome.describe()));
+    for (name, outcome) in crate::secrets::init(dir, from)? {
+        announce(log_format, &format!("{}: {}", dir.join(name).display(), outcome.describe()));
+    }
+    Ok(())
+}
+
+/// `shop create-admin`: the first admin, its password never from argv.
+async fn create_admin(
+    username: &str,
+    email: &str,
+    database: &DatabaseConfig,
+    password_hash: &PasswordHashConfig,
+    log_format: LogFormat,
+) -> anyhow::Result<()> {
+    // Deliberately not a clap argument: a flag would put it in argv.
+    let password = match std::env::var(ADMIN_PASSWORD_ENV) {
+        Ok(password) if !password.is_empty() => SecretString::from(password),
+        _ => read_password()?,
+    };
+    let id = crate::create_admin(database, password_hash, username, email, password.expose_secret()).await?;
+    announce(log_format, &format!("Created admin {username} (id {id})."));
+    Ok(())
 }
 
 /// `shop seed`'s progress toward what is missing: a bar on a terminal, else a
@@ -376,10 +439,10 @@ impl SeedProgress {
 
 /// A line for the person running the command: on standard output, or, when
 /// logs are JSON, as a log line (so that every line is JSON).
-fn announce(format: shop_platform::observability::telemetry::LogFormat, message: &str) {
+fn announce(format: LogFormat, message: &str) {
     match format {
-        shop_platform::observability::telemetry::LogFormat::Json => tracing::info!("{message}"),
-        shop_platform::observability::telemetry::LogFormat::Text => println!("{message}"),
+        LogFormat::Json => tracing::info!("{message}"),
+        LogFormat::Text => println!("{message}"),
     }
 }
 
@@ -401,6 +464,21 @@ mod tests {
     use clap::CommandFactory as _;
 
     use super::*;
+
+    #[test]
+    fn short_help_fits_a_screen_and_long_help_lists_every_setting() {
+        let mut command = readable(Cli::command());
+        for name in ["up", "serve"] {
+            let sub = command.find_subcommand_mut(name).unwrap();
+            let short = sub.render_help().to_string();
+            assert!(short.lines().count() <= 80, "`shop {name} -h` is {} lines:\n{short}", short.lines().count());
+            assert!(short.contains("SHOP_GATEWAY_ADDR") && short.contains("DATABASE_URL"), "{short}");
+            let long = sub.render_long_help().to_string();
+            for env in ["SHOP_CATALOG_MAX_LISTING_DEPTH", "SHOP_GATEWAY_UNFINISHED_BODIES_MIB", "SHOP_REQUEST_TIMEOUT_SECS"] {
+                assert!(!short.contains(env) && long.contains(env), "{env} belongs to --help only");
+            }
+        }
+    }
 
     #[test]
     fn a_refused_value_names_its_env_var_unless_the_flag_was_given() {

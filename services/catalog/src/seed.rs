@@ -233,19 +233,32 @@ pub async fn seed(
     pool: &PgPool,
     products: u64,
     categories: u64,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> anyhow::Result<Seeded> {
-    let catalog = Categories::new(pool.clone());
     let mut seeded = Seeded::default();
+    let categories = fill_categories(pool, categories, &mut seeded).await?;
+    anyhow::ensure!(!categories.is_empty() || products == 0, "products need at least one category");
+    let live = repo::categories::live_count(&mut *pool.acquire().await?, None).await? as u64;
+    let missing = products.saturating_sub(live);
+    if missing > 0 {
+        add_products(pool, &categories, missing, progress).await?;
+        seeded.products_added = missing;
+    }
+    Ok(seeded)
+}
+
+/// Makes categories until there are `target`, through the domain's use case;
+/// names and slugs already taken (by an admin, or an earlier seed) are passed
+/// over: the seed's list goes on, then "Category N". Returns them all.
+async fn fill_categories(pool: &PgPool, target: u64, seeded: &mut Seeded) -> anyhow::Result<Vec<Category>> {
+    let catalog = Categories::new(pool.clone());
     let existing = catalog.categories().await?;
-    // Names and slugs already taken (by an admin, or an earlier seed) are
-    // passed over: the seed's list goes on, then "Category N".
     let mut taken: HashSet<String> =
         existing.iter().flat_map(|category| [category.slug.clone(), category.name.to_lowercase()]).collect();
     let mut have = existing.len() as u64;
     let mut candidates = (0..)
         .map(|n: usize| CATEGORY_NAMES.get(n).map_or_else(|| format!("Category {}", n + 1), |name| name.to_string()));
-    while have < categories {
+    while have < target {
         let name = candidates.next().unwrap_or_default();
         let name = CategoryName::parse(&name).map_err(|reason| anyhow::anyhow!("category name {name}: {reason}"))?;
         let slug = Slug::derive(&name).map_err(|reason| anyhow::anyhow!("category slug of {name:?}: {reason}"))?;
@@ -267,15 +280,17 @@ pub async fn seed(
         seeded.categories_added += 1;
         have += 1;
     }
-    let categories: Vec<Category> = catalog.categories().await?;
-    anyhow::ensure!(!categories.is_empty() || products == 0, "products need at least one category");
+    Ok(catalog.categories().await?)
+}
 
-    let live = repo::categories::live_count(&mut *pool.acquire().await?, None).await? as u64;
-    let missing = products.saturating_sub(live);
-    if missing == 0 {
-        return Ok(seeded);
-    }
-
+/// Adds `missing` random products spread over `categories`, in one
+/// transaction with their events and the categories' counts.
+async fn add_products(
+    pool: &PgPool,
+    categories: &[Category],
+    missing: u64,
+    mut progress: impl FnMut(u64, u64),
+) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
     // No one else inserts products or events while ids and sequences are handed out in bulk.
     let last_id = repo::products::lock_for_bulk_load(&mut tx).await?;
@@ -285,65 +300,20 @@ pub async fn seed(
     } else {
         Vec::new()
     };
-
     let mut rng = SmallRng::seed_from_u64(last_id as u64);
     let now = chrono::Utc::now();
     let mut per_category = vec![0_i64; categories.len()];
     let mut written = 0_u64;
     while written < missing {
         let batch = COPY_BATCH.min(missing - written);
-        let mut products_tsv = String::with_capacity(batch as usize * 200);
-        let mut stock_tsv = String::with_capacity(batch as usize * 12);
-        let mut events = Vec::with_capacity(batch as usize);
+        let mut rows = CopyRows::with_capacity(batch);
         for n in 0..batch {
-            let id = last_id + (written + n + 1) as i64;
             let which = rng.random_range(0..categories.len());
-            let category = &categories[which];
             per_category[which] += 1;
-            let title = format!(
-                "{} {} {}",
-                capitalized(pick(&mut rng, ADJECTIVES)),
-                pick(&mut rng, MATERIALS),
-                pick(&mut rng, NOUNS)
-            );
-            let description = format!(
-                "A {} {} {} {}, {}.",
-                pick(&mut rng, ADJECTIVES),
-                pick(&mut rng, ADJECTIVES),
-                pick(&mut rng, MATERIALS),
-                pick(&mut rng, NOUNS),
-                pick(&mut rng, PHRASES)
-            );
-            // Prices spread like a real shop's: many cheap, a few expensive.
-            let cents = (10f64.powf(rng.random_range(2.0..5.3))) as i64;
-            let price = Money::from_decimal(rust_decimal::Decimal::new(cents, 2));
-            let stock: i32 = rng.random_range(0..500);
-            // Created over the past year, so date orderings look like a real shop's.
-            let created_at = now - chrono::Duration::seconds(rng.random_range(0..365 * 24 * 3600));
-            let _ = writeln!(
-                products_tsv,
-                "{id}\t{title}\t{description}\t{price}\t{}\t{}",
-                category.id,
-                created_at.to_rfc3339()
-            );
-            let _ = writeln!(stock_tsv, "{id}\t{stock}");
-            events.push(Event::ProductUpserted(Product {
-                id,
-                title,
-                description,
-                price,
-                stock,
-                image_url: String::new(),
-                category_id: category.id,
-                category_name: category.name.clone(),
-                category_slug: category.slug.clone(),
-                created_at,
-                updated_at: created_at,
-                sold_count: 0,
-            }));
+            rows.push(random_product(&mut rng, last_id + (written + n + 1) as i64, &categories[which], now));
         }
-        repo::products::copy_in(&mut tx, products_tsv, stock_tsv).await?;
-        repo::outbox::append_many(&mut tx, &events).await?;
+        repo::products::copy_in(&mut tx, rows.products, rows.stock).await?;
+        repo::outbox::append_many(&mut tx, &rows.events).await?;
         written += batch;
         progress(written, missing);
     }
@@ -354,6 +324,73 @@ pub async fn seed(
     }
     tx.commit().await?;
     repo::products::refresh_statistics(pool).await?;
-    seeded.products_added = missing;
-    Ok(seeded)
+    Ok(())
+}
+
+/// One COPY batch: the products' and the stock rows' text, and their events.
+struct CopyRows {
+    products: String,
+    stock: String,
+    events: Vec<Event>,
+}
+
+impl CopyRows {
+    fn with_capacity(rows: u64) -> Self {
+        Self {
+            products: String::with_capacity(rows as usize * 200),
+            stock: String::with_capacity(rows as usize * 12),
+            events: Vec::with_capacity(rows as usize),
+        }
+    }
+
+    fn push(&mut self, product: Product) {
+        let _ = writeln!(
+            self.products,
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            product.id,
+            product.title,
+            product.description,
+            product.price,
+            product.category_id,
+            product.created_at.to_rfc3339()
+        );
+        let _ = writeln!(self.stock, "{}\t{}", product.id, product.stock);
+        self.events.push(Event::ProductUpserted(product));
+    }
+}
+
+/// A product as a shop would have it: a title of three words, a short
+/// description, a price from a long-tailed spread, some stock, a creation
+/// date in the past year.
+fn random_product(rng: &mut SmallRng, id: i64, category: &Category, now: chrono::DateTime<chrono::Utc>) -> Product {
+    let title =
+        format!("{} {} {}", capitalized(pick(rng, ADJECTIVES)), pick(rng, MATERIALS), pick(rng, NOUNS));
+    let description = format!(
+        "A {} {} {} {}, {}.",
+        pick(rng, ADJECTIVES),
+        pick(rng, ADJECTIVES),
+        pick(rng, MATERIALS),
+        pick(rng, NOUNS),
+        pick(rng, PHRASES)
+    );
+    // Prices spread like a real shop's: many cheap, a few expensive.
+    let cents = (10f64.powf(rng.random_range(2.0..5.3))) as i64;
+    let price = Money::from_decimal(rust_decimal::Decimal::new(cents, 2));
+    let stock: i32 = rng.random_range(0..500);
+    // Created over the past year, so date orderings look like a real shop's.
+    let created_at = now - chrono::Duration::seconds(rng.random_range(0..365 * 24 * 3600));
+    Product {
+        id,
+        title,
+        description,
+        price,
+        stock,
+        image_url: String::new(),
+        category_id: category.id,
+        category_name: category.name.clone(),
+        category_slug: category.slug.clone(),
+        created_at,
+        updated_at: created_at,
+        sold_count: 0,
+    }
 }

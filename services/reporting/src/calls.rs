@@ -111,3 +111,92 @@ impl Upstream {
         Ok(Box::pin(events.map(|event| event.and_then(order_change).map_err(Error::Stream))))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shop_proto::catalog::{ProductArchived, ProductUpserted, StockReserved};
+    use shop_proto::order::{OrderCancelled, OrderItem, OrderPlaced, OrderStatusChanged};
+
+    use super::*;
+
+    fn order(items: &[(i64, i32, &str)]) -> Order {
+        Order {
+            id: 9,
+            items: items
+                .iter()
+                .map(|(product_id, quantity, line_total)| OrderItem {
+                    product_id: *product_id,
+                    title: format!("Product {product_id}"),
+                    quantity: *quantity,
+                    line_total: (*line_total).into(),
+                    category_name: "Lamps".into(),
+                    category_slug: "lamps".into(),
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    fn order_event(payload: OrderPayload) -> OrderEvent {
+        OrderEvent { sequence: 4, payload: Some(payload), ..Default::default() }
+    }
+
+    #[test]
+    fn a_placed_order_becomes_its_sold_lines_with_their_place_in_the_stream() {
+        let placed = order_event(OrderPayload::OrderPlaced(OrderPlaced {
+            order: Some(order(&[(1, 2, "39.80"), (2, 1, "5.00")])),
+        }));
+        let stamped = order_change(placed).unwrap();
+        assert_eq!(stamped.sequence, 4);
+        let OrderChange::Placed(lines) = stamped.change else { panic!("{:?}", stamped.change) };
+        assert_eq!(lines.len(), 2);
+        assert_eq!((lines[0].product_id, lines[0].units, lines[0].revenue.to_string()), (1, 2, "39.80".into()));
+        assert_eq!(lines[1].category_slug, "lamps");
+    }
+
+    #[test]
+    fn a_cancelled_order_takes_its_lines_back_and_a_status_change_counts_as_nothing() {
+        let cancelled =
+            order_event(OrderPayload::OrderCancelled(OrderCancelled { order: Some(order(&[(3, 1, "1.00")])) }));
+        assert!(matches!(order_change(cancelled).unwrap().change, OrderChange::Cancelled(lines) if lines.len() == 1));
+        let shipped = order_event(OrderPayload::OrderStatusChanged(OrderStatusChanged::default()));
+        assert_eq!(order_change(shipped).unwrap().change, OrderChange::Ignored);
+    }
+
+    #[test]
+    fn a_line_total_that_is_not_money_stops_the_stream_naming_the_order() {
+        let placed = order_event(OrderPayload::OrderPlaced(OrderPlaced { order: Some(order(&[(1, 1, "1.999")])) }));
+        let status = order_change(placed).unwrap_err();
+        assert!(status.message().contains("order 9"), "{status:?}");
+    }
+
+    #[test]
+    fn catalog_events_become_changes_and_stock_moves_are_ignored() {
+        let upserted = CatalogEvent {
+            sequence: 11,
+            payload: Some(CatalogPayload::ProductUpserted(ProductUpserted {
+                product_id: 5,
+                title: "Mug".into(),
+                category_id: 2,
+                category_name: "Kitchen".into(),
+                category_slug: "kitchen".into(),
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        let stamped = catalog_change(upserted);
+        assert_eq!(stamped.sequence, 11);
+        assert!(matches!(stamped.change, CatalogChange::ProductUpserted(ProductInfo { product_id: 5, .. })));
+        let archived = CatalogEvent {
+            payload: Some(CatalogPayload::ProductArchived(ProductArchived { product_id: 5 })),
+            ..Default::default()
+        };
+        assert_eq!(catalog_change(archived).change, CatalogChange::ProductArchived { product_id: 5 });
+        let stock = CatalogEvent {
+            payload: Some(CatalogPayload::StockReserved(StockReserved::default())),
+            ..Default::default()
+        };
+        assert_eq!(catalog_change(stock).change, CatalogChange::Ignored);
+    }
+}

@@ -27,3 +27,29 @@ impl From<Error> for Status {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shop_platform::error::{FieldRefusal as _, Invalid};
+    use tonic::Code;
+
+    use super::*;
+
+    #[test]
+    fn each_error_leaves_as_its_code() {
+        let invalid = Status::from(Error::field("page")(Invalid::new("must not be negative")));
+        assert_eq!(invalid.code(), Code::InvalidArgument);
+        assert!(invalid.message().starts_with("page:"), "{invalid:?}");
+        let missing = Status::from(Error::NotFound("category \"lamps\"".into()));
+        assert_eq!((missing.code(), missing.message()), (Code::NotFound, "category \"lamps\" not found"));
+        let outage = Status::from(Error::Stream(Status::unavailable("catalog is down")));
+        assert_eq!(outage.code(), Code::Unavailable);
+    }
+
+    #[test]
+    fn a_database_error_is_internal_and_says_nothing_of_sql() {
+        let status = Status::from(Error::Database(sqlx::Error::Protocol("SELECT secret FROM reporting.sales".into())));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("SELECT"), "{status:?}");
+    }
+}

@@ -81,3 +81,72 @@ impl ReportingService for ReportingApi {
         Ok(Response::new(self.reports.product_sales(&query).await?.into()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use shop_platform::kernel::money::Money;
+    use tonic::Code;
+    use tonic_types::StatusExt as _;
+
+    use super::*;
+    use crate::model::SalesRow;
+
+    fn refused_field(request: GetProductSalesReportRequest) -> String {
+        let status = Status::from(parse(&request).unwrap_err());
+        assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+        let details = status.get_details_bad_request().expect("a BadRequest detail");
+        details.field_violations[0].field.clone()
+    }
+
+    #[test]
+    fn an_unset_sort_is_most_sold_first_and_least_sold_turns_it_around() {
+        let most = parse(&GetProductSalesReportRequest::default()).unwrap();
+        assert!(most.most_sold_first && most.category.is_none() && !most.exclude_unsold);
+        let least = GetProductSalesReportRequest { sort: ReportSort::LeastSold as i32, ..Default::default() };
+        assert!(!parse(&least).unwrap().most_sold_first);
+    }
+
+    #[test]
+    fn pages_default_to_50_rows_and_stop_at_500() {
+        let first = parse(&GetProductSalesReportRequest::default()).unwrap().page;
+        assert_eq!((first.number, first.size), (1, 50));
+        let widest = GetProductSalesReportRequest { page_size: 500, ..Default::default() };
+        assert_eq!(parse(&widest).unwrap().page.size, 500);
+        assert_eq!(refused_field(GetProductSalesReportRequest { page_size: 501, ..Default::default() }), "page_size");
+        assert_eq!(refused_field(GetProductSalesReportRequest { page: -1, ..Default::default() }), "page");
+    }
+
+    #[test]
+    fn an_unknown_sort_is_refused_naming_sort() {
+        assert_eq!(refused_field(GetProductSalesReportRequest { sort: 42, ..Default::default() }), "sort");
+    }
+
+    #[test]
+    fn a_category_and_exclude_unsold_pass_through() {
+        let request =
+            GetProductSalesReportRequest { category: "lamps".into(), exclude_unsold: true, ..Default::default() };
+        let query = parse(&request).unwrap();
+        assert_eq!(query.category.as_deref(), Some("lamps"));
+        assert!(query.exclude_unsold);
+    }
+
+    #[test]
+    fn revenue_goes_out_with_two_fraction_digits_and_as_of_as_a_timestamp() {
+        let row = SalesRow {
+            product_id: 7,
+            title: "Desk lamp".into(),
+            category_name: "Lamps".into(),
+            category_slug: "lamps".into(),
+            units_sold: 3,
+            order_count: 2,
+            revenue: Money::parse("59.7").unwrap(),
+        };
+        let as_of = chrono::DateTime::from_timestamp(1_700_000_000, 0);
+        let answer = GetProductSalesReportResponse::from(SalesReport { rows: vec![row], total_count: 1, as_of });
+        assert_eq!(answer.rows[0].revenue, "59.70");
+        assert_eq!(answer.rows[0].units_sold, 3);
+        assert_eq!(answer.as_of.unwrap().seconds, 1_700_000_000);
+        let never = GetProductSalesReportResponse::from(SalesReport { rows: vec![], total_count: 0, as_of: None });
+        assert!(never.as_of.is_none(), "no event applied yet: no as_of");
+    }
+}
