@@ -469,7 +469,8 @@ async fn half_finished_tls_handshakes_give_way_to_newcomers_when_the_table_is_fu
         socket.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01]).await.unwrap();
         half_hellos.push(socket);
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Of no use for long enough to give way (a moment is not enough).
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let mut newcomers = Vec::new();
     for n in 0..5 {
         let started = std::time::Instant::now();

@@ -6,11 +6,12 @@
 //! connection can be killed from above (the gateway does that to a client
 //! that stopped reading).
 //!
-//! A full table makes room rather than turn a newcomer away: the oldest
-//! connection that has not finished its handshake goes first, then the one
-//! idle longest (no call in flight). Only when every connection is busy with
-//! calls is a newcomer closed. So connections that merely sit there, however
-//! many addresses open them, cannot keep anyone out.
+//! A full table makes room rather than turn a newcomer away: the connection
+//! of no use for the longest goes (its handshake not done, or no call in
+//! flight), once that has lasted a moment. Only when every connection is
+//! busy with calls, or was busy a moment ago, is a newcomer closed. So
+//! connections that merely sit there, however many addresses open them,
+//! cannot keep anyone out.
 //!
 //! [`guard`] wraps a server's accepted sockets; [`ConnectionGuardLayer`]
 //! counts calls in flight per connection and keeps `TcpConnectInfo` in each
@@ -87,20 +88,23 @@ impl ConnectionState {
         self.body_bytes.get_or_init(|| Arc::new(Semaphore::new(bytes))).clone()
     }
 
-    /// How readily this connection gives way to a newcomer when the table
-    /// is full: `None` while it has calls in flight (or is already going),
-    /// otherwise lower first (handshaking before idle, older before newer).
-    fn eviction_rank(&self) -> Option<(bool, Instant)> {
+    /// Since when this connection has been of no use: since it opened, while
+    /// its handshake is not done; since its last call ended, while it has
+    /// none. `None` while it has calls in flight, is already going, or has
+    /// been of no use for less than [`EVICTION_GRACE`] (a client between
+    /// two calls, or still in its first round trips).
+    fn useless_since(&self, now: Instant) -> Option<(bool, Instant)> {
         if self.kill.is_cancelled() {
             return None;
         }
-        if !self.established.load(Ordering::SeqCst) {
-            return Some((false, self.opened));
-        }
-        if self.calls.load(Ordering::SeqCst) > 0 {
+        let (established, since) = if !self.established.load(Ordering::SeqCst) {
+            (false, self.opened)
+        } else if self.calls.load(Ordering::SeqCst) > 0 {
             return None;
-        }
-        Some((true, *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner())))
+        } else {
+            (true, *self.idle_since.lock().unwrap_or_else(|poisoned| poisoned.into_inner()))
+        };
+        (now.saturating_duration_since(since) >= EVICTION_GRACE).then_some((established, since))
     }
 
     /// Closes the connection at once, every stream on it with it.
@@ -199,6 +203,11 @@ impl Drop for AddressSlot {
     }
 }
 
+/// How long a connection must have been of no use before a full table may
+/// close it for a newcomer: a client between two calls, or in its first
+/// round trips, keeps its place.
+const EVICTION_GRACE: Duration = Duration::from_millis(250);
+
 /// Refused connections are warned of at most this often.
 const REFUSAL_WARNING_PERIOD: Duration = Duration::from_secs(10);
 
@@ -228,14 +237,17 @@ impl Table {
             open.values().filter(|weak| weak.upgrade().is_some_and(|state| state.kill.is_cancelled())).count()
         };
         if max > 0 && open.len() >= max && open.len() - going(&open) >= max {
+            // The one of no use for the longest: a handshake that never ends
+            // (it would have taken milliseconds), or the longest idle.
+            let now = Instant::now();
             let victim = open
                 .values()
                 .filter_map(Weak::upgrade)
-                .filter_map(|state| state.eviction_rank().map(|rank| (rank, state)))
-                .min_by_key(|(rank, _)| *rank);
-            let Some((rank, victim)) = victim else { return Err(()) };
+                .filter_map(|state| state.useless_since(now).map(|rank| (rank, state)))
+                .min_by_key(|((_, since), _)| *since);
+            let Some(((established, _), victim)) = victim else { return Err(()) };
             victim.kill();
-            let reason = if rank.0 { "evicted_idle" } else { "evicted_handshaking" };
+            let reason = if established { "evicted_idle" } else { "evicted_handshaking" };
             metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => reason).increment(1);
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst);
@@ -658,12 +670,22 @@ mod tests {
     #[test]
     fn a_full_table_makes_room_with_half_open_then_idle_connections_and_never_busy_ones() {
         let table = Arc::new(Table::default());
-        let busy = Arc::new(ConnectionState::new());
+        let long_ago = Instant::now() - Duration::from_secs(5);
+        let old = || {
+            let mut state = ConnectionState::new();
+            state.opened = long_ago;
+            *state.idle_since.get_mut().unwrap() = long_ago;
+            Arc::new(state)
+        };
+        let busy = old();
         busy.established.store(true, Ordering::SeqCst);
         busy.call_started();
-        let idle = Arc::new(ConnectionState::new());
+        let idle = old();
         idle.established.store(true, Ordering::SeqCst);
-        let half_open = Arc::new(ConnectionState::new());
+        // A handshake that has lasted longer than the idle one has idled.
+        let mut half_open = ConnectionState::new();
+        half_open.opened = long_ago - Duration::from_secs(1);
+        let half_open = Arc::new(half_open);
         let _slots: Vec<_> =
             [&busy, &idle, &half_open].into_iter().map(|state| table.admit(state, 3, "test").unwrap()).collect();
 
@@ -683,6 +705,16 @@ mod tests {
         let third = Arc::new(ConnectionState::new());
         assert!(table.admit(&third, 3, "test").is_err(), "busy connections never give way");
         assert!(!busy.kill.is_cancelled());
+    }
+
+    #[test]
+    fn a_connection_of_no_use_for_a_moment_only_keeps_its_place() {
+        let table = Arc::new(Table::default());
+        let fresh = Arc::new(ConnectionState::new());
+        let _slot = table.admit(&fresh, 1, "test").unwrap();
+        let newcomer = Arc::new(ConnectionState::new());
+        assert!(table.admit(&newcomer, 1, "test").is_err(), "a handshake of a few milliseconds is not given up");
+        assert!(!fresh.kill.is_cancelled());
     }
 
     #[test]
