@@ -310,7 +310,8 @@ fn what_the_gateway_speaks(config: &SuiteConfig) -> String {
         (Some(_), None) => "gRPC and gRPC-Web over TLS",
         (Some(_), Some(_)) => "gRPC and gRPC-Web over TLS, client certificates required",
     };
-    let inside = if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
+    let inside =
+        if config.credentials.internal_tls.internal_tls_ca_file.is_some() { "; mutual TLS inside" } else { "" };
     format!("{edge}{inside}")
 }
 
@@ -474,7 +475,9 @@ mod tests {
             assert!(short.lines().count() <= 80, "`shop {name} -h` is {} lines:\n{short}", short.lines().count());
             assert!(short.contains("SHOP_GATEWAY_ADDR") && short.contains("DATABASE_URL"), "{short}");
             let long = sub.render_long_help().to_string();
-            for env in ["SHOP_CATALOG_MAX_LISTING_DEPTH", "SHOP_GATEWAY_UNFINISHED_BODIES_MIB", "SHOP_REQUEST_TIMEOUT_SECS"] {
+            for env in
+                ["SHOP_CATALOG_MAX_LISTING_DEPTH", "SHOP_GATEWAY_UNFINISHED_BODIES_MIB", "SHOP_REQUEST_TIMEOUT_SECS"]
+            {
                 assert!(!short.contains(env) && long.contains(env), "{env} belongs to --help only");
             }
         }
@@ -536,7 +539,8 @@ mod tests {
         let long = up.render_long_help().to_string();
         assert!(short.len() * 5 < long.len() * 4, "-h is shorter: {} bytes, --help {}", short.len(), long.len());
         assert!(!short.contains("TIMEOUT_SECS=]"), "no empty env values: {short}");
-        assert!(short.contains("Database:") && short.contains("Catalog:"), "grouped: {short}");
+        assert!(short.contains("Database:") && short.contains("Gateway:"), "grouped: {short}");
+        assert!(long.contains("Catalog:"), "every group in --help");
         assert!(long.contains("services may start before their database is up"), "the long form says all");
         assert_eq!(first_sentence("Seconds to wait. More here"), "Seconds to wait");
     }

@@ -6,8 +6,8 @@
 
 use std::pin::Pin;
 
-use shop_platform::transport::client::Peer;
 use shop_platform::kernel::money::Money;
+use shop_platform::transport::client::Peer;
 use shop_proto::StreamEvent;
 use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
 use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
@@ -157,8 +157,10 @@ mod tests {
 
     #[test]
     fn a_cancelled_order_takes_its_lines_back_and_a_status_change_counts_as_nothing() {
-        let cancelled =
-            order_event(OrderPayload::OrderCancelled(OrderCancelled { order: Some(order(&[(3, 1, "1.00")])) }));
+        let cancelled = order_event(OrderPayload::OrderCancelled(OrderCancelled {
+            order: Some(order(&[(3, 1, "1.00")])),
+            ..Default::default()
+        }));
         assert!(matches!(order_change(cancelled).unwrap().change, OrderChange::Cancelled(lines) if lines.len() == 1));
         let shipped = order_event(OrderPayload::OrderStatusChanged(OrderStatusChanged::default()));
         assert_eq!(order_change(shipped).unwrap().change, OrderChange::Ignored);
