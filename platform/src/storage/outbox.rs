@@ -53,8 +53,8 @@ pub fn migrations() -> Vec<Migration> {
         )
     };
     vec![
-        migration(0, "outbox tables", include_str!("../migrations/outbox.sql")),
-        migration(1, "outbox append", include_str!("../migrations/outbox_append.sql")),
+        migration(0, "outbox tables", include_str!("../../migrations/outbox.sql")),
+        migration(1, "outbox append", include_str!("../../migrations/outbox_append.sql")),
     ]
 }
 const POLL: Duration = Duration::from_secs(1);
