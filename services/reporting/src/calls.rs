@@ -6,8 +6,8 @@
 
 use std::pin::Pin;
 
-use shop_platform::transport::client::Peer;
 use shop_platform::kernel::money::Money;
+use shop_platform::transport::client::Peer;
 use shop_proto::StreamEvent;
 use shop_proto::catalog::catalog_event::Payload as CatalogPayload;
 use shop_proto::catalog::catalog_events_service_client::CatalogEventsServiceClient;
