@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use shop_platform::transport::body_budget::BodyLimits;
 use shop_platform::config::ListenAddr;
+use shop_platform::transport::body_budget::BodyLimits;
 
 #[derive(Debug, Clone, clap::Args)]
 #[command(next_help_heading = "Gateway")]

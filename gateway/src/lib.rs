@@ -16,8 +16,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use shop_platform::auth::{ServiceCredentials, TokenVerifier};
-use shop_platform::transport::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::config::ServerConfig;
+use shop_platform::transport::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::transport::server::{self, Running, Services};
 use shop_platform::transport::tls::{ALPN_GRPC_AND_WEB, ClientCertificates, KeyPairFiles, ServerTls};
 use shop_platform::transport::web::WebAccess;

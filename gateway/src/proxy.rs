@@ -16,8 +16,8 @@ use http::{HeaderMap, Request, Response};
 use shop_platform::auth::{
     CLIENT_ADDR_HEADER, Caller, INTERNAL_HEADER_PREFIX, ServiceCredentials, TOKEN_ERROR_HEADER, TokenError,
 };
-use shop_platform::transport::body_budget::BodyFailure;
 use shop_platform::config::DEFAULT_MAX_HEADER_LIST_BYTES;
+use shop_platform::transport::body_budget::BodyFailure;
 use shop_platform::transport::connection::{ConnectionInfo, PerAddress};
 use tonic::Status;
 use tonic::transport::Channel;

@@ -212,7 +212,8 @@ mod tests {
     #[tokio::test]
     async fn a_statement_that_runs_out_of_time_is_deadline_exceeded_not_an_outage() {
         use sqlx::Connection as _;
-        let mut conn = sqlx::PgConnection::connect(&crate::storage::testing::server_url()).await.expect("test Postgres");
+        let mut conn =
+            sqlx::PgConnection::connect(&crate::storage::testing::server_url()).await.expect("test Postgres");
         sqlx::query("SET statement_timeout = 10").execute(&mut conn).await.unwrap();
         let error = sqlx::query("SELECT pg_sleep(1)").execute(&mut conn).await.unwrap_err();
         let status = database(error);

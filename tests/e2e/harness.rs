@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use shop::{Suite, SuiteConfig};
-use shop_platform::transport::server::Launch;
 use shop_platform::storage::testing::TestDatabase;
+use shop_platform::transport::server::Launch;
 use shop_proto::cart::cart_service_client::CartServiceClient;
 use shop_proto::cart::wishlist_service_client::WishlistServiceClient;
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;

@@ -22,7 +22,10 @@ fn attribute(span: &opentelemetry_sdk::trace::SpanData, key: &str) -> Option<Str
 async fn one_checkout_is_one_trace_across_gateway_cart_order_and_catalog() {
     let exporter = InMemorySpanExporter::default();
     let provider = SdkTracerProvider::builder().with_simple_exporter(exporter.clone()).build();
-    shop_platform::observability::telemetry::install(Some(provider.clone()), shop_platform::observability::telemetry::LogFormat::Text);
+    shop_platform::observability::telemetry::install(
+        Some(provider.clone()),
+        shop_platform::observability::telemetry::LogFormat::Text,
+    );
 
     let shop = TestShop::start().await;
     let (_, products) = stocked(&shop, &[("Desk lamp", "19.99", 5)]).await;

@@ -118,12 +118,12 @@ pub async fn ensure_database(config: &DatabaseConfig) -> anyhow::Result<()> {
     let mut admin = connecting(config, &server, || admin_options.connect())
         .await
         .map_err(|error| unreachable_server(&server, &error))?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut admin)
-        .await?;
+    let exists =
+        sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
+            .fetch_one(&mut admin)
+            .await?;
     if !exists {
-        // Identifiers cannot be bound as parameters; quote_ident makes the name safe.
+        // Dynamic: identifiers cannot be bound as parameters; quote_ident makes the name safe.
         let create = format!("CREATE DATABASE {}", quote_ident(&name));
         if let Err(error) = sqlx::query(&create).execute(&mut admin).await {
             // Another process may have created it between our check and now.
@@ -144,6 +144,7 @@ pub async fn ensure_schema(config: &DatabaseConfig, schema: &str) -> anyhow::Res
     let mut setup = connecting(config, &server, || PgConnection::connect_with(&options))
         .await
         .map_err(|error| unreachable_server(&server, &error))?;
+    // Dynamic: identifiers cannot be bound as parameters; quote_ident makes the name safe.
     let create = format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema));
     if let Err(error) = sqlx::query(&create).execute(&mut setup).await {
         // Two replicas starting together race on IF NOT EXISTS.

@@ -12,6 +12,10 @@
 //! [`EventFeed::subscribe`] sends the backlog after a sequence, then live
 //! events. Commits are heard through Postgres NOTIFY, so events written by any
 //! replica wake every subscriber; a one-second poll is the safety net.
+//!
+//! Its SQL names no schema: it runs on the one its connection's
+//! `search_path` names, and `.ci/sqlx-prepare` checks it against a schema
+//! holding the outbox's tables alone.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -21,7 +25,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering as AtomicOrdering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use shop_proto::StreamEvent;
 use sqlx::migrate::{Migration, MigrationType};
 use sqlx::postgres::PgListener;
@@ -53,8 +56,8 @@ pub fn migrations() -> Vec<Migration> {
         )
     };
     vec![
-        migration(0, "outbox tables", include_str!("../migrations/outbox.sql")),
-        migration(1, "outbox append", include_str!("../migrations/outbox_append.sql")),
+        migration(0, "outbox tables", include_str!("../../migrations/outbox.sql")),
+        migration(1, "outbox append", include_str!("../../migrations/outbox_append.sql")),
     ]
 }
 const POLL: Duration = Duration::from_secs(1);
@@ -79,9 +82,7 @@ impl Outbox {
     /// statement that writes a change can append its event itself, in the
     /// same round trip: `outbox_append(<event>, <channel>)` in SQL.
     pub async fn append<E: StreamEvent>(self, conn: &mut PgConnection, event: &E) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT outbox_append($1, $2)")
-            .bind(event.encode_to_vec())
-            .bind(self.channel)
+        sqlx::query_scalar!(r#"SELECT outbox_append($1, $2) AS "sequence!""#, event.encode_to_vec(), self.channel)
             .fetch_one(conn)
             .await
     }
@@ -91,11 +92,12 @@ impl Outbox {
     /// last sequence. Call it last in the transaction.
     pub async fn append_many<E: StreamEvent>(self, conn: &mut PgConnection, events: &[E]) -> Result<i64, sqlx::Error> {
         let count = events.len() as i64;
-        let last: i64 =
-            sqlx::query_scalar("UPDATE outbox_head SET last_sequence = last_sequence + $1 RETURNING last_sequence")
-                .bind(count)
-                .fetch_one(&mut *conn)
-                .await?;
+        let last = sqlx::query_scalar!(
+            "UPDATE outbox_head SET last_sequence = last_sequence + $1 RETURNING last_sequence",
+            count
+        )
+        .fetch_one(&mut *conn)
+        .await?;
         let mut rows = String::with_capacity(events.len() * 160);
         for (sequence, event) in (last - count + 1..).zip(events) {
             // COPY's text format: bytea as \x + hex, the backslash escaped.
@@ -105,16 +107,17 @@ impl Outbox {
             }
             rows.push('\n');
         }
+        // Dynamic: COPY goes through sqlx's copy API, which no macro checks.
         let mut copy = conn.copy_in_raw("COPY outbox (sequence, payload) FROM STDIN").await?;
         copy.send(rows.into_bytes()).await?;
         copy.finish().await?;
-        sqlx::query("SELECT pg_notify($1, $2)").bind(self.channel).bind(last.to_string()).execute(conn).await?;
+        sqlx::query!("SELECT pg_notify($1, $2)", self.channel, last.to_string()).fetch_one(conn).await?;
         Ok(last)
     }
 
     /// The last sequence handed out (committed or not yet).
     pub async fn head(self, conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT last_sequence FROM outbox_head").fetch_one(conn).await
+        sqlx::query_scalar!("SELECT last_sequence FROM outbox_head").fetch_one(conn).await
     }
 
     /// Up to `limit` events after `after`, in order, stamped.
@@ -124,17 +127,18 @@ impl Outbox {
         after: i64,
         limit: i64,
     ) -> Result<Vec<E>, sqlx::Error> {
-        let rows: Vec<(i64, DateTime<Utc>, Vec<u8>)> = sqlx::query_as(
+        let rows = sqlx::query!(
             "SELECT sequence, occurred_at, payload FROM outbox WHERE sequence > $1 ORDER BY sequence LIMIT $2",
+            after,
+            limit,
         )
-        .bind(after)
-        .bind(limit)
         .fetch_all(conn)
         .await?;
         rows.into_iter()
-            .map(|(sequence, occurred_at, payload)| {
-                let mut event = E::decode(payload.as_slice()).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
-                event.stamp(sequence, crate::kernel::time::timestamp(occurred_at));
+            .map(|row| {
+                let mut event =
+                    E::decode(row.payload.as_slice()).map_err(|error| sqlx::Error::Decode(Box::new(error)))?;
+                event.stamp(row.sequence, crate::kernel::time::timestamp(row.occurred_at));
                 Ok(event)
             })
             .collect()

@@ -49,22 +49,23 @@ async fn template_name(schemas: &[Schema]) -> anyhow::Result<String> {
 async fn template(schemas: &[Schema]) -> anyhow::Result<String> {
     let name = template_name(schemas).await?;
     let mut admin = admin_connection().await?;
-    sqlx::query("SELECT pg_advisory_lock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await?;
+    sqlx::query!("SELECT pg_advisory_lock($1)", TEMPLATE_LOCK).fetch_one(&mut admin).await?;
     let built = async {
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await?;
+        let exists =
+            sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS "exists!""#, name)
+                .fetch_one(&mut admin)
+                .await?;
         if exists {
             return anyhow::Ok(());
         }
         // Templates of older migrations are of no use any more.
-        let stale: Vec<String> = sqlx::query_scalar(
-            "SELECT datname::text FROM pg_database WHERE datname LIKE 'shop\\_template\\_%' AND datname <> $1",
+        let stale = sqlx::query_scalar!(
+            r#"SELECT datname::text AS "datname!" FROM pg_database WHERE datname LIKE 'shop\_template\_%' AND datname <> $1"#,
+            name,
         )
-        .bind(&name)
         .fetch_all(&mut admin)
         .await?;
+        // Dynamic from here on: database DDL names its database, which no parameter can.
         for database in stale {
             sqlx::query(&format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)")).execute(&mut admin).await?;
         }
@@ -82,7 +83,7 @@ async fn template(schemas: &[Schema]) -> anyhow::Result<String> {
         Ok(())
     }
     .await;
-    sqlx::query("SELECT pg_advisory_unlock($1)").bind(TEMPLATE_LOCK).execute(&mut admin).await?;
+    sqlx::query!("SELECT pg_advisory_unlock($1)", TEMPLATE_LOCK).fetch_one(&mut admin).await?;
     admin.close().await?;
     built.map(|()| name)
 }
@@ -95,6 +96,7 @@ impl TestDatabase {
         let template = TEMPLATE.get_or_try_init(|| template(schemas)).await?;
         let name = format!("shop_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = admin_connection().await?;
+        // Dynamic: database DDL names its database, which no parameter can.
         sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await?;
         admin.close().await?;
         let url = PgConnectOptions::from_str(&server_url())?.database(&name).to_url_lossy().to_string();
@@ -113,6 +115,7 @@ impl Drop for TestDatabase {
             };
             runtime.block_on(async move {
                 if let Ok(mut admin) = admin_connection().await {
+                    // Dynamic: database DDL names its database, which no parameter can.
                     let _ =
                         sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
                 }

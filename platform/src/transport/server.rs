@@ -22,8 +22,8 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 
 use crate::auth::ServiceCredentials;
-use crate::transport::call_limits::CallLimitsLayer;
 use crate::config::{DatabaseConfig, ServerConfig};
+use crate::transport::call_limits::CallLimitsLayer;
 use crate::transport::connection::ConnectionGuardLayer;
 
 /// A client that does not answer a keep-alive ping within this is gone.
@@ -104,7 +104,8 @@ pub async fn serve(
         let _ = ready_sender.send(true);
     });
 
-    let reflection = Arc::new(crate::transport::reflection::Index::new(&descriptors_serving(&services.names)?, &services.names));
+    let reflection =
+        Arc::new(crate::transport::reflection::Index::new(&descriptors_serving(&services.names)?, &services.names));
     let routes = services
         .routes
         .add_service(health_service)

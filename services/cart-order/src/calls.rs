@@ -5,10 +5,10 @@
 //! here, once, and a peer that sends a malformed value is a bug (INTERNAL).
 
 use shop_platform::auth::ServiceCredentials;
-use shop_platform::transport::client::{CallContext, CallPolicy, Peer};
 use shop_platform::kernel::money::Money;
 use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 use shop_platform::kernel::time::from_timestamp;
+use shop_platform::transport::client::{CallContext, CallPolicy, Peer};
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
 use shop_proto::catalog::inventory_service_client::InventoryServiceClient;
 use shop_proto::catalog::{BatchGetProductsRequest, ReleaseStockRequest, ReserveLine, ReserveStockRequest};

@@ -29,10 +29,10 @@ mod wire;
 
 use std::time::Duration;
 
-use shop_platform::transport::client::CallPolicy;
 use shop_platform::config::DatabaseConfig;
 use shop_platform::storage::db::Schema;
 use shop_platform::storage::outbox::EventFeed;
+use shop_platform::transport::client::CallPolicy;
 use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::cart::cart_service_server::CartServiceServer;
 use shop_proto::cart::wishlist_service_server::WishlistServiceServer;

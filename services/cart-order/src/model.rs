@@ -65,12 +65,11 @@ pub struct Category {
 
 /// A cart line as stored: the product's title and price when last added
 /// are kept for a product catalog no longer lists.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct CartLine {
     pub product_id: i64,
     pub quantity: i32,
     pub title: String,
-    #[sqlx(try_from = "rust_decimal::Decimal")]
     pub unit_price: Money,
 }
 

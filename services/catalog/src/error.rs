@@ -1,7 +1,7 @@
 //! Catalog's one error type and its one way out to `tonic::Status`.
 
-use shop_platform::transport::budget::Busy;
 use shop_platform::error::{self as platform_error, InvalidField};
+use shop_platform::transport::budget::Busy;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 

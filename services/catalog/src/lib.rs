@@ -26,9 +26,9 @@ mod repo;
 mod seed;
 mod wire;
 
-use shop_platform::transport::budget::WorkBudget;
 use shop_platform::storage::db::Schema;
 use shop_platform::storage::outbox::EventFeed;
+use shop_platform::transport::budget::WorkBudget;
 use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::catalog::catalog_events_service_server::CatalogEventsServiceServer;
 use shop_proto::catalog::catalog_service_server::CatalogServiceServer;

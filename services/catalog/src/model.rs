@@ -4,19 +4,17 @@
 //! field when one is refused. Every room uses it and it uses none of them.
 
 use chrono::{DateTime, Utc};
-use rust_decimal::Decimal;
 use shop_platform::error::Invalid;
 use shop_platform::kernel::money::Money;
 use shop_platform::kernel::order_lines::OrderLine;
 use shop_platform::kernel::text;
 
 /// A product with its category, as every read returns it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Product {
     pub id: i64,
     pub title: String,
     pub description: String,
-    #[sqlx(try_from = "Decimal")]
     pub price: Money,
     pub stock: i32,
     pub image_url: String,
@@ -28,7 +26,7 @@ pub struct Product {
     pub sold_count: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct Category {
     pub id: i64,
     pub name: String,
@@ -37,12 +35,11 @@ pub struct Category {
 
 /// One line of a reservation: what was taken, and the product as it was at
 /// that instant (the order's price snapshot).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct ReservedLine {
     pub product_id: i64,
     pub quantity: i32,
     pub title: String,
-    #[sqlx(try_from = "Decimal")]
     pub unit_price: Money,
     pub category_name: String,
     pub category_slug: String,

@@ -26,8 +26,8 @@ mod repo;
 
 use std::time::Duration;
 
-use shop_platform::transport::client::{CallPolicy, Peer};
 use shop_platform::storage::db::Schema;
+use shop_platform::transport::client::{CallPolicy, Peer};
 use shop_platform::transport::server::{self, Launch, Running, Services};
 use shop_proto::reporting::reporting_service_server::ReportingServiceServer;
 use tonic::service::Routes;

@@ -74,7 +74,7 @@ pub struct ReportQuery {
     pub page: Page,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 pub struct SalesRow {
     pub product_id: i64,
     pub title: String,
@@ -82,7 +82,6 @@ pub struct SalesRow {
     pub category_slug: String,
     pub units_sold: i64,
     pub order_count: i64,
-    #[sqlx(try_from = "rust_decimal::Decimal")]
     pub revenue: Money,
 }
 

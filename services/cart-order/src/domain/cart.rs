@@ -2,8 +2,8 @@
 //! (one BatchGetProducts per call, never one per line), and Checkout, the
 //! saga's first step.
 
-use shop_platform::transport::client::CallContext;
 use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
+use shop_platform::transport::client::CallContext;
 use sqlx::PgPool;
 
 use crate::calls::Calls;

@@ -2,8 +2,8 @@
 //! what an admin sees of all, a customer's cancellation and an admin's
 //! moves, each move committed with its event.
 
-use shop_platform::transport::client::CallContext;
 use shop_platform::kernel::paging::Page;
+use shop_platform::transport::client::CallContext;
 use sqlx::PgPool;
 
 use crate::domain::placement::Placement;

@@ -14,14 +14,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use shop_platform::transport::client::CallContext;
 use shop_platform::kernel::order_lines::OrderLines;
+use shop_platform::transport::client::CallContext;
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
 
 use crate::calls::Calls;
-use crate::faults::{Faults, SagaStep};
 use crate::error::Error;
+use crate::faults::{Faults, SagaStep};
 use crate::model::{Event, Order, Status};
 use crate::repo;
 

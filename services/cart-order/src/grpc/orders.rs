@@ -1,7 +1,7 @@
 use shop_platform::auth::ServiceCredentials;
-use shop_platform::transport::client::CallContext;
 use shop_platform::error::Invalid;
 use shop_platform::kernel::paging::{Page, PageProblem};
+use shop_platform::transport::client::CallContext;
 use shop_proto::order::order_service_server::OrderService;
 use shop_proto::order::{
     CancelOrderRequest, GetOrderRequest, ListAllOrdersRequest, ListOrdersRequest, ListOrdersResponse, Order,

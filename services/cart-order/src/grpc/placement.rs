@@ -1,6 +1,6 @@
-use shop_platform::transport::client::CallContext;
 use shop_platform::error::Invalid;
 use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
+use shop_platform::transport::client::CallContext;
 use shop_proto::order::order_placement_service_server::OrderPlacementService;
 use shop_proto::order::{FindOrderRequest, Order, PlaceOrderRequest};
 use tonic::{Request, Response, Status};

@@ -10,19 +10,22 @@ use crate::model::{Change, Limit, LineLimits, Refusal};
 /// Locks the user's cart row (creating it), so one user's cart and wishlist
 /// changes apply one after another.
 pub async fn lock(conn: &mut PgConnection, user_id: i64) -> Result<(), Error> {
-    sqlx::query("INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO UPDATE SET updated_at = now()")
-        .bind(user_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO carts (user_id) VALUES ($1) ON CONFLICT (user_id) DO UPDATE SET updated_at = now()",
+        user_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// The cart's lines, oldest added first.
 pub async fn lines(conn: &mut PgConnection, user_id: i64) -> Result<Vec<CartLine>, Error> {
-    Ok(sqlx::query_as(
+    Ok(sqlx::query_as!(
+        CartLine,
         "SELECT product_id, quantity, title, unit_price FROM cart_items WHERE user_id = $1 ORDER BY position",
+        user_id,
     )
-    .bind(user_id)
     .fetch_all(conn)
     .await?)
 }
@@ -37,7 +40,7 @@ pub async fn change_line(
     change: Change,
     limits: LineLimits,
 ) -> Result<Result<Vec<CartLine>, Refusal>, Error> {
-    #[derive(sqlx::FromRow)]
+    /// A row of `change_cart_line`: the refusal, or one of the cart's lines.
     struct Row {
         refusal: Option<String>,
         wanted: i64,
@@ -50,18 +53,22 @@ pub async fn change_line(
         Change::Add(quantity) => (true, quantity),
         Change::Set(quantity) => (false, quantity),
     };
-    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM change_cart_line($1, $2, $3, $4, $5, $6, $7, $8, $9)")
-        .bind(user_id)
-        .bind(line.product_id)
-        .bind(add)
-        .bind(quantity)
-        .bind(&line.title)
-        .bind(line.unit_price.amount())
-        .bind(limits.max_quantity)
-        .bind(limits.in_stock)
-        .bind(i32::try_from(limits.max_lines).unwrap_or(i32::MAX))
-        .fetch_all(conn)
-        .await?;
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT refusal, wanted AS "wanted!", product_id, quantity, title, unit_price
+             FROM change_cart_line($1, $2, $3, $4, $5, $6, $7, $8, $9)"#,
+        user_id,
+        line.product_id,
+        add,
+        quantity,
+        line.title,
+        line.unit_price.amount(),
+        limits.max_quantity,
+        limits.in_stock,
+        i32::try_from(limits.max_lines).unwrap_or(i32::MAX),
+    )
+    .fetch_all(conn)
+    .await?;
     if let Some(refused) = rows.iter().find(|row| row.refusal.is_some()) {
         let limit = match refused.refusal.as_deref() {
             Some("max_quantity") => Limit::MaxQuantity,
@@ -84,9 +91,7 @@ pub async fn change_line(
 }
 
 pub async fn remove(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
-    sqlx::query("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2")
-        .bind(user_id)
-        .bind(product_id)
+    sqlx::query!("DELETE FROM cart_items WHERE user_id = $1 AND product_id = $2", user_id, product_id)
         .execute(conn)
         .await?;
     Ok(())
@@ -101,7 +106,9 @@ pub async fn take_out_order(
     order_id: i64,
     lines: &[OrderLine],
 ) -> Result<bool, Error> {
-    let first: Option<i64> = sqlx::query_scalar(
+    let product_ids: Vec<i64> = lines.iter().map(|line| line.product_id).collect();
+    let quantities: Vec<i32> = lines.iter().map(|line| line.quantity).collect();
+    let first: Option<i64> = sqlx::query_scalar!(
         "WITH first AS (
              INSERT INTO checkouts (order_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING order_id),
          ordered AS (SELECT * FROM unnest($3::bigint[], $4::int[]) AS o(product_id, quantity)
@@ -113,11 +120,11 @@ pub async fn take_out_order(
              UPDATE cart_items c SET quantity = c.quantity - o.quantity FROM ordered o
               WHERE c.user_id = $2 AND c.product_id = o.product_id AND c.quantity > o.quantity)
          SELECT order_id FROM first",
+        order_id,
+        user_id,
+        &product_ids,
+        &quantities,
     )
-    .bind(order_id)
-    .bind(user_id)
-    .bind(lines.iter().map(|line| line.product_id).collect::<Vec<_>>())
-    .bind(lines.iter().map(|line| line.quantity).collect::<Vec<_>>())
     .fetch_optional(conn)
     .await?;
     Ok(first.is_some())
@@ -125,26 +132,25 @@ pub async fn take_out_order(
 
 /// The wishlist's product ids, newest added first.
 pub async fn wishlist(conn: &mut PgConnection, user_id: i64) -> Result<Vec<i64>, Error> {
-    Ok(sqlx::query_scalar("SELECT product_id FROM wishlist_items WHERE user_id = $1 ORDER BY position DESC")
-        .bind(user_id)
+    Ok(sqlx::query_scalar!("SELECT product_id FROM wishlist_items WHERE user_id = $1 ORDER BY position DESC", user_id)
         .fetch_all(conn)
         .await?)
 }
 
 /// Adds a product to the wishlist; one already there keeps its place.
 pub async fn wish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
-    sqlx::query("INSERT INTO wishlist_items (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(user_id)
-        .bind(product_id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO wishlist_items (user_id, product_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        user_id,
+        product_id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 pub async fn unwish(conn: &mut PgConnection, user_id: i64, product_id: i64) -> Result<(), Error> {
-    sqlx::query("DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2")
-        .bind(user_id)
-        .bind(product_id)
+    sqlx::query!("DELETE FROM wishlist_items WHERE user_id = $1 AND product_id = $2", user_id, product_id)
         .execute(conn)
         .await?;
     Ok(())

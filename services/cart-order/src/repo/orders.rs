@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 use shop_platform::kernel::money::Money;
 use shop_platform::kernel::order_lines::{OrderLine, OrderLines};
 use shop_platform::storage::outbox::Outbox;
-use sqlx::{PgConnection, Postgres, QueryBuilder};
+use sqlx::PgConnection;
 
 use crate::error::Error;
 use crate::model::OrderBooks;
@@ -18,9 +18,8 @@ use crate::wire;
 
 pub const OUTBOX: Outbox = Outbox::new("orders_outbox");
 
-const COLUMNS: &str = "id, user_id, status, total_price, total_quantity, created_at, updated_at";
-
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// An order's row, as reads select it.
+#[derive(Debug, Clone)]
 struct OrderRow {
     id: i64,
     user_id: i64,
@@ -32,7 +31,7 @@ struct OrderRow {
 }
 
 /// A line as asked for; the snapshot columns are set once the order is PLACED.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone)]
 struct LineRow {
     order_id: i64,
     product_id: i64,
@@ -74,11 +73,12 @@ impl OrderRow {
 /// The orders of `rows`, in their order, each with its lines.
 async fn with_lines(conn: &mut PgConnection, rows: Vec<OrderRow>) -> Result<Vec<Order>, Error> {
     let ids: Vec<i64> = rows.iter().map(|row| row.id).collect();
-    let lines: Vec<LineRow> = sqlx::query_as(
+    let lines = sqlx::query_as!(
+        LineRow,
         "SELECT order_id, product_id, quantity, title, unit_price, category_name, category_slug
            FROM order_lines WHERE order_id = ANY($1) ORDER BY order_id, product_id",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(conn)
     .await?;
     let mut by_order: HashMap<i64, Vec<OrderItem>> = HashMap::with_capacity(rows.len());
@@ -116,7 +116,9 @@ pub async fn insert_pending(
     idempotency_key: Option<&str>,
     lines: &OrderLines,
 ) -> Result<Option<(i64, DateTime<Utc>)>, Error> {
-    Ok(sqlx::query_as(
+    let product_ids = lines.product_ids();
+    let quantities: Vec<i32> = lines.lines().iter().map(|line| line.quantity).collect();
+    let inserted = sqlx::query!(
         "WITH inserted AS (
              INSERT INTO orders (user_id, idempotency_key, status) VALUES ($1, $2, 'PENDING')
              ON CONFLICT (user_id, idempotency_key) WHERE idempotency_key IS NOT NULL AND status <> 'FAILED'
@@ -126,32 +128,38 @@ pub async fn insert_pending(
              SELECT inserted.id, line.product_id, line.quantity
                FROM inserted, unnest($3::bigint[], $4::int[]) AS line(product_id, quantity))
          SELECT id, created_at FROM inserted",
+        user_id,
+        idempotency_key,
+        &product_ids,
+        &quantities,
     )
-    .bind(user_id)
-    .bind(idempotency_key)
-    .bind(lines.product_ids())
-    .bind(lines.lines().iter().map(|line| line.quantity).collect::<Vec<_>>())
     .fetch_optional(conn)
-    .await?)
+    .await?;
+    Ok(inserted.map(|order| (order.id, order.created_at)))
 }
 
 /// The user's live (not FAILED) order placed with this key.
 pub async fn find_by_key(conn: &mut PgConnection, user_id: i64, idempotency_key: &str) -> Result<Option<Order>, Error> {
-    let row = sqlx::query_as(&format!(
-        "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2 AND status <> 'FAILED'"
-    ))
-    .bind(user_id)
-    .bind(idempotency_key)
+    let row = sqlx::query_as!(
+        OrderRow,
+        "SELECT id, user_id, status, total_price, total_quantity, created_at, updated_at
+           FROM orders WHERE user_id = $1 AND idempotency_key = $2 AND status <> 'FAILED'",
+        user_id,
+        idempotency_key,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     one_with_lines(conn, row).await
 }
 
 pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<Order>, Error> {
-    let row = sqlx::query_as(&format!("SELECT {COLUMNS} FROM orders WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let row = sqlx::query_as!(
+        OrderRow,
+        "SELECT id, user_id, status, total_price, total_quantity, created_at, updated_at FROM orders WHERE id = $1",
+        id,
+    )
+    .fetch_optional(&mut *conn)
+    .await?;
     one_with_lines(conn, row).await
 }
 
@@ -162,7 +170,9 @@ pub async fn place(conn: &mut PgConnection, order: &Order, event: &Event) -> Res
     let placed: Vec<(&OrderItem, &Snapshot)> =
         order.items.iter().filter_map(|item| item.snapshot.as_ref().map(|snapshot| (item, snapshot))).collect();
     let text = |f: fn(&Snapshot) -> &str| placed.iter().map(|(_, snapshot)| f(snapshot).to_owned()).collect::<Vec<_>>();
-    let placed_id: Option<i64> = sqlx::query_scalar(
+    let product_ids: Vec<i64> = placed.iter().map(|(item, _)| item.line.product_id).collect();
+    let unit_prices: Vec<Decimal> = placed.iter().map(|(_, snapshot)| snapshot.unit_price.amount()).collect();
+    let placed_id: Option<i64> = sqlx::query_scalar!(
         "WITH placed AS (
              UPDATE orders SET status = 'PLACED', total_price = $2, total_quantity = $3, updated_at = $9
               WHERE id = $1 AND status = 'PENDING' RETURNING id),
@@ -174,18 +184,18 @@ pub async fn place(conn: &mut PgConnection, order: &Order, event: &Event) -> Res
               WHERE l.order_id = placed.id AND l.product_id = s.product_id),
          event AS (SELECT outbox_append($10, $11) FROM placed)
          SELECT id FROM placed, event",
+        order.id,
+        order.total_price.amount(),
+        order.total_quantity,
+        &product_ids,
+        &text(|snapshot| &snapshot.title),
+        &unit_prices,
+        &text(|snapshot| &snapshot.category_name),
+        &text(|snapshot| &snapshot.category_slug),
+        order.updated_at,
+        wire::encode_event(event),
+        OUTBOX.channel(),
     )
-    .bind(order.id)
-    .bind(order.total_price.amount())
-    .bind(order.total_quantity)
-    .bind(placed.iter().map(|(item, _)| item.line.product_id).collect::<Vec<_>>())
-    .bind(text(|snapshot| &snapshot.title))
-    .bind(placed.iter().map(|(_, snapshot)| snapshot.unit_price.amount()).collect::<Vec<_>>())
-    .bind(text(|snapshot| &snapshot.category_name))
-    .bind(text(|snapshot| &snapshot.category_slug))
-    .bind(order.updated_at)
-    .bind(wire::encode_event(event))
-    .bind(OUTBOX.channel())
     .fetch_optional(conn)
     .await?;
     Ok(placed_id.is_some())
@@ -200,16 +210,17 @@ pub async fn transition(
     to: Status,
     owner: Option<i64>,
 ) -> Result<Option<Order>, Error> {
-    let row = sqlx::query_as(&format!(
+    let row = sqlx::query_as!(
+        OrderRow,
         "UPDATE orders SET status = $3, updated_at = now(),
                 release_needed = release_needed OR $3 IN ('FAILED', 'CANCELLED')
           WHERE id = $1 AND status = $2 AND ($4::bigint IS NULL OR user_id = $4)
-         RETURNING {COLUMNS}"
-    ))
-    .bind(id)
-    .bind(from.as_str())
-    .bind(to.as_str())
-    .bind(owner)
+         RETURNING id, user_id, status, total_price, total_quantity, created_at, updated_at",
+        id,
+        from.as_str(),
+        to.as_str(),
+        owner,
+    )
     .fetch_optional(&mut *conn)
     .await?;
     one_with_lines(conn, row).await
@@ -217,11 +228,11 @@ pub async fn transition(
 
 /// PENDING → FAILED (its stock owed back); `false` when it was not PENDING.
 pub async fn fail_pending(conn: &mut PgConnection, id: i64) -> Result<bool, Error> {
-    let failed = sqlx::query(
+    let failed = sqlx::query!(
         "UPDATE orders SET status = 'FAILED', release_needed = true, updated_at = now()
           WHERE id = $1 AND status = 'PENDING'",
+        id,
     )
-    .bind(id)
     .execute(conn)
     .await?;
     Ok(failed.rows_affected() == 1)
@@ -229,59 +240,37 @@ pub async fn fail_pending(conn: &mut PgConnection, id: i64) -> Result<bool, Erro
 
 /// The order's stock is back in catalog.
 pub async fn mark_released(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE orders SET release_needed = false WHERE id = $1").bind(id).execute(conn).await?;
+    sqlx::query!("UPDATE orders SET release_needed = false WHERE id = $1", id).execute(conn).await?;
     Ok(())
 }
 
 /// Marks PENDING orders older than `age` FAILED (stock owed back) and
 /// returns their ids.
 pub async fn fail_abandoned(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "UPDATE orders SET status = 'FAILED', release_needed = true, updated_at = now()
           WHERE id IN (SELECT id FROM orders
                         WHERE status = 'PENDING' AND updated_at < now() - make_interval(secs => $1)
                         ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)
             AND status = 'PENDING'
          RETURNING id",
+        age.as_secs_f64(),
+        limit,
     )
-    .bind(age.as_secs_f64())
-    .bind(limit)
     .fetch_all(conn)
     .await?)
 }
 
 /// Orders whose stock is still owed back and that nobody touched for `age`.
 pub async fn owing_stock(conn: &mut PgConnection, age: Duration, limit: i64) -> Result<Vec<i64>, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "SELECT id FROM orders WHERE release_needed AND updated_at < now() - make_interval(secs => $1)
           ORDER BY updated_at LIMIT $2",
+        age.as_secs_f64(),
+        limit,
     )
-    .bind(age.as_secs_f64())
-    .bind(limit)
     .fetch_all(conn)
     .await?)
-}
-
-/// The filter's conditions, each in the form whose one (generic) plan is
-/// right for every value: any status is no condition at all (newest first
-/// is then a walk down `orders_newest_idx`), and one status is an equality
-/// (a walk down `orders_status_newest_idx`). `status = ANY(…)` over all of
-/// them would be planned as "a few statuses": a scan of every order, sorted.
-fn push_filter(query: &mut QueryBuilder<'_, Postgres>, filter: OrderFilter<'_>) {
-    query.push(" WHERE true");
-    match filter.statuses {
-        None => {}
-        Some([status]) => {
-            query.push(" AND status = ").push_bind(status.as_str());
-        }
-        Some(statuses) => {
-            let statuses: Vec<&'static str> = statuses.iter().map(|status| status.as_str()).collect();
-            query.push(" AND status = ANY(").push_bind(statuses).push(")");
-        }
-    }
-    if let Some(user_id) = filter.user_id {
-        query.push(" AND user_id = ").push_bind(user_id);
-    }
 }
 
 /// One page of orders, newest first (ties by id), and how many match.
@@ -291,29 +280,60 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<Order>, i64), Error> {
-    let mut count = QueryBuilder::new("SELECT count(*) FROM orders");
-    push_filter(&mut count, filter);
-    let total: i64 = count.build_query_scalar().fetch_one(&mut *conn).await?;
-
-    let mut select = QueryBuilder::new(format!("SELECT {COLUMNS} FROM orders"));
-    push_filter(&mut select, filter);
-    select.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-    let rows = select.build_query_as().fetch_all(&mut *conn).await?;
+    // Each filter is its own pair of statements, in the form whose one
+    // (generic) plan is right for every value: any status is no condition at
+    // all (newest first is then a walk down `orders_newest_idx`), and one
+    // status is an equality (a walk down `orders_status_newest_idx`).
+    // `status = ANY(…)` over all of them would be planned as "a few
+    // statuses": a scan of every order, sorted.
+    macro_rules! page {
+        ($filter:literal, $rest:literal $(, $argument:expr)*) => {{
+            let total = sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM orders WHERE true"# + $filter $(, $argument)*)
+                .fetch_one(&mut *conn)
+                .await?;
+            let rows = sqlx::query_as!(
+                OrderRow,
+                "SELECT id, user_id, status, total_price, total_quantity, created_at, updated_at FROM orders WHERE true"
+                    + $filter
+                    + " ORDER BY created_at DESC, id DESC"
+                    + $rest
+                $(, $argument)*,
+                limit,
+                offset
+            )
+            .fetch_all(&mut *conn)
+            .await?;
+            (rows, total)
+        }};
+    }
+    let names = |statuses: &[Status]| statuses.iter().map(|status| status.as_str().to_owned()).collect::<Vec<_>>();
+    let (rows, total) = match (filter.statuses, filter.user_id) {
+        (None, None) => page!("", " LIMIT $1 OFFSET $2"),
+        (None, Some(user_id)) => page!(" AND user_id = $1", " LIMIT $2 OFFSET $3", user_id),
+        (Some([status]), None) => page!(" AND status = $1", " LIMIT $2 OFFSET $3", status.as_str()),
+        (Some([status]), Some(user_id)) => {
+            page!(" AND status = $1 AND user_id = $2", " LIMIT $3 OFFSET $4", status.as_str(), user_id)
+        }
+        (Some(statuses), None) => page!(" AND status = ANY($1)", " LIMIT $2 OFFSET $3", &names(statuses)),
+        (Some(statuses), Some(user_id)) => {
+            page!(" AND status = ANY($1) AND user_id = $2", " LIMIT $3 OFFSET $4", &names(statuses), user_id)
+        }
+    };
     Ok((with_lines(conn, rows).await?, total))
 }
 
 /// Orders not settled yet (PENDING, or owing stock back), orders ever placed
 /// with a key that starts with `key_prefix`, and the units in live orders.
 pub async fn books(conn: &mut PgConnection, key_prefix: &str) -> Result<OrderBooks, Error> {
-    let (unsettled, placed_with_key_prefix, units_in_live_orders) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING' OR release_needed),
+    Ok(sqlx::query_as!(
+        OrderBooks,
+        r#"SELECT (SELECT count(*) FROM orders WHERE status = 'PENDING' OR release_needed) AS "unsettled!",
                 (SELECT count(*) FROM orders
-                  WHERE status NOT IN ('PENDING', 'FAILED') AND starts_with(idempotency_key, $1)),
+                  WHERE status NOT IN ('PENDING', 'FAILED') AND starts_with(idempotency_key, $1)) AS "placed_with_key_prefix!",
                 (SELECT coalesce(sum(l.quantity), 0)::bigint FROM order_lines l JOIN orders o ON o.id = l.order_id
-                  WHERE o.status IN ('PLACED', 'SHIPPED', 'DELIVERED'))",
+                  WHERE o.status IN ('PLACED', 'SHIPPED', 'DELIVERED')) AS "units_in_live_orders!""#,
+        key_prefix,
     )
-    .bind(key_prefix)
     .fetch_one(conn)
-    .await?;
-    Ok(OrderBooks { unsettled, placed_with_key_prefix, units_in_live_orders })
+    .await?)
 }

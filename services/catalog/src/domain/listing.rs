@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
-use shop_platform::transport::budget::WorkBudget;
 use shop_platform::kernel::paging::Page;
+use shop_platform::transport::budget::WorkBudget;
 use sqlx::{Connection as _, PgConnection, PgPool};
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;

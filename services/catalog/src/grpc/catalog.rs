@@ -219,7 +219,8 @@ impl CatalogService for CatalogApi {
         let mask = mask_paths(req.update_mask.as_ref()).to_vec();
         for path in &mask {
             if path != "name" && path != "slug" {
-                let reason = Invalid::new(format!("unknown path {}; use name, slug", shop_platform::kernel::text::echo(path)));
+                let reason =
+                    Invalid::new(format!("unknown path {}; use name, slug", shop_platform::kernel::text::echo(path)));
                 return Err(Error::field("update_mask")(reason).into());
             }
         }

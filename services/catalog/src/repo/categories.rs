@@ -14,65 +14,73 @@ fn unique_violation(error: sqlx::Error) -> Error {
 }
 
 pub async fn insert(conn: &mut PgConnection, name: &str, slug: &str) -> Result<Category, Error> {
-    let row = sqlx::query_as("INSERT INTO categories (name, slug) VALUES ($1, $2) RETURNING id, name, slug")
-        .bind(name)
-        .bind(slug)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(unique_violation)?;
+    let row = sqlx::query_as!(
+        Category,
+        "INSERT INTO categories (name, slug) VALUES ($1, $2) RETURNING id, name, slug",
+        name,
+        slug
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(unique_violation)?;
     Ok(row)
 }
 
 pub async fn update(conn: &mut PgConnection, id: i64, name: &str, slug: &str) -> Result<Category, Error> {
-    sqlx::query_as("UPDATE categories SET name = $2, slug = $3 WHERE id = $1 RETURNING id, name, slug")
-        .bind(id)
-        .bind(name)
-        .bind(slug)
-        .fetch_one(conn)
-        .await
-        .map_err(unique_violation)
+    sqlx::query_as!(
+        Category,
+        "UPDATE categories SET name = $2, slug = $3 WHERE id = $1 RETURNING id, name, slug",
+        id,
+        name,
+        slug,
+    )
+    .fetch_one(conn)
+    .await
+    .map_err(unique_violation)
 }
 
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1").bind(id).fetch_optional(conn).await?)
+    Ok(sqlx::query_as!(Category, "SELECT id, name, slug FROM categories WHERE id = $1", id)
+        .fetch_optional(conn)
+        .await?)
 }
 
 /// The category, locked against deletion until the transaction ends (a
 /// product being added to it needs it to stay).
 pub async fn find_for_share(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR KEY SHARE")
-        .bind(id)
+    Ok(sqlx::query_as!(Category, "SELECT id, name, slug FROM categories WHERE id = $1 FOR KEY SHARE", id)
         .fetch_optional(conn)
         .await?)
 }
 
 pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<Category>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE id = $1 FOR UPDATE")
-        .bind(id)
+    Ok(sqlx::query_as!(Category, "SELECT id, name, slug FROM categories WHERE id = $1 FOR UPDATE", id)
         .fetch_optional(conn)
         .await?)
 }
 
 pub async fn find_by_slug(conn: &mut PgConnection, slug: &str) -> Result<Option<Category>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, slug FROM categories WHERE slug = $1").bind(slug).fetch_optional(conn).await?)
+    Ok(sqlx::query_as!(Category, "SELECT id, name, slug FROM categories WHERE slug = $1", slug)
+        .fetch_optional(conn)
+        .await?)
 }
 
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<Category>, Error> {
-    Ok(sqlx::query_as("SELECT id, name, slug FROM categories ORDER BY lower(name), id").fetch_all(conn).await?)
+    Ok(sqlx::query_as!(Category, "SELECT id, name, slug FROM categories ORDER BY lower(name), id")
+        .fetch_all(conn)
+        .await?)
 }
 
 /// Takes the category away from its archived products (they keep no category).
 pub async fn release_archived_products(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE products SET category_id = NULL WHERE category_id = $1 AND archived_at IS NOT NULL")
-        .bind(id)
+    sqlx::query!("UPDATE products SET category_id = NULL WHERE category_id = $1 AND archived_at IS NOT NULL", id)
         .execute(conn)
         .await?;
     Ok(())
 }
 
 pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
-    sqlx::query("DELETE FROM categories WHERE id = $1")
-        .bind(id)
+    sqlx::query!("DELETE FROM categories WHERE id = $1", id)
         .execute(conn)
         .await
         .on_constraint("products_category_fkey", || Error::FailedPrecondition("the category holds products".into()))?;
@@ -80,19 +88,19 @@ pub async fn delete(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
 }
 
 pub async fn start_count(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
-    sqlx::query("INSERT INTO category_product_counts (category_id, live_count) VALUES ($1, 0) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .execute(conn)
-        .await?;
+    sqlx::query!(
+        "INSERT INTO category_product_counts (category_id, live_count) VALUES ($1, 0) ON CONFLICT DO NOTHING",
+        id
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// Adds `delta` to the category's live-product count (its row exists from
 /// the category's creation on).
 pub async fn add_to_count(conn: &mut PgConnection, id: i64, delta: i64) -> Result<(), Error> {
-    sqlx::query("UPDATE category_product_counts SET live_count = live_count + $2 WHERE category_id = $1")
-        .bind(id)
-        .bind(delta)
+    sqlx::query!("UPDATE category_product_counts SET live_count = live_count + $2 WHERE category_id = $1", id, delta)
         .execute(conn)
         .await?;
     Ok(())
@@ -100,10 +108,11 @@ pub async fn add_to_count(conn: &mut PgConnection, id: i64, delta: i64) -> Resul
 
 /// Live products in one category, or in all.
 pub async fn live_count(conn: &mut PgConnection, id: Option<i64>) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT coalesce(sum(live_count), 0)::bigint FROM category_product_counts WHERE $1::bigint IS NULL OR category_id = $1",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT coalesce(sum(live_count), 0)::bigint AS "live_count!"
+             FROM category_product_counts WHERE $1::bigint IS NULL OR category_id = $1"#,
+        id,
     )
-    .bind(id)
     .fetch_one(conn)
     .await?)
 }

@@ -29,9 +29,9 @@ pub async fn head(conn: &mut PgConnection) -> Result<i64, Error> {
 /// Names this database's outbox: a search index built from another database
 /// (or from one dropped and created again) is not resumed.
 pub async fn database_identity(conn: &mut PgConnection) -> Result<String, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT current_database() || '/' || d.oid || '/' || 'outbox'::regclass::oid
-           FROM pg_database d WHERE d.datname = current_database()",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT current_database() || '/' || d.oid || '/' || 'outbox'::regclass::oid AS "identity!"
+           FROM pg_database d WHERE d.datname = current_database()"#,
     )
     .fetch_one(conn)
     .await?)

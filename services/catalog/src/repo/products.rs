@@ -1,48 +1,60 @@
-use sqlx::{PgConnection, QueryBuilder};
+use sqlx::PgConnection;
 
 use crate::error::Error;
 use crate::model::{Ordering, Product, ProductFields};
 
-/// A product with its category and its stock row, as every read returns it.
-const SELECT_PRODUCT: &str = "SELECT p.id, p.title, p.description, p.price, s.stock, p.image_url, p.category_id,
+/// A product with its category and its stock row, as every read returns it:
+/// `select_products!(" WHERE …", arguments…)` is the `query_as!` of the
+/// SELECT followed by the rest of the statement. The join with categories
+/// leaves no NULL `category_id` (only archived products lose theirs).
+macro_rules! select_products {
+    ($rest:literal $(, $argument:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Product,
+            r#"SELECT p.id, p.title, p.description, p.price, s.stock, p.image_url, p.category_id AS "category_id!",
             c.name AS category_name, c.slug AS category_slug, p.created_at, p.updated_at, s.sold_count
-       FROM products p JOIN categories c ON c.id = p.category_id JOIN stock s ON s.product_id = p.id";
+       FROM products p JOIN categories c ON c.id = p.category_id JOIN stock s ON s.product_id = p.id"#
+                + $rest
+            $(, $argument)*
+        )
+    };
+}
 
 /// A new product and its stock row, in one statement; returns its id.
 pub async fn insert(conn: &mut PgConnection, fields: &ProductFields) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar(
+    Ok(sqlx::query_scalar!(
         "WITH product AS (
              INSERT INTO products (title, description, price, category_id, image_url)
              VALUES ($1, $2, $3, $4, $5) RETURNING id),
          stocked AS (INSERT INTO stock (product_id, stock) SELECT id, $6 FROM product)
          SELECT id FROM product",
+        fields.title.as_str(),
+        fields.description,
+        fields.price.amount(),
+        fields.category_id,
+        fields.image_url,
+        fields.stock,
     )
-    .bind(fields.title.as_str())
-    .bind(&fields.description)
-    .bind(fields.price.amount())
-    .bind(fields.category_id)
-    .bind(&fields.image_url)
-    .bind(fields.stock)
     .fetch_one(conn)
     .await?)
 }
 
 /// Sets every field an admin sets, the stock included, in one statement.
 pub async fn update(conn: &mut PgConnection, id: i64, fields: &ProductFields) -> Result<(), Error> {
-    sqlx::query(
+    sqlx::query!(
         "WITH product AS (
              UPDATE products SET title = $2, description = $3, price = $4, category_id = $5, image_url = $6,
                     updated_at = now()
               WHERE id = $1)
          UPDATE stock SET stock = $7 WHERE product_id = $1 AND stock <> $7",
+        id,
+        fields.title.as_str(),
+        fields.description,
+        fields.price.amount(),
+        fields.category_id,
+        fields.image_url,
+        fields.stock,
     )
-    .bind(id)
-    .bind(fields.title.as_str())
-    .bind(&fields.description)
-    .bind(fields.price.amount())
-    .bind(fields.category_id)
-    .bind(&fields.image_url)
-    .bind(fields.stock)
     .execute(conn)
     .await?;
     Ok(())
@@ -50,48 +62,56 @@ pub async fn update(conn: &mut PgConnection, id: i64, fields: &ProductFields) ->
 
 /// A live product.
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<Product>, Error> {
-    Ok(sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = $1 AND p.archived_at IS NULL"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(select_products!(" WHERE p.id = $1 AND p.archived_at IS NULL", id).fetch_optional(conn).await?)
 }
 
 /// A live product, locked until the transaction ends.
 pub async fn find_for_update(conn: &mut PgConnection, id: i64) -> Result<Option<Product>, Error> {
-    Ok(sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = $1 AND p.archived_at IS NULL FOR UPDATE OF p, s"))
-        .bind(id)
+    Ok(select_products!(" WHERE p.id = $1 AND p.archived_at IS NULL FOR UPDATE OF p, s", id)
         .fetch_optional(conn)
         .await?)
 }
 
 /// Live products among `ids`, each once, in the order ids first appear.
 pub async fn find_many(conn: &mut PgConnection, ids: &[i64]) -> Result<Vec<Product>, Error> {
-    let found = sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL"))
-        .bind(ids)
-        .fetch_all(conn)
-        .await?;
+    let found = select_products!(" WHERE p.id = ANY($1) AND p.archived_at IS NULL", ids).fetch_all(conn).await?;
     Ok(in_order_of(ids, found))
-}
-
-#[derive(sqlx::FromRow)]
-struct FoundAtHead {
-    #[sqlx(flatten)]
-    product: Product,
-    outbox_head: i64,
 }
 
 /// [`find_many`], and the last outbox event committed when the rows were
 /// read (in the same snapshot; `None` when no row was found).
 pub async fn find_many_at_head(conn: &mut PgConnection, ids: &[i64]) -> Result<(Vec<Product>, Option<i64>), Error> {
-    let found: Vec<FoundAtHead> = sqlx::query_as(&format!(
-        "WITH found AS ({SELECT_PRODUCT} WHERE p.id = ANY($1) AND p.archived_at IS NULL)
-         SELECT found.*, head.last_sequence AS outbox_head FROM found, outbox_head head"
-    ))
-    .bind(ids)
+    // `select_products!`'s SELECT, written out: this statement wraps it.
+    let found = sqlx::query!(
+        r#"WITH found AS (
+             SELECT p.id, p.title, p.description, p.price, s.stock, p.image_url, p.category_id AS "category_id!",
+                    c.name AS category_name, c.slug AS category_slug, p.created_at, p.updated_at, s.sold_count
+               FROM products p JOIN categories c ON c.id = p.category_id JOIN stock s ON s.product_id = p.id
+              WHERE p.id = ANY($1) AND p.archived_at IS NULL)
+         SELECT found.*, head.last_sequence AS outbox_head FROM found, outbox_head head"#,
+        ids,
+    )
     .fetch_all(conn)
     .await?;
     let head = found.first().map(|row| row.outbox_head);
-    Ok((in_order_of(ids, found.into_iter().map(|row| row.product).collect()), head))
+    let products = found
+        .into_iter()
+        .map(|row| Product {
+            id: row.id,
+            title: row.title,
+            description: row.description,
+            price: row.price.into(),
+            stock: row.stock,
+            image_url: row.image_url,
+            category_id: row.category_id,
+            category_name: row.category_name,
+            category_slug: row.category_slug,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            sold_count: row.sold_count,
+        })
+        .collect();
+    Ok((in_order_of(ids, products), head))
 }
 
 fn in_order_of(ids: &[i64], mut found: Vec<Product>) -> Vec<Product> {
@@ -109,14 +129,15 @@ fn in_order_of(ids: &[i64], mut found: Vec<Product>) -> Vec<Product> {
 /// Archives a live product (its stock row too, under the lock reservations
 /// take); returns its category, or `None` if there was none to archive.
 pub async fn archive(conn: &mut PgConnection, id: i64) -> Result<Option<i64>, Error> {
-    Ok(sqlx::query_scalar(
-        "WITH archived AS (
+    // A live product has a category (`products_live_have_a_category`).
+    Ok(sqlx::query_scalar!(
+        r#"WITH archived AS (
              UPDATE products SET archived_at = now(), updated_at = now() WHERE id = $1 AND archived_at IS NULL
              RETURNING category_id),
          unsold AS (UPDATE stock SET is_archived = true WHERE product_id = $1 AND EXISTS (SELECT 1 FROM archived))
-         SELECT category_id FROM archived",
+         SELECT category_id AS "category_id!" FROM archived"#,
+        id,
     )
-    .bind(id)
     .fetch_optional(conn)
     .await?)
 }
@@ -131,26 +152,86 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<Product>, Error> {
-    let mut query = QueryBuilder::new(SELECT_PRODUCT);
-    query.push(" WHERE p.archived_at IS NULL");
-    if let Some(category_id) = category_id {
-        query.push(" AND p.category_id = ").push_bind(category_id);
+    // One statement per ordering and filter, each with its own plan (a walk
+    // down that ordering's index).
+    macro_rules! page {
+        ($rest:literal $(, $argument:expr)*) => {
+            select_products!($rest $(, $argument)*).fetch_all(conn).await?
+        };
     }
-    let (column, descending) = ordering.column();
-    let direction = if descending { "DESC" } else { "ASC" };
-    let collation = if column == "title" { " COLLATE \"C\"" } else { "" };
-    // Columns and directions come from the closed `Ordering` enum, never from input.
-    query.push(format!(" ORDER BY p.{column}{collation} {direction}, p.id {direction} LIMIT "));
-    query.push_bind(limit).push(" OFFSET ").push_bind(offset);
-    Ok(query.build_query_as().fetch_all(conn).await?)
+    Ok(match (ordering, category_id) {
+        (Ordering::Price, None) => {
+            page!(" WHERE p.archived_at IS NULL ORDER BY p.price ASC, p.id ASC LIMIT $1 OFFSET $2", limit, offset)
+        }
+        (Ordering::Price, Some(category)) => page!(
+            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.price ASC, p.id ASC LIMIT $2 OFFSET $3",
+            category,
+            limit,
+            offset
+        ),
+        (Ordering::PriceDesc, None) => {
+            page!(" WHERE p.archived_at IS NULL ORDER BY p.price DESC, p.id DESC LIMIT $1 OFFSET $2", limit, offset)
+        }
+        (Ordering::PriceDesc, Some(category)) => page!(
+            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.price DESC, p.id DESC LIMIT $2 OFFSET $3",
+            category,
+            limit,
+            offset
+        ),
+        (Ordering::CreatedAt, None) => {
+            page!(" WHERE p.archived_at IS NULL ORDER BY p.created_at ASC, p.id ASC LIMIT $1 OFFSET $2", limit, offset)
+        }
+        (Ordering::CreatedAt, Some(category)) => page!(
+            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.created_at ASC, p.id ASC LIMIT $2 OFFSET $3",
+            category,
+            limit,
+            offset
+        ),
+        (Ordering::CreatedAtDesc, None) => page!(
+            " WHERE p.archived_at IS NULL ORDER BY p.created_at DESC, p.id DESC LIMIT $1 OFFSET $2",
+            limit,
+            offset
+        ),
+        (Ordering::CreatedAtDesc, Some(category)) => page!(
+            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.created_at DESC, p.id DESC LIMIT $2 OFFSET $3",
+            category,
+            limit,
+            offset
+        ),
+        (Ordering::Title, None) => page!(
+            r#" WHERE p.archived_at IS NULL ORDER BY p.title COLLATE "C" ASC, p.id ASC LIMIT $1 OFFSET $2"#,
+            limit,
+            offset
+        ),
+        (Ordering::Title, Some(category)) => page!(
+            r#" WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.title COLLATE "C" ASC, p.id ASC LIMIT $2 OFFSET $3"#,
+            category,
+            limit,
+            offset
+        ),
+        (Ordering::TitleDesc, None) => page!(
+            r#" WHERE p.archived_at IS NULL ORDER BY p.title COLLATE "C" DESC, p.id DESC LIMIT $1 OFFSET $2"#,
+            limit,
+            offset
+        ),
+        (Ordering::TitleDesc, Some(category)) => page!(
+            r#" WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.title COLLATE "C" DESC, p.id DESC LIMIT $2 OFFSET $3"#,
+            category,
+            limit,
+            offset
+        ),
+        // Units sold live in `stock`, which no listing index covers: the
+        // domain lists by them through the search index, never here.
+        (Ordering::SoldCount | Ordering::SoldCountDesc, _) => {
+            return Err(Error::Internal("products are not listed by units sold in SQL".into()));
+        }
+    })
 }
 
 /// Up to `limit` live products with ids above `after_id`, by id: a rebuild
 /// of the search index reads the table this way, in its snapshot.
 pub async fn live_after(conn: &mut PgConnection, after_id: i64, limit: i64) -> Result<Vec<Product>, Error> {
-    Ok(sqlx::query_as(&format!("{SELECT_PRODUCT} WHERE p.archived_at IS NULL AND p.id > $1 ORDER BY p.id LIMIT $2"))
-        .bind(after_id)
-        .bind(limit)
+    Ok(select_products!(" WHERE p.archived_at IS NULL AND p.id > $1 ORDER BY p.id LIMIT $2", after_id, limit)
         .fetch_all(conn)
         .await?)
 }
@@ -158,6 +239,7 @@ pub async fn live_after(conn: &mut PgConnection, after_id: i64, limit: i64) -> R
 /// Turns a fresh transaction into one snapshot of the catalog for a
 /// rebuild, and returns the outbox sequence that snapshot holds.
 pub async fn snapshot_for_rebuild(conn: &mut PgConnection) -> Result<i64, Error> {
+    // Dynamic: a utility statement, which Postgres checks only when it runs.
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *conn).await?;
     super::outbox::head(conn).await
 }
@@ -166,9 +248,10 @@ pub async fn snapshot_for_rebuild(conn: &mut PgConnection) -> Result<i64, Error>
 /// (readers go on, other writers wait), lifts the per-statement limit that
 /// serving calls have, and returns the highest product id.
 pub async fn lock_for_bulk_load(conn: &mut PgConnection) -> Result<i64, Error> {
+    // Dynamic: utility statements, which Postgres checks only when they run.
     sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *conn).await?;
     sqlx::query("LOCK TABLE products IN SHARE ROW EXCLUSIVE MODE").execute(&mut *conn).await?;
-    Ok(sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM products").fetch_one(conn).await?)
+    Ok(sqlx::query_scalar!(r#"SELECT coalesce(max(id), 0) AS "max_id!" FROM products"#).fetch_one(conn).await?)
 }
 
 /// An index dropped for a bulk load, to be created again after it.
@@ -179,22 +262,25 @@ pub struct DroppedIndex {
 /// Drops every index of `products` but its key, returning their
 /// definitions (read from the database, so the migration stays the one source).
 pub async fn drop_secondary_indexes(conn: &mut PgConnection) -> Result<Vec<DroppedIndex>, Error> {
+    // Dynamic: a utility statement, which Postgres checks only when it runs.
     sqlx::query("SET LOCAL maintenance_work_mem = '512MB'").execute(&mut *conn).await?;
-    let indexes: Vec<(String, String)> = sqlx::query_as(
-        "SELECT indexname::text, indexdef FROM pg_indexes
-          WHERE schemaname = current_schema() AND tablename = 'products' AND indexname <> 'products_pkey'",
+    let indexes = sqlx::query!(
+        r#"SELECT indexname::text AS "indexname!", indexdef AS "indexdef!" FROM pg_indexes
+          WHERE schemaname = current_schema() AND tablename = 'products' AND indexname <> 'products_pkey'"#,
     )
     .fetch_all(&mut *conn)
     .await?;
-    for (name, _) in &indexes {
-        // Names come from pg_indexes, quoted as identifiers.
-        sqlx::query(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\""))).execute(&mut *conn).await?;
+    for index in &indexes {
+        // Dynamic: DDL naming an index found at run time. Names come from
+        // pg_indexes, quoted as identifiers.
+        sqlx::query(&format!("DROP INDEX \"{}\"", index.indexname.replace('"', "\"\""))).execute(&mut *conn).await?;
     }
-    Ok(indexes.into_iter().map(|(_, definition)| DroppedIndex { definition }).collect())
+    Ok(indexes.into_iter().map(|index| DroppedIndex { definition: index.indexdef }).collect())
 }
 
 pub async fn create_indexes(conn: &mut PgConnection, indexes: &[DroppedIndex]) -> Result<(), Error> {
     for index in indexes {
+        // Dynamic: DDL read from pg_indexes.
         sqlx::query(&index.definition).execute(&mut *conn).await?;
     }
     Ok(())
@@ -207,6 +293,7 @@ pub async fn copy_in(conn: &mut PgConnection, products: String, stock: String) -
         ("COPY products (id, title, description, price, category_id, created_at) FROM STDIN", products),
         ("COPY stock (product_id, stock) FROM STDIN", stock),
     ] {
+        // Dynamic: COPY goes through sqlx's copy API, which no macro checks.
         let mut copy = conn.copy_in_raw(statement).await?;
         copy.send(rows.into_bytes()).await?;
         copy.finish().await?;
@@ -216,13 +303,14 @@ pub async fn copy_in(conn: &mut PgConnection, products: String, stock: String) -
 
 /// Later inserts take ids after `last_id` (a bulk load assigned ids itself).
 pub async fn continue_ids_after(conn: &mut PgConnection, last_id: i64) -> Result<(), Error> {
-    sqlx::query("SELECT setval(pg_get_serial_sequence('products', 'id'), $1)").bind(last_id).execute(conn).await?;
+    sqlx::query!("SELECT setval(pg_get_serial_sequence('products', 'id'), $1)", last_id).fetch_one(conn).await?;
     Ok(())
 }
 
 /// Fresh statistics, so the planner picks the listing indexes at once, and a
 /// visibility map. Outside any transaction.
 pub async fn refresh_statistics(pool: &sqlx::PgPool) -> Result<(), Error> {
+    // Dynamic: a utility statement, which Postgres checks only when it runs.
     sqlx::query("VACUUM (ANALYZE) products, stock").execute(pool).await?;
     Ok(())
 }

@@ -20,7 +20,7 @@ pub enum Reservation {
     Refused(Vec<Shortage>),
 }
 
-#[derive(sqlx::FromRow)]
+/// A row of `reserve_stock`: the outcome, then the line (or the shortage) it is about.
 struct Row {
     outcome: String,
     product_id: Option<i64>,
@@ -40,13 +40,18 @@ pub async fn reserve(
     lines: &OrderLines,
     event: Vec<u8>,
 ) -> Result<Reservation, Error> {
-    let rows: Vec<Row> = sqlx::query_as("SELECT * FROM reserve_stock($1, $2, $3, $4)")
-        .bind(order_id)
-        .bind(lines.product_ids())
-        .bind(lines.lines().iter().map(|line| line.quantity).collect::<Vec<_>>())
-        .bind(event)
-        .fetch_all(conn)
-        .await?;
+    let quantities: Vec<i32> = lines.lines().iter().map(|line| line.quantity).collect();
+    let rows = sqlx::query_as!(
+        Row,
+        r#"SELECT outcome AS "outcome!", product_id, quantity, title, unit_price, category_name, category_slug, available
+             FROM reserve_stock($1, $2, $3, $4)"#,
+        order_id,
+        &lines.product_ids(),
+        &quantities,
+        event,
+    )
+    .fetch_all(conn)
+    .await?;
     if rows.iter().any(|row| row.outcome == "released") {
         return Ok(Reservation::Released);
     }
@@ -85,17 +90,17 @@ pub async fn reserve(
 /// quantity`), the rows locked in id order as reservations lock them.
 pub async fn give_back(conn: &mut PgConnection, lines: &[OrderLine]) -> Result<(), Error> {
     let ids: Vec<i64> = lines.iter().map(|line| line.product_id).collect();
-    sqlx::query("SELECT 1 FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE")
-        .bind(&ids)
-        .execute(&mut *conn)
+    let quantities: Vec<i32> = lines.iter().map(|line| line.quantity).collect();
+    sqlx::query!("SELECT 1 AS locked FROM stock WHERE product_id = ANY($1) ORDER BY product_id FOR UPDATE", &ids)
+        .fetch_all(&mut *conn)
         .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE stock s SET stock = s.stock + m.quantity, sold_count = s.sold_count - m.quantity
            FROM unnest($1::bigint[], $2::int[]) AS m(product_id, quantity)
           WHERE s.product_id = m.product_id",
+        &ids,
+        &quantities,
     )
-    .bind(ids)
-    .bind(lines.iter().map(|line| line.quantity).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -103,7 +108,7 @@ pub async fn give_back(conn: &mut PgConnection, lines: &[OrderLine]) -> Result<(
 
 /// Every product's stock and units sold, in one statement (one snapshot).
 /// One product's line in the stock ledger.
-#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy)]
 pub struct StockLine {
     pub product_id: i64,
     pub stock: i64,
@@ -111,5 +116,7 @@ pub struct StockLine {
 }
 
 pub async fn ledger(conn: &mut PgConnection) -> Result<Vec<StockLine>, Error> {
-    Ok(sqlx::query_as("SELECT product_id, stock::bigint AS stock, sold_count FROM stock").fetch_all(conn).await?)
+    Ok(sqlx::query_as!(StockLine, r#"SELECT product_id, stock::bigint AS "stock!", sold_count FROM stock"#)
+        .fetch_all(conn)
+        .await?)
 }

@@ -1,5 +1,6 @@
 use shop_platform::storage::db::constraint;
 use sqlx::PgConnection;
+use sqlx::postgres::PgQueryResult;
 
 use crate::error::Error;
 use crate::model::User;
@@ -14,17 +15,18 @@ pub struct NewUserRow<'a> {
 }
 
 pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<User, Error> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        User,
         "INSERT INTO users (username, username_skeleton, username_capital_skeleton, email, password_hash, is_admin)
          VALUES ($1, $2, $3, $4, $5, $6)
          RETURNING id, username, email, is_admin, created_at",
+        user.username,
+        user.username_skeleton,
+        user.username_capital_skeleton,
+        user.email,
+        user.password_hash,
+        user.is_admin,
     )
-    .bind(user.username)
-    .bind(user.username_skeleton)
-    .bind(user.username_capital_skeleton)
-    .bind(user.email)
-    .bind(user.password_hash)
-    .bind(user.is_admin)
     .fetch_one(conn)
     .await
     .map_err(|error| match constraint(&error) {
@@ -40,62 +42,71 @@ pub async fn insert(conn: &mut PgConnection, user: NewUserRow<'_>) -> Result<Use
 /// Up to `limit` users after `after_id` whose name lacks a skeleton
 /// (created before that skeleton was kept): (id, username).
 pub async fn without_skeleton(conn: &mut PgConnection, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, Error> {
-    Ok(sqlx::query_as(
+    let users = sqlx::query!(
         "SELECT id, username FROM users
          WHERE (username_skeleton IS NULL OR username_capital_skeleton IS NULL) AND id > $1 ORDER BY id LIMIT $2",
+        after_id,
+        limit,
     )
-    .bind(after_id)
-    .bind(limit)
     .fetch_all(conn)
-    .await?)
+    .await?;
+    Ok(users.into_iter().map(|user| (user.id, user.username)).collect())
 }
 
 /// Records a name's skeletons where missing; `false` when another user
 /// already has one of them (two look-alike names from before it was kept:
 /// both stay, and that skeleton stays unset).
 pub async fn set_skeletons(conn: &mut PgConnection, id: i64, skeleton: &str, capital: &str) -> Result<bool, Error> {
-    let mut both = true;
-    for (statement, value, key) in [
-        (
-            "UPDATE users SET username_skeleton = $2 WHERE id = $1 AND username_skeleton IS NULL",
-            skeleton,
-            "users_username_skeleton_key",
-        ),
-        (
-            "UPDATE users SET username_capital_skeleton = $2 WHERE id = $1 AND username_capital_skeleton IS NULL",
-            capital,
-            "users_username_capital_skeleton_key",
-        ),
-    ] {
-        match sqlx::query(statement).bind(id).bind(value).execute(&mut *conn).await {
-            Ok(_) => {}
-            Err(error) if constraint(&error) == Some(key) => both = false,
-            Err(error) => return Err(error.into()),
-        }
+    let plain_update = sqlx::query!(
+        "UPDATE users SET username_skeleton = $2 WHERE id = $1 AND username_skeleton IS NULL",
+        id,
+        skeleton,
+    )
+    .execute(&mut *conn)
+    .await;
+    let plain_set = set_unless_taken(plain_update, "users_username_skeleton_key")?;
+    let capital_update = sqlx::query!(
+        "UPDATE users SET username_capital_skeleton = $2 WHERE id = $1 AND username_capital_skeleton IS NULL",
+        id,
+        capital,
+    )
+    .execute(&mut *conn)
+    .await;
+    let capital_set = set_unless_taken(capital_update, "users_username_capital_skeleton_key")?;
+    Ok(plain_set && capital_set)
+}
+
+/// `false` when the update broke `key` (another user has that skeleton).
+fn set_unless_taken(updated: Result<PgQueryResult, sqlx::Error>, key: &str) -> Result<bool, Error> {
+    match updated {
+        Ok(_) => Ok(true),
+        Err(error) if constraint(&error) == Some(key) => Ok(false),
+        Err(error) => Err(error.into()),
     }
-    Ok(both)
 }
 
 pub async fn find(conn: &mut PgConnection, id: i64) -> Result<Option<User>, Error> {
-    Ok(sqlx::query_as("SELECT id, username, email, is_admin, created_at FROM users WHERE id = $1")
-        .bind(id)
+    Ok(sqlx::query_as!(User, "SELECT id, username, email, is_admin, created_at FROM users WHERE id = $1", id)
         .fetch_optional(conn)
         .await?)
 }
 
 /// The user and password hash for a login, by username ignoring case.
 pub async fn find_credentials(conn: &mut PgConnection, username: &str) -> Result<Option<(User, String)>, Error> {
-    #[derive(sqlx::FromRow)]
-    struct Credentials {
-        #[sqlx(flatten)]
-        user: User,
-        password_hash: String,
-    }
-    let found: Option<Credentials> = sqlx::query_as(
+    let found = sqlx::query!(
         "SELECT id, username, email, is_admin, created_at, password_hash FROM users WHERE lower(username) = lower($1)",
+        username,
     )
-    .bind(username)
     .fetch_optional(conn)
     .await?;
-    Ok(found.map(|found| (found.user, found.password_hash)))
+    Ok(found.map(|found| {
+        let user = User {
+            id: found.id,
+            username: found.username,
+            email: found.email,
+            is_admin: found.is_admin,
+            created_at: found.created_at,
+        };
+        (user, found.password_hash)
+    }))
 }

@@ -21,7 +21,8 @@ impl Reports {
         // A slug with control characters can name no category (and could
         // not even be looked up: Postgres stores no NUL).
         if let Some(slug) = &query.category
-            && (shop_platform::kernel::text::single_line(slug).is_err() || !repo::category_exists(&mut conn, slug).await?)
+            && (shop_platform::kernel::text::single_line(slug).is_err()
+                || !repo::category_exists(&mut conn, slug).await?)
         {
             return Err(Error::NotFound(format!("category {}", shop_platform::kernel::text::echo(slug))));
         }

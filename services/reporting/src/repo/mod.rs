@@ -18,21 +18,18 @@ const WRITER_LOCK: i64 = 0x0072_7074_2d77_7274;
 /// Takes the session-level advisory lock `key` if nobody holds it: `true`
 /// when this connection now holds it (until it closes).
 pub async fn try_advisory_lock(conn: &mut PgConnection, key: i64) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar("SELECT pg_try_advisory_lock($1)").bind(key).fetch_one(conn).await?)
+    Ok(sqlx::query_scalar!(r#"SELECT pg_try_advisory_lock($1) AS "locked!""#, key).fetch_one(conn).await?)
 }
 
 /// Waits for the read model's write turn; held until the transaction ends.
 pub async fn take_write_turn(conn: &mut PgConnection) -> Result<(), Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITER_LOCK).execute(conn).await?;
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", WRITER_LOCK).fetch_one(conn).await?;
     Ok(())
 }
 
 /// The last sequence of `stream` applied.
 pub async fn checkpoint(conn: &mut PgConnection, stream: &str) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar("SELECT last_sequence FROM checkpoints WHERE stream = $1")
-        .bind(stream)
-        .fetch_one(conn)
-        .await?)
+    Ok(sqlx::query_scalar!("SELECT last_sequence FROM checkpoints WHERE stream = $1", stream).fetch_one(conn).await?)
 }
 
 /// Moves `stream`'s checkpoint from `from` to `to`. `false` when it was not at
@@ -45,14 +42,14 @@ pub async fn advance(
     to: i64,
     occurred_at: Option<DateTime<Utc>>,
 ) -> Result<bool, Error> {
-    let moved = sqlx::query(
+    let moved = sqlx::query!(
         "UPDATE checkpoints SET last_sequence = $3, last_occurred_at = COALESCE($4, last_occurred_at)
           WHERE stream = $1 AND last_sequence = $2",
+        stream,
+        from,
+        to,
+        occurred_at,
     )
-    .bind(stream)
-    .bind(from)
-    .bind(to)
-    .bind(occurred_at)
     .execute(conn)
     .await?;
     Ok(moved.rows_affected() == 1)
@@ -60,7 +57,7 @@ pub async fn advance(
 
 /// When the last applied event of either stream committed at its source.
 pub async fn as_of(conn: &mut PgConnection) -> Result<Option<DateTime<Utc>>, Error> {
-    Ok(sqlx::query_scalar("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await?)
+    Ok(sqlx::query_scalar!("SELECT max(last_occurred_at) FROM checkpoints").fetch_one(conn).await?)
 }
 
 /// Applies catalog changes in order. Runs of product upserts (a seeded
@@ -91,18 +88,18 @@ async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductInfo>) -
     }
     let products: Vec<&ProductInfo> = latest.into_values().collect();
     let text = |f: fn(&ProductInfo) -> &str| products.iter().map(|p| f(p).to_owned()).collect::<Vec<_>>();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO product_sales (product_id, title, category_id, category_name, category_slug)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::text[])
          ON CONFLICT (product_id) DO UPDATE SET title = EXCLUDED.title, category_id = EXCLUDED.category_id,
                 category_name = EXCLUDED.category_name, category_slug = EXCLUDED.category_slug,
                 archived = false",
+        &products.iter().map(|p| p.product_id).collect::<Vec<_>>(),
+        &text(|p| &p.title),
+        &products.iter().map(|p| p.category_id).collect::<Vec<_>>(),
+        &text(|p| &p.category_name),
+        &text(|p| &p.category_slug),
     )
-    .bind(products.iter().map(|p| p.product_id).collect::<Vec<_>>())
-    .bind(text(|p| &p.title))
-    .bind(products.iter().map(|p| p.category_id).collect::<Vec<_>>())
-    .bind(text(|p| &p.category_name))
-    .bind(text(|p| &p.category_slug))
     .execute(conn)
     .await?;
     Ok(())
@@ -112,34 +109,33 @@ async fn upsert_products(conn: &mut PgConnection, run: &mut Vec<&ProductInfo>) -
 async fn apply_catalog_change(conn: &mut PgConnection, change: &CatalogChange) -> Result<(), Error> {
     match change {
         CatalogChange::ProductArchived { product_id } => {
-            sqlx::query("UPDATE product_sales SET archived = true WHERE product_id = $1")
-                .bind(product_id)
+            sqlx::query!("UPDATE product_sales SET archived = true WHERE product_id = $1", product_id)
                 .execute(conn)
                 .await?;
         }
         CatalogChange::CategoryUpserted { category_id, name, slug } => {
-            sqlx::query(
+            sqlx::query!(
                 "INSERT INTO categories (category_id, name, slug) VALUES ($1, $2, $3)
                  ON CONFLICT (category_id) DO UPDATE SET name = EXCLUDED.name, slug = EXCLUDED.slug",
+                category_id,
+                name,
+                slug,
             )
-            .bind(category_id)
-            .bind(name)
-            .bind(slug)
             .execute(&mut *conn)
             .await?;
             // Products take their category's new name and slug.
-            sqlx::query(
+            sqlx::query!(
                 "UPDATE product_sales SET category_name = $2, category_slug = $3
                   WHERE category_id = $1 AND (category_name, category_slug) IS DISTINCT FROM ($2, $3)",
+                category_id,
+                name,
+                slug,
             )
-            .bind(category_id)
-            .bind(name)
-            .bind(slug)
             .execute(conn)
             .await?;
         }
         CatalogChange::CategoryDeleted { category_id } => {
-            sqlx::query("DELETE FROM categories WHERE category_id = $1").bind(category_id).execute(conn).await?;
+            sqlx::query!("DELETE FROM categories WHERE category_id = $1", category_id).execute(conn).await?;
         }
         // Upserts are applied in runs by `apply_catalog_changes`.
         CatalogChange::ProductUpserted(_) | CatalogChange::Ignored => {}
@@ -188,27 +184,27 @@ pub async fn apply_order_changes(conn: &mut PgConnection, changes: &[OrderChange
     let ids: Vec<i64> = deltas.iter().map(|delta| delta.line.product_id).collect();
     // Rows first (an upsert would check the counts of its proposed row, and
     // a batch may take back more than it adds), then the sums.
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO product_sales (product_id, title, category_name, category_slug)
          SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[])
          ON CONFLICT (product_id) DO NOTHING",
+        &ids,
+        &text(|line| &line.title),
+        &text(|line| &line.category_name),
+        &text(|line| &line.category_slug),
     )
-    .bind(&ids)
-    .bind(text(|line| &line.title))
-    .bind(text(|line| &line.category_name))
-    .bind(text(|line| &line.category_slug))
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
+    sqlx::query!(
         "UPDATE product_sales p SET units_sold = p.units_sold + d.units, order_count = p.order_count + d.orders,
                 revenue = p.revenue + d.revenue
            FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::numeric[]) AS d(product_id, units, orders, revenue)
           WHERE p.product_id = d.product_id",
+        &ids,
+        &deltas.iter().map(|delta| delta.units).collect::<Vec<_>>(),
+        &deltas.iter().map(|delta| delta.orders).collect::<Vec<_>>(),
+        &deltas.iter().map(|delta| delta.revenue).collect::<Vec<_>>(),
     )
-    .bind(&ids)
-    .bind(deltas.iter().map(|delta| delta.units).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|delta| delta.orders).collect::<Vec<_>>())
-    .bind(deltas.iter().map(|delta| delta.revenue).collect::<Vec<_>>())
     .execute(conn)
     .await?;
     Ok(())
@@ -217,22 +213,22 @@ pub async fn apply_order_changes(conn: &mut PgConnection, changes: &[OrderChange
 /// Whether a category with this slug is known (from catalog, or from an
 /// order snapshot of a product catalog has not told us about yet).
 pub async fn category_exists(conn: &mut PgConnection, slug: &str) -> Result<bool, Error> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM categories WHERE slug = $1)
-             OR EXISTS (SELECT 1 FROM product_sales WHERE category_slug = $1 AND listed)",
+    Ok(sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM categories WHERE slug = $1)
+             OR EXISTS (SELECT 1 FROM product_sales WHERE category_slug = $1 AND listed) AS "exists!""#,
+        slug,
     )
-    .bind(slug)
     .fetch_one(conn)
     .await?)
 }
 
 /// Rows the report would list under these filters (`slug` "" = all).
 pub async fn count(conn: &mut PgConnection, slug: &str, sold_only: bool) -> Result<i64, Error> {
-    let column = if sold_only { "sold" } else { "listed" };
-    let count: Option<i64> = sqlx::query_scalar(&format!("SELECT {column} FROM report_counts WHERE slug = $1"))
-        .bind(slug)
-        .fetch_optional(conn)
-        .await?;
+    let count = if sold_only {
+        sqlx::query_scalar!("SELECT sold FROM report_counts WHERE slug = $1", slug).fetch_optional(conn).await?
+    } else {
+        sqlx::query_scalar!("SELECT listed FROM report_counts WHERE slug = $1", slug).fetch_optional(conn).await?
+    };
     Ok(count.unwrap_or(0))
 }
 
@@ -245,21 +241,52 @@ pub async fn page(
     limit: i64,
     offset: i64,
 ) -> Result<Vec<SalesRow>, Error> {
-    let mut query = sqlx::QueryBuilder::new(
-        "SELECT product_id, title, category_name, category_slug, units_sold, order_count, revenue
-           FROM product_sales WHERE listed",
-    );
-    if let Some(slug) = slug {
-        query.push(" AND category_slug = ").push_bind(slug);
+    // One statement per filter and order, each with its own plan.
+    macro_rules! page {
+        ($rest:literal $(, $argument:expr)*) => {
+            sqlx::query_as!(
+                SalesRow,
+                "SELECT product_id, title, category_name, category_slug, units_sold, order_count, revenue
+           FROM product_sales WHERE listed"
+                    + $rest
+                $(, $argument)*
+            )
+            .fetch_all(conn)
+            .await?
+        };
     }
-    if sold_only {
-        query.push(" AND units_sold > 0");
-    }
-    query.push(if most_sold_first {
-        " ORDER BY units_sold DESC, title, product_id"
-    } else {
-        " ORDER BY units_sold, title, product_id"
-    });
-    query.push(" LIMIT ").push_bind(limit).push(" OFFSET ").push_bind(offset);
-    Ok(query.build_query_as().fetch_all(conn).await?)
+    Ok(match (slug, sold_only, most_sold_first) {
+        (None, false, false) => page!(" ORDER BY units_sold, title, product_id LIMIT $1 OFFSET $2", limit, offset),
+        (None, false, true) => page!(" ORDER BY units_sold DESC, title, product_id LIMIT $1 OFFSET $2", limit, offset),
+        (None, true, false) => {
+            page!(" AND units_sold > 0 ORDER BY units_sold, title, product_id LIMIT $1 OFFSET $2", limit, offset)
+        }
+        (None, true, true) => {
+            page!(" AND units_sold > 0 ORDER BY units_sold DESC, title, product_id LIMIT $1 OFFSET $2", limit, offset)
+        }
+        (Some(slug), false, false) => page!(
+            " AND category_slug = $1 ORDER BY units_sold, title, product_id LIMIT $2 OFFSET $3",
+            slug,
+            limit,
+            offset
+        ),
+        (Some(slug), false, true) => page!(
+            " AND category_slug = $1 ORDER BY units_sold DESC, title, product_id LIMIT $2 OFFSET $3",
+            slug,
+            limit,
+            offset
+        ),
+        (Some(slug), true, false) => page!(
+            " AND category_slug = $1 AND units_sold > 0 ORDER BY units_sold, title, product_id LIMIT $2 OFFSET $3",
+            slug,
+            limit,
+            offset
+        ),
+        (Some(slug), true, true) => page!(
+            " AND category_slug = $1 AND units_sold > 0 ORDER BY units_sold DESC, title, product_id LIMIT $2 OFFSET $3",
+            slug,
+            limit,
+            offset
+        ),
+    })
 }
