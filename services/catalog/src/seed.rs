@@ -363,8 +363,7 @@ impl CopyRows {
 /// description, a price from a long-tailed spread, some stock, a creation
 /// date in the past year.
 fn random_product(rng: &mut SmallRng, id: i64, category: &Category, now: chrono::DateTime<chrono::Utc>) -> Product {
-    let title =
-        format!("{} {} {}", capitalized(pick(rng, ADJECTIVES)), pick(rng, MATERIALS), pick(rng, NOUNS));
+    let title = format!("{} {} {}", capitalized(pick(rng, ADJECTIVES)), pick(rng, MATERIALS), pick(rng, NOUNS));
     let description = format!(
         "A {} {} {} {}, {}.",
         pick(rng, ADJECTIVES),
