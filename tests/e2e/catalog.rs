@@ -4,8 +4,8 @@ use prost_types::FieldMask;
 use shop_proto::catalog::get_category_request::Key;
 use shop_proto::catalog::{
     BatchGetProductsRequest, CreateCategoryRequest, CreateProductRequest, DeleteCategoryRequest, DeleteProductRequest,
-    GetCategoryRequest, GetProductRequest, ListCategoriesRequest, ListProductsRequest, UpdateCategoryRequest,
-    UpdateProductRequest,
+    GetCategoryRequest, GetProductRequest, ListCategoriesRequest, ListCategoryCountsRequest, ListProductsRequest,
+    UpdateCategoryRequest, UpdateProductRequest,
 };
 use tonic::Code;
 
@@ -46,6 +46,30 @@ async fn category_names_and_slugs_are_unique_and_validated() {
     assert_invalid_field(&shop.catalog().create_category(create(&"n".repeat(101), "")).await.unwrap_err(), "name");
     assert_invalid_field(&shop.catalog().create_category(create("Toys", "Toys!")).await.unwrap_err(), "slug");
     assert_invalid_field(&shop.catalog().create_category(create("!!!", "")).await.unwrap_err(), "slug");
+}
+
+#[tokio::test]
+async fn category_counts_are_exact_by_name_and_leave_archived_products_out() {
+    let shop = TestShop::start().await;
+    let admin = shop.admin("root").await;
+    let toys = shop.create_category(&admin, "Toys").await;
+    let books = shop.create_category(&admin, "books").await;
+    shop.create_category(&admin, "Garden").await;
+    for n in 0..3 {
+        shop.create_product(&admin, product(&format!("Tome {n}"), "9.99", 1, books.id)).await;
+    }
+    let kite = shop.create_product(&admin, product("Kite", "19.99", 1, toys.id)).await;
+    shop.create_product(&admin, product("Ball", "4.99", 1, toys.id)).await;
+    shop.catalog().delete_product(bearer(DeleteProductRequest { id: kite.id }, &admin)).await.unwrap();
+
+    // Public: no token needed.
+    let counts = shop.catalog().list_category_counts(ListCategoryCountsRequest {}).await.unwrap().into_inner();
+    let seen: Vec<(String, i64)> = counts
+        .categories
+        .iter()
+        .map(|counted| (counted.category.as_ref().unwrap().name.clone(), counted.product_count))
+        .collect();
+    assert_eq!(seen, [("books".into(), 3), ("Garden".into(), 0), ("Toys".into(), 1)]);
 }
 
 #[tokio::test]

@@ -74,6 +74,11 @@ impl Categories {
         repo::categories::list(&mut *self.pool.acquire().await?).await
     }
 
+    /// Every category with its live-product count.
+    pub async fn categories_with_counts(&self) -> Result<Vec<(Category, i64)>, Error> {
+        repo::categories::list_with_counts(&mut *self.pool.acquire().await?).await
+    }
+
     pub async fn category(&self, id: i64) -> Result<Category, Error> {
         repo::categories::find(&mut *self.pool.acquire().await?, id).await?.ok_or_else(|| category_not_found(id))
     }

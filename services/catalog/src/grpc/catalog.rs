@@ -5,10 +5,11 @@ use shop_platform::kernel::paging::{Page, PageProblem};
 use shop_proto::catalog::catalog_service_server::CatalogService;
 use shop_proto::catalog::get_category_request::Key;
 use shop_proto::catalog::{
-    BatchGetProductsRequest, BatchGetProductsResponse, Category, CreateCategoryRequest, CreateProductRequest,
-    DeleteCategoryRequest, DeleteCategoryResponse, DeleteProductRequest, DeleteProductResponse, GetCategoryRequest,
-    GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListProductsRequest, ListProductsResponse,
-    Product, UpdateCategoryRequest, UpdateProductRequest,
+    BatchGetProductsRequest, BatchGetProductsResponse, Category, CategoryCount, CreateCategoryRequest,
+    CreateProductRequest, DeleteCategoryRequest, DeleteCategoryResponse, DeleteProductRequest, DeleteProductResponse,
+    GetCategoryRequest, GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListCategoryCountsRequest,
+    ListCategoryCountsResponse, ListProductsRequest, ListProductsResponse, Product, UpdateCategoryRequest,
+    UpdateProductRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -187,6 +188,18 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<ListCategoriesResponse>, Status> {
         let categories = self.categories.categories().await?;
         Ok(Response::new(ListCategoriesResponse { categories: categories.into_iter().map(Category::from).collect() }))
+    }
+
+    async fn list_category_counts(
+        &self,
+        _request: Request<ListCategoryCountsRequest>,
+    ) -> Result<Response<ListCategoryCountsResponse>, Status> {
+        let counted = self.categories.categories_with_counts().await?;
+        let categories = counted
+            .into_iter()
+            .map(|(category, product_count)| CategoryCount { category: Some(category.into()), product_count })
+            .collect();
+        Ok(Response::new(ListCategoryCountsResponse { categories }))
     }
 
     async fn get_category(&self, request: Request<GetCategoryRequest>) -> Result<Response<Category>, Status> {

@@ -71,6 +71,18 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Category>, Error> {
         .await?)
 }
 
+/// Every category by name (ties by id) with its live-product count.
+pub async fn list_with_counts(conn: &mut PgConnection) -> Result<Vec<(Category, i64)>, Error> {
+    let rows = sqlx::query!(
+        r#"SELECT c.id, c.name, c.slug, coalesce(n.live_count, 0)::bigint AS "live_count!"
+             FROM categories c LEFT JOIN category_product_counts n ON n.category_id = c.id
+            ORDER BY lower(c.name), c.id"#
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.into_iter().map(|row| (Category { id: row.id, name: row.name, slug: row.slug }, row.live_count)).collect())
+}
+
 /// Takes the category away from its archived products (they keep no category).
 pub async fn release_archived_products(conn: &mut PgConnection, id: i64) -> Result<(), Error> {
     sqlx::query!("UPDATE products SET category_id = NULL WHERE category_id = $1 AND archived_at IS NOT NULL", id)
