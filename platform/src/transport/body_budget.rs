@@ -463,6 +463,8 @@ where
 #[cfg(test)]
 mod tests {
     use http_body_util::BodyExt as _;
+    use tokio::sync::mpsc::Sender;
+    use tokio_stream::StreamExt as _;
 
     use super::*;
 
@@ -475,16 +477,27 @@ mod tests {
         })
     }
 
-    /// A body fed by hand: frames sent through a channel, ended by dropping it.
-    fn channel_body() -> (tokio::sync::mpsc::Sender<Bytes>, impl http_body::Body<Data = Bytes, Error = Status> + Unpin)
-    {
+    /// A body fed by hand, frames sent through a channel and ended by
+    /// dropping it, from the client address `addr`, under `budget`.
+    type Fed = MeteredBody<
+        http_body_util::StreamBody<Box<dyn tokio_stream::Stream<Item = Result<Frame<Bytes>, Status>> + Send + Unpin>>,
+    >;
+
+    fn fed(budget: &BodyBudget, addr: &str) -> (Sender<Bytes>, Fed) {
         let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(8);
-        let stream =
-            tokio_stream::wrappers::ReceiverStream::new(receiver).map(|data| Ok::<_, Status>(Frame::data(data)));
-        (sender, http_body_util::StreamBody::new(stream))
+        let frames = tokio_stream::wrappers::ReceiverStream::new(receiver).map(|data| Ok(Frame::data(data)));
+        let stream: Box<dyn tokio_stream::Stream<Item = Result<Frame<Bytes>, Status>> + Send + Unpin> =
+            Box::new(frames);
+        (sender, metered(http_body_util::StreamBody::new(stream), budget, addr))
     }
 
-    use tokio_stream::StreamExt as _;
+    /// A fed body that has taken `bytes` of a message it has not ended.
+    async fn holding(budget: &BodyBudget, addr: &str, bytes: usize) -> (Sender<Bytes>, Fed) {
+        let (sender, mut body) = fed(budget, addr);
+        sender.send(Bytes::from(vec![0; bytes])).await.unwrap();
+        assert_eq!(body.frame().await.unwrap().unwrap().into_data().unwrap().len(), bytes);
+        (sender, body)
+    }
 
     fn metered<B>(inner: B, budget: &BodyBudget, addr: &str) -> MeteredBody<B> {
         MeteredBody {
@@ -503,14 +516,14 @@ mod tests {
         }
     }
 
+    fn code(error: tower::BoxError) -> tonic::Code {
+        error.downcast::<Status>().expect("a status").code()
+    }
+
     #[tokio::test]
     async fn unfinished_bytes_are_held_until_the_body_ends_and_then_given_back() {
         let budget = budget(1_000, 1_000);
-        let (sender, inner) = channel_body();
-        let mut body = metered(inner, &budget, "203.0.113.1");
-        sender.send(Bytes::from(vec![0; 300])).await.unwrap();
-        let frame = body.frame().await.unwrap().unwrap();
-        assert_eq!(frame.into_data().unwrap().len(), 300);
+        let (sender, mut body) = holding(&budget, "203.0.113.1", 300).await;
         assert_eq!(budget.in_use(), 300);
         drop(sender);
         assert!(body.frame().await.is_none());
@@ -520,18 +533,11 @@ mod tests {
     #[tokio::test]
     async fn a_body_that_finds_no_room_waits_then_is_resource_exhausted() {
         let budget = budget(1_000, 1_000);
-        let (first_sender, first) = channel_body();
-        let mut first = metered(first, &budget, "203.0.113.1");
-        first_sender.send(Bytes::from(vec![0; 900])).await.unwrap();
-        first.frame().await.unwrap().unwrap();
-
-        let (second_sender, second) = channel_body();
-        let mut second = metered(second, &budget, "203.0.113.2");
+        let (_first_sender, first) = holding(&budget, "203.0.113.1", 900).await;
+        let (second_sender, mut second) = fed(&budget, "203.0.113.2");
         second_sender.send(Bytes::from(vec![0; 200])).await.unwrap();
         let started = Instant::now();
-        let refused = second.frame().await.unwrap().unwrap_err();
-        let status = refused.downcast::<Status>().unwrap();
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(code(second.frame().await.unwrap().unwrap_err()), tonic::Code::ResourceExhausted);
         assert!(started.elapsed() >= Duration::from_millis(150), "it waited for room first");
         assert_eq!(second.failure.get().unwrap().code(), tonic::Code::ResourceExhausted);
         assert_eq!(budget.in_use(), 900);
@@ -542,12 +548,8 @@ mod tests {
     #[tokio::test]
     async fn a_waiting_body_goes_on_once_another_ends() {
         let budget = budget(1_000, 1_000);
-        let (first_sender, first) = channel_body();
-        let mut first = metered(first, &budget, "203.0.113.1");
-        first_sender.send(Bytes::from(vec![0; 900])).await.unwrap();
-        first.frame().await.unwrap().unwrap();
-        let (second_sender, second) = channel_body();
-        let mut second = metered(second, &budget, "203.0.113.2");
+        let (_first_sender, first) = holding(&budget, "203.0.113.1", 900).await;
+        let (second_sender, mut second) = fed(&budget, "203.0.113.2");
         second_sender.send(Bytes::from(vec![0; 200])).await.unwrap();
         let waiting = tokio::spawn(async move { second.frame().await.map(|frame| frame.is_ok()) });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -558,41 +560,26 @@ mod tests {
     #[tokio::test]
     async fn one_address_cannot_take_more_than_its_share() {
         let budget = budget(1_000, 400);
-        let (sender, inner) = channel_body();
-        let mut greedy = metered(inner, &budget, "203.0.113.1");
-        sender.send(Bytes::from(vec![0; 300])).await.unwrap();
-        greedy.frame().await.unwrap().unwrap();
+        let (sender, mut greedy) = holding(&budget, "203.0.113.1", 300).await;
         sender.send(Bytes::from(vec![0; 300])).await.unwrap();
         assert!(greedy.frame().await.unwrap().is_err(), "past the address's 400 bytes");
-        let (other_sender, other) = channel_body();
-        let mut other = metered(other, &budget, "203.0.113.9");
-        other_sender.send(Bytes::from(vec![0; 300])).await.unwrap();
-        assert!(other.frame().await.unwrap().is_ok(), "another address has its own share");
+        let _other = holding(&budget, "203.0.113.9", 300).await; // another address has its own share
     }
 
     #[tokio::test]
     async fn a_body_that_stops_arriving_is_given_up_and_frees_its_bytes() {
         let budget = budget(1_000, 1_000);
-        let (sender, inner) = channel_body();
-        let mut body = metered(inner, &budget, "203.0.113.1");
-        sender.send(Bytes::from(vec![0; 100])).await.unwrap();
-        body.frame().await.unwrap().unwrap();
-        let error = body.frame().await.unwrap().unwrap_err().downcast::<Status>().unwrap();
-        assert_eq!(error.code(), tonic::Code::DeadlineExceeded);
+        let (_sender, mut body) = holding(&budget, "203.0.113.1", 100).await;
+        assert_eq!(code(body.frame().await.unwrap().unwrap_err()), tonic::Code::DeadlineExceeded);
         assert_eq!(budget.in_use(), 0);
-        drop(sender);
     }
 
     #[tokio::test]
     async fn a_message_whose_end_comes_right_behind_it_passes_even_when_the_budget_is_spent() {
         let budget = budget(100, 100);
-        let (sender, inner) = channel_body();
-        let mut hog = metered(inner, &budget, "203.0.113.1");
-        sender.send(Bytes::from(vec![0; 100])).await.unwrap();
-        hog.frame().await.unwrap().unwrap();
+        let _hog = holding(&budget, "203.0.113.1", 100).await;
         // As a gRPC client sends a unary call: the message, then the end.
-        let (small_sender, small) = channel_body();
-        let mut small = metered(small, &budget, "203.0.113.2");
+        let (small_sender, mut small) = fed(&budget, "203.0.113.2");
         small_sender.send(Bytes::from(vec![0; 50])).await.unwrap();
         drop(small_sender);
         assert_eq!(small.frame().await.unwrap().unwrap().into_data().unwrap().len(), 50);
@@ -603,12 +590,8 @@ mod tests {
     #[tokio::test]
     async fn a_whole_message_passes_even_when_the_budget_is_spent() {
         let budget = budget(100, 100);
-        let (sender, inner) = channel_body();
-        let mut hog = metered(inner, &budget, "203.0.113.1");
-        sender.send(Bytes::from(vec![0; 100])).await.unwrap();
-        hog.frame().await.unwrap().unwrap();
-        let whole = http_body_util::Full::new(Bytes::from(vec![0; 50]));
-        let mut small = metered(whole, &budget, "203.0.113.2");
+        let _hog = holding(&budget, "203.0.113.1", 100).await;
+        let mut small = metered(http_body_util::Full::new(Bytes::from(vec![0; 50])), &budget, "203.0.113.2");
         assert_eq!(small.frame().await.unwrap().unwrap().into_data().unwrap().len(), 50);
         assert_eq!(budget.in_use(), 100);
     }

@@ -8,13 +8,13 @@ use crate::model::{Ordering, Product, ProductFields};
 /// SELECT followed by the rest of the statement. The join with categories
 /// leaves no NULL `category_id` (only archived products lose theirs).
 macro_rules! select_products {
-    ($rest:literal $(, $argument:expr)* $(,)?) => {
+    ($($rest:literal)+ $(, $argument:expr)* $(,)?) => {
         sqlx::query_as!(
             Product,
             r#"SELECT p.id, p.title, p.description, p.price, s.stock, p.image_url, p.category_id AS "category_id!",
             c.name AS category_name, c.slug AS category_slug, p.created_at, p.updated_at, s.sold_count
        FROM products p JOIN categories c ON c.id = p.category_id JOIN stock s ON s.product_id = p.id"#
-                + $rest
+                $(+ $rest)+
             $(, $argument)*
         )
     };
@@ -153,76 +153,38 @@ pub async fn list(
     offset: i64,
 ) -> Result<Vec<Product>, Error> {
     // One statement per ordering and filter, each with its own plan (a walk
-    // down that ordering's index).
-    macro_rules! page {
-        ($rest:literal $(, $argument:expr)*) => {
-            select_products!($rest $(, $argument)*).fetch_all(conn).await?
+    // down that ordering's index); every one checked by the compiler.
+    macro_rules! page_by {
+        ($order:literal) => {
+            match category_id {
+                None => select_products!(
+                    " WHERE p.archived_at IS NULL ORDER BY " $order " LIMIT $1 OFFSET $2",
+                    limit,
+                    offset
+                )
+                .fetch_all(conn)
+                .await?,
+                Some(category) => select_products!(
+                    " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY " $order " LIMIT $2 OFFSET $3",
+                    category,
+                    limit,
+                    offset
+                )
+                .fetch_all(conn)
+                .await?,
+            }
         };
     }
-    Ok(match (ordering, category_id) {
-        (Ordering::Price, None) => {
-            page!(" WHERE p.archived_at IS NULL ORDER BY p.price ASC, p.id ASC LIMIT $1 OFFSET $2", limit, offset)
-        }
-        (Ordering::Price, Some(category)) => page!(
-            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.price ASC, p.id ASC LIMIT $2 OFFSET $3",
-            category,
-            limit,
-            offset
-        ),
-        (Ordering::PriceDesc, None) => {
-            page!(" WHERE p.archived_at IS NULL ORDER BY p.price DESC, p.id DESC LIMIT $1 OFFSET $2", limit, offset)
-        }
-        (Ordering::PriceDesc, Some(category)) => page!(
-            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.price DESC, p.id DESC LIMIT $2 OFFSET $3",
-            category,
-            limit,
-            offset
-        ),
-        (Ordering::CreatedAt, None) => {
-            page!(" WHERE p.archived_at IS NULL ORDER BY p.created_at ASC, p.id ASC LIMIT $1 OFFSET $2", limit, offset)
-        }
-        (Ordering::CreatedAt, Some(category)) => page!(
-            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.created_at ASC, p.id ASC LIMIT $2 OFFSET $3",
-            category,
-            limit,
-            offset
-        ),
-        (Ordering::CreatedAtDesc, None) => page!(
-            " WHERE p.archived_at IS NULL ORDER BY p.created_at DESC, p.id DESC LIMIT $1 OFFSET $2",
-            limit,
-            offset
-        ),
-        (Ordering::CreatedAtDesc, Some(category)) => page!(
-            " WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.created_at DESC, p.id DESC LIMIT $2 OFFSET $3",
-            category,
-            limit,
-            offset
-        ),
-        (Ordering::Title, None) => page!(
-            r#" WHERE p.archived_at IS NULL ORDER BY p.title COLLATE "C" ASC, p.id ASC LIMIT $1 OFFSET $2"#,
-            limit,
-            offset
-        ),
-        (Ordering::Title, Some(category)) => page!(
-            r#" WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.title COLLATE "C" ASC, p.id ASC LIMIT $2 OFFSET $3"#,
-            category,
-            limit,
-            offset
-        ),
-        (Ordering::TitleDesc, None) => page!(
-            r#" WHERE p.archived_at IS NULL ORDER BY p.title COLLATE "C" DESC, p.id DESC LIMIT $1 OFFSET $2"#,
-            limit,
-            offset
-        ),
-        (Ordering::TitleDesc, Some(category)) => page!(
-            r#" WHERE p.archived_at IS NULL AND p.category_id = $1 ORDER BY p.title COLLATE "C" DESC, p.id DESC LIMIT $2 OFFSET $3"#,
-            category,
-            limit,
-            offset
-        ),
+    Ok(match ordering {
+        Ordering::Price => page_by!("p.price ASC, p.id ASC"),
+        Ordering::PriceDesc => page_by!("p.price DESC, p.id DESC"),
+        Ordering::CreatedAt => page_by!("p.created_at ASC, p.id ASC"),
+        Ordering::CreatedAtDesc => page_by!("p.created_at DESC, p.id DESC"),
+        Ordering::Title => page_by!(r#"p.title COLLATE "C" ASC, p.id ASC"#),
+        Ordering::TitleDesc => page_by!(r#"p.title COLLATE "C" DESC, p.id DESC"#),
         // Units sold live in `stock`, which no listing index covers: the
         // domain lists by them through the search index, never here.
-        (Ordering::SoldCount | Ordering::SoldCountDesc, _) => {
+        Ordering::SoldCount | Ordering::SoldCountDesc => {
             return Err(Error::Internal("products are not listed by units sold in SQL".into()));
         }
     })
