@@ -108,6 +108,9 @@ pub enum Command {
         #[arg(long = "name", value_name = "NAME")]
         names: Vec<String>,
     },
+    /// Print the OpenAPI 3.1 document of the gateway's Connect face (what
+    /// `GET /openapi.json` serves; docs/openapi.json is a copy of it).
+    Openapi,
     /// Create an admin user. The password is read from SHOP_ADMIN_PASSWORD, or
     /// else from standard input (never from the command line).
     CreateAdmin {
@@ -256,6 +259,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { service, config } => serve(service, *config).await,
         Command::Seed { products, categories, database } => seed(products, categories, &database, log_format).await,
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Openapi => {
+            print!("{}", shop_proto::OPENAPI_JSON);
+            Ok(())
+        }
         Command::Migrate { database } => {
             crate::migrate(&database).await?;
             announce(log_format, "Every schema is migrated.");

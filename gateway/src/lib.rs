@@ -139,7 +139,8 @@ pub async fn start(
         anyhow::ensure!(backends.contains_key(service), "no backend serves the public service {service}");
     }
     let proxy = Proxy::new(policy, backends, keys, credentials, limits);
-    let routes = Routes::from(axum::Router::new().fallback_service(proxy));
+    let routes =
+        Routes::from(axum::Router::new().route("/openapi.json", axum::routing::get(openapi)).fallback_service(proxy));
     let services = Services {
         server: "gateway",
         routes,
@@ -151,4 +152,13 @@ pub async fn start(
     };
     let running = server::serve(listener, services, &client_facing(server_config, config), shutdown).await?;
     Ok(server::with_companions(running, [refresher]))
+}
+
+/// `GET /openapi.json`: the Connect face described (public; made from the
+/// protos when Shop was built).
+async fn openapi() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json"), (http::header::CACHE_CONTROL, "public, max-age=300")],
+        shop_proto::OPENAPI_JSON,
+    )
 }

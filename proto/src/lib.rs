@@ -17,6 +17,11 @@ pub use self::shop::{order::v1 as order, reporting::v1 as reporting};
 /// Every message and service of the contract, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("shop_descriptor");
 
+/// The OpenAPI 3.1 document of the Connect face, made from the protos when
+/// this crate was built; the gateway serves it at `GET /openapi.json`, and
+/// docs/openapi.json is a copy that must match it.
+pub const OPENAPI_JSON: &str = include_str!(concat!(env!("OUT_DIR"), "/openapi.json"));
+
 /// A message of one of the ordered event streams (catalog, orders). The
 /// outbox stores it without its position; readers stamp it on the way out.
 pub trait StreamEvent: prost::Message + Default + Send + 'static {

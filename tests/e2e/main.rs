@@ -7,6 +7,7 @@ mod budgets;
 mod cart;
 mod catalog;
 mod checkout;
+mod connect;
 mod costs;
 mod edge;
 mod events;

@@ -59,7 +59,10 @@ pub async fn serve(addr: &crate::config::ListenAddr) -> anyhow::Result<()> {
 /// zero.
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
-    describe_counter!("shop_rpc_requests_total", "Calls answered, by server, method and gRPC code.");
+    describe_counter!(
+        "shop_rpc_requests_total",
+        "Calls answered, by server, method, gRPC code and protocol (grpc, grpc-web, connect-json, connect-proto)."
+    );
     describe_counter!("shop_rpc_errors_total", "Calls answered with an error, by server, method and gRPC code.");
     describe_histogram!("shop_rpc_duration_seconds", metrics::Unit::Seconds, "Time to answer a call.");
     describe_gauge!("shop_db_pool_connections", "Postgres connections of a pool, by schema and state.");
@@ -105,6 +108,10 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        let protocol = request
+            .extensions()
+            .get::<crate::transport::connect::Protocol>()
+            .map_or("grpc", |protocol| protocol.as_str());
         let server = self.server;
         let started = Instant::now();
         let answer = self.inner.call(request);
@@ -124,13 +131,13 @@ where
             // Paths a client made up would make a label per request.
             let method = if code == Code::Unimplemented { "unknown".to_owned() } else { method };
             let code = format!("{code:?}");
-            metrics::histogram!("shop_rpc_duration_seconds", "server" => server, "method" => method.clone())
+            metrics::histogram!("shop_rpc_duration_seconds", "server" => server, "method" => method.clone(), "protocol" => protocol)
                 .record(started.elapsed().as_secs_f64());
             if code != "Ok" {
-                metrics::counter!("shop_rpc_errors_total", "server" => server, "method" => method.clone(), "code" => code.clone())
+                metrics::counter!("shop_rpc_errors_total", "server" => server, "method" => method.clone(), "code" => code.clone(), "protocol" => protocol)
                     .increment(1);
             }
-            metrics::counter!("shop_rpc_requests_total", "server" => server, "method" => method, "code" => code)
+            metrics::counter!("shop_rpc_requests_total", "server" => server, "method" => method, "code" => code, "protocol" => protocol)
                 .increment(1);
             response
         })

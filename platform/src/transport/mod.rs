@@ -1,6 +1,6 @@
 //! How calls arrive and leave. A server ([`server::serve`]) stacks, from the
 //! socket up: connection limits and TLS ([`connection`], [`tls`]), gRPC-Web
-//! ([`web`]), the body budget ([`body_budget`]), request ids, metrics and the
+//! and Connect ([`web`], [`connect`]), the body budget ([`body_budget`]), request ids, metrics and the
 //! call's deadline ([`call_limits`]); reflection serves the contract
 //! ([`reflection`]). Work budgets bound expensive kinds of work
 //! ([`budget`]). Calls out go through [`client`], spread over replicas by
@@ -11,6 +11,7 @@ pub mod body_budget;
 pub mod budget;
 pub mod call_limits;
 pub mod client;
+pub mod connect;
 pub mod connection;
 pub mod reflection;
 pub mod server;

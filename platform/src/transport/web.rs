@@ -1,8 +1,11 @@
-//! gRPC-Web for browsers, and the CORS answers they need, on a server that
-//! also speaks native gRPC. tonic-web translates a gRPC-Web call (binary or
-//! base64 text, HTTP/1.1 or HTTP/2) into a native one before anything else
-//! sees it, and its answer back, trailers into the body: so every limit, the
-//! metrics and the proxy behind it treat both kinds of call alike.
+//! The faces a server shows beside native gRPC: gRPC-Web for browsers,
+//! Connect (JSON or binary protobuf over plain HTTP, [`super::connect`]) for
+//! everyone else, and the CORS answers browsers need. The content type picks
+//! the face, as connect-go and vanguard do. tonic-web translates a gRPC-Web
+//! call (binary or base64 text, HTTP/1.1 or HTTP/2) into a native one before
+//! anything else sees it, and its answer back, trailers into the body; the
+//! Connect face does the same for its calls: so every limit, the metrics and
+//! the proxy behind them treat every kind of call alike.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,9 +23,18 @@ const PREFLIGHT_MAX_AGE: Duration = Duration::from_secs(600);
 
 /// Answer headers a page's script may read.
 const EXPOSED: [&str; 4] = ["grpc-status", "grpc-message", "grpc-status-details-bin", "x-request-id"];
-/// Request headers a page's script may send.
-const ALLOWED: [&str; 7] =
-    ["authorization", "content-type", "x-grpc-web", "x-user-agent", "grpc-timeout", "x-request-id", "traceparent"];
+/// Request headers a page's script may send (gRPC-Web's and Connect's).
+const ALLOWED: [&str; 9] = [
+    "authorization",
+    "content-type",
+    "x-grpc-web",
+    "x-user-agent",
+    "grpc-timeout",
+    "x-request-id",
+    "traceparent",
+    "connect-protocol-version",
+    "connect-timeout-ms",
+];
 
 /// Who may call from a browser: the origins allowed by CORS (empty: no CORS
 /// answers, so only pages on the server's own origin, or other clients).
@@ -58,7 +70,7 @@ impl WebAccess {
         Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(self.cors_origins.clone()))
-                .allow_methods([Method::POST])
+                .allow_methods([Method::POST, Method::GET])
                 .allow_headers(ALLOWED.map(HeaderName::from_static))
                 .expose_headers(EXPOSED.map(HeaderName::from_static))
                 .max_age(PREFLIGHT_MAX_AGE),
@@ -66,8 +78,8 @@ impl WebAccess {
     }
 }
 
-/// The layer a server puts outermost: gRPC-Web (and CORS) when `web` is set,
-/// nothing otherwise.
+/// The layer a server puts outermost: gRPC-Web, Connect (and CORS) when
+/// `web` is set, nothing otherwise.
 #[derive(Debug, Clone)]
 pub struct WebLayer {
     web: Option<WebAccess>,
@@ -79,24 +91,27 @@ impl WebLayer {
     }
 }
 
-type Web<S> = Either<tower_http::cors::Cors<tonic_web::GrpcWebService<S>>, tonic_web::GrpcWebService<S>>;
+type Web<S> = Either<tower_http::cors::Cors<Faces<S>>, Faces<S>>;
 
 impl<S: Clone> tower::Layer<S> for WebLayer {
     type Service = WebEdge<S>;
 
     fn layer(&self, inner: S) -> WebEdge<S> {
         let web = self.web.as_ref().map(|web| {
-            let grpc_web = tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone());
+            let faces = Faces {
+                grpc_web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
+                native: inner.clone(),
+            };
             match web.cors() {
-                Some(cors) => Either::Left(tower::Layer::layer(&cors, grpc_web)),
-                None => Either::Right(grpc_web),
+                Some(cors) => Either::Left(tower::Layer::layer(&cors, faces)),
+                None => Either::Right(faces),
             }
         });
         WebEdge { native: inner, web }
     }
 }
 
-/// A server's calls, native gRPC only or gRPC-Web too.
+/// A server's calls, native gRPC only or the web faces too.
 #[derive(Debug, Clone)]
 pub struct WebEdge<S> {
     native: S,
@@ -119,7 +134,7 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         std::task::ready!(self.native.poll_ready(cx))?;
         match &mut self.web {
-            Some(web) => tower::Service::<Request<B>>::poll_ready(web, cx),
+            Some(web) => tower::Service::<Request<Body>>::poll_ready(web, cx),
             None => Poll::Ready(Ok(())),
         }
     }
@@ -129,7 +144,10 @@ where
             return Box::pin(std::future::ready(Ok(refusal)));
         }
         match &mut self.web {
-            Some(web) if is_for_the_web_layer(&request) => Box::pin(web.call(request.map(UnsizedBody))),
+            Some(web) if is_for_the_web_layer(&request) => {
+                let answer = web.call(request.map(|body| Body::new(UnsizedBody(body))));
+                Box::pin(async move { Ok(answer.await.unwrap_or_else(|never| match never {})) })
+            }
             _ => {
                 let answer = self.native.call(request.map(Body::new));
                 Box::pin(async move { Ok(answer.await?.map(Body::new)) })
@@ -138,19 +156,99 @@ where
     }
 }
 
-/// Whether gRPC-Web or CORS has any business with a call: gRPC-Web's content
-/// types, a preflight, anything a browser sent (it names its page's
-/// origin), or HTTP/1.1 (only gRPC-Web may use it; the rest is refused
-/// there). Native gRPC goes straight past, paying nothing for the web.
+/// The faces a browser or a plain HTTP client uses: gRPC-Web (tonic-web)
+/// and Connect, which turns its calls into native ones for `native`.
+#[derive(Debug, Clone)]
+pub struct Faces<S> {
+    grpc_web: tonic_web::GrpcWebService<S>,
+    native: S,
+}
+
+impl<S, R> tower::Service<Request<Body>> for Faces<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<R>, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    R::Error: Into<tower::BoxError> + std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        std::task::ready!(self.native.poll_ready(cx))?;
+        tower::Service::<Request<Body>>::poll_ready(&mut self.grpc_web, cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if super::connect::is_connect(&request) {
+            let native = self.native.clone();
+            return Box::pin(async move { Ok(connect_call(native, request).await) });
+        }
+        if is_grpc_web(&request) || request.method() == Method::OPTIONS {
+            request.extensions_mut().insert(super::connect::Protocol::GrpcWeb);
+            let answer = self.grpc_web.call(request);
+            return Box::pin(async move { Ok(answer.await?.map(Body::new)) });
+        }
+        if super::connect::is_unsupported_media(&request) {
+            return Box::pin(std::future::ready(Ok(super::connect::unsupported_media_type())));
+        }
+        if request.method() == Method::GET && super::connect::is_rpc_path(request.uri().path()) {
+            // A GET of an RPC that says neither `connect=v1` nor an encoding.
+            return Box::pin(std::future::ready(Ok(super::connect::unsupported_media_type())));
+        }
+        if request.method() == Method::GET {
+            // A plain GET (the gateway's /openapi.json): the server's own routes.
+            let answer = self.native.call(request);
+            return Box::pin(async move { Ok(answer.await?.map(Body::new)) });
+        }
+        // Whatever else (plain HTTP/1.1 that is no call): tonic-web's 400.
+        let answer = self.grpc_web.call(request);
+        Box::pin(async move { Ok(answer.await?.map(Body::new)) })
+    }
+}
+
+/// A Connect call: translated, sent through `native`, its answer translated back.
+async fn connect_call<S, R>(native: S, request: Request<Body>) -> Response<Body>
+where
+    S: tower::Service<Request<Body>, Response = Response<R>, Error = Infallible>,
+    R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    R::Error: Into<tower::BoxError> + std::fmt::Display,
+{
+    use tower::ServiceExt as _;
+    let Ok(contract) = shop_proto::contract::contract() else {
+        return super::connect::unsupported_media_type();
+    };
+    let translated = match super::connect::translate(contract, request).await {
+        Ok(translated) => translated,
+        Err(refusal) => return refusal,
+    };
+    let Ok(answer) = native.oneshot(translated.request).await;
+    super::connect::answer(translated.call, answer.map(Body::new)).await
+}
+
+fn is_grpc_web<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|kind| kind.to_str().ok())
+        .is_some_and(|kind| kind.starts_with("application/grpc-web"))
+}
+
+/// Whether the web faces or CORS have any business with a call: anything
+/// but native gRPC over HTTP/2 (a content type of application/grpc or
+/// application/grpc+…) with no page's origin. Native gRPC goes straight
+/// past, paying nothing for the web.
 fn is_for_the_web_layer<B>(request: &Request<B>) -> bool {
     let headers = request.headers();
+    let native = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|kind| kind.to_str().ok())
+        .is_some_and(|kind| kind == "application/grpc" || kind.starts_with("application/grpc+"));
     request.version() != http::Version::HTTP_2
-        || request.method() == Method::OPTIONS
+        || request.method() != Method::POST
         || headers.contains_key(http::header::ORIGIN)
-        || headers
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|kind| kind.to_str().ok())
-            .is_some_and(|kind| kind.starts_with("application/grpc-web"))
+        || !native
 }
 
 /// HTTP/1.1 framing that two parsers could read two ways: any
