@@ -89,11 +89,9 @@ fn operation(method: &MethodDescriptor, access: i32, is_get: bool) -> Value {
     let text = comment(&method.parent_file(), method.path()).unwrap_or_default();
     let summary =
         text.lines().find(|line| !line.trim().is_empty() && !line.starts_with("Access:")).unwrap_or(method.name());
-    let mut parameters = vec![json!({
-        "name": "Connect-Timeout-Ms", "in": "header",
-        "description": "The call's deadline in milliseconds (at most 10 digits).",
-        "schema": {"type": "string", "pattern": "^[0-9]{1,10}$"},
-    })];
+    // Connect-Timeout-Ms is Connect's own (every call takes it, as the
+    // protocol says); it is no part of an RPC's description.
+    let mut parameters = Vec::new();
     let mut operation = json!({
         "tags": [method.parent_service().full_name()],
         "operationId": if is_get { format!("{full}.get") } else { full.to_owned() },

@@ -315,10 +315,14 @@ fn carries_on(name: &HeaderName) -> bool {
 /// `Connect-Timeout-Ms`: at most 10 digits, as the protocol says.
 fn parse_timeout(raw: &HeaderValue) -> Result<Duration, ConnectError> {
     let text = raw.to_str().unwrap_or_default();
-    if text.is_empty() || text.len() > 10 || !text.bytes().all(|byte| byte.is_ascii_digit()) {
+    let is_positive = text.bytes().any(|byte| byte != b'0');
+    if text.is_empty() || text.len() > 10 || !text.bytes().all(|byte| byte.is_ascii_digit()) || !is_positive {
         return Err(invalid(
             "",
-            format!("Connect-Timeout-Ms must be at most 10 digits: got {}", crate::kernel::text::echo(text)),
+            format!(
+                "Connect-Timeout-Ms must be a positive number of milliseconds, at most 10 digits: got {}",
+                crate::kernel::text::echo(text)
+            ),
         ));
     }
     Ok(Duration::from_millis(text.parse().unwrap_or(u64::MAX)))
@@ -698,7 +702,7 @@ mod tests {
     #[test]
     fn timeouts_are_at_most_ten_digits_of_milliseconds() {
         assert_eq!(parse_timeout(&HeaderValue::from_static("250")).unwrap(), Duration::from_millis(250));
-        for bad in ["", "-5", "12345678901", "1.5"] {
+        for bad in ["", "-5", "12345678901", "1.5", "0", "000"] {
             assert!(parse_timeout(&HeaderValue::from_str(bad).unwrap()).is_err(), "{bad:?}");
         }
     }
