@@ -82,6 +82,12 @@ pub struct BenchArgs {
     /// (`1`, the default; `1-3` is the old backend's flow).
     #[arg(long, default_value = "1", value_parser = count_range)]
     pub units: std::ops::RangeInclusive<i32>,
+    /// How the calls travel: native gRPC, gRPC-Web or Connect (JSON or
+    /// binary protobuf), each over the same HTTP/2 connections. The
+    /// catalog reads (list-products, list-filtered, search, search-varied,
+    /// get-product) run in every one; the other scenarios in gRPC only.
+    #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
+    pub protocol: Protocol,
     /// Checkout only: do not balance the books in the database after the run.
     #[arg(long)]
     pub skip_books: bool,
@@ -90,6 +96,15 @@ pub struct BenchArgs {
     pub database: DatabaseConfig,
     #[command(flatten)]
     pub tls: crate::ClientTlsArgs,
+}
+
+/// How a bench call travels to the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    Grpc,
+    GrpcWeb,
+    ConnectJson,
+    ConnectProto,
 }
 
 /// The start of every idempotency key the checkout scenario sends: the books
@@ -265,11 +280,18 @@ async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (D
 /// took; `Err` carries the gRPC code.
 async fn call(
     scenario: Scenario,
+    protocol: Protocol,
     channel: &Channel,
     fixture: &Fixture,
     user: usize,
 ) -> (Duration, Result<(), tonic::Code>) {
     let mut catalog = CatalogServiceClient::new(channel.clone());
+    if protocol != Protocol::Grpc {
+        let (path, message) = catalog_read(scenario, fixture);
+        let sent = Instant::now();
+        let outcome = over(channel, protocol, path, message).await;
+        return (sent.elapsed(), outcome);
+    }
     let sent = Instant::now();
     let result = match scenario {
         Scenario::ListProducts => catalog.list_products(ListProductsRequest::default()).await.map(drop),
@@ -319,6 +341,97 @@ async fn call(
     (sent.elapsed(), result.map_err(|status| status.code()))
 }
 
+/// A catalog read of the scenario as (path, binary message), for the
+/// protocols other than native gRPC.
+fn catalog_read(scenario: Scenario, fixture: &Fixture) -> (&'static str, Vec<u8>) {
+    use prost::Message as _;
+    const LIST: &str = "/shop.catalog.v1.CatalogService/ListProducts";
+    let mut rng = rand::rng();
+    match scenario {
+        Scenario::GetProduct => (
+            "/shop.catalog.v1.CatalogService/GetProduct",
+            GetProductRequest { id: rng.random_range(1..=fixture.max_product_id) }.encode_to_vec(),
+        ),
+        Scenario::Search => {
+            let search = SEARCHES[rng.random_range(0..SEARCHES.len())].to_owned();
+            (LIST, ListProductsRequest { search, ..Default::default() }.encode_to_vec())
+        }
+        Scenario::SearchVaried => {
+            let word = || SEARCH_WORDS[rand::rng().random_range(0..SEARCH_WORDS.len())];
+            let search = format!("{} {}", word(), word());
+            (LIST, ListProductsRequest { search, ..Default::default() }.encode_to_vec())
+        }
+        Scenario::ListFiltered => {
+            let floor: f64 = PRICE_FLOORS[rng.random_range(0..PRICE_FLOORS.len())].parse().unwrap_or(1.0);
+            let request = ListProductsRequest {
+                category: fixture.category_slugs[rng.random_range(0..fixture.category_slugs.len())].clone(),
+                min_price: format!("{floor:.2}"),
+                max_price: format!("{:.2}", floor * 4.0),
+                ordering: ORDERINGS[rng.random_range(0..ORDERINGS.len())].to_owned(),
+                ..Default::default()
+            };
+            (LIST, request.encode_to_vec())
+        }
+        _ => (LIST, ListProductsRequest::default().encode_to_vec()),
+    }
+}
+
+/// One unary call over gRPC-Web or Connect, on the channel's HTTP/2
+/// connection; `Err` carries the call's code.
+async fn over(channel: &Channel, protocol: Protocol, path: &str, message: Vec<u8>) -> Result<(), tonic::Code> {
+    use http_body_util::BodyExt as _;
+    use tower::ServiceExt as _;
+    let framed = |message: &[u8]| {
+        let mut framed = Vec::with_capacity(message.len() + 5);
+        framed.push(0);
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(message);
+        framed
+    };
+    let (content_type, body) = match protocol {
+        Protocol::GrpcWeb => ("application/grpc-web+proto", framed(&message)),
+        Protocol::ConnectProto => ("application/proto", message),
+        // The same message in the proto3 JSON mapping, by the contract's descriptors.
+        Protocol::ConnectJson | Protocol::Grpc => ("application/json", to_json(path, &message)),
+    };
+    let mut request = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(bytes::Bytes::from(body))));
+    *request.method_mut() = http::Method::POST;
+    *request.uri_mut() = path.parse().map_err(|_| tonic::Code::Internal)?;
+    request.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+    let response = channel.clone().oneshot(request).await.map_err(|_| tonic::Code::Unavailable)?;
+    let status = response.status();
+    let collected = response.into_body().collect().await.map_err(|_| tonic::Code::Unavailable)?.to_bytes();
+    match protocol {
+        Protocol::GrpcWeb => {
+            // The trailers come last, in a frame flagged 0x80: "grpc-status:0".
+            let text = String::from_utf8_lossy(&collected);
+            let code = text
+                .split("grpc-status:")
+                .nth(1)
+                .and_then(|rest| rest.trim_start().split(|c: char| !c.is_ascii_digit()).next())
+                .and_then(|code| code.parse::<i32>().ok())
+                .unwrap_or(2);
+            if code == 0 { Ok(()) } else { Err(tonic::Code::from_i32(code)) }
+        }
+        _ if status == http::StatusCode::OK => Ok(()),
+        _ if status == http::StatusCode::NOT_FOUND => Err(tonic::Code::NotFound),
+        _ => Err(tonic::Code::Unknown),
+    }
+}
+
+/// A binary message of the RPC at `path`, in the proto3 JSON mapping.
+fn to_json(path: &str, message: &[u8]) -> Vec<u8> {
+    let contract = match shop_proto::contract::contract() {
+        Ok(contract) => contract,
+        Err(_) => return b"{}".to_vec(),
+    };
+    let Some(rpc) = contract.rpc(path) else { return b"{}".to_vec() };
+    prost_reflect::DynamicMessage::decode(rpc.method.input(), message)
+        .ok()
+        .and_then(|decoded| serde_json::to_vec(&decoded).ok())
+        .unwrap_or_else(|| b"{}".to_vec())
+}
+
 /// CPU seconds this process has used (user + system), where Linux's
 /// /proc tells: fields 14 and 15 of /proc/self/stat, in USER_HZ (100) ticks.
 fn own_cpu_seconds() -> Option<f64> {
@@ -361,14 +474,14 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     for user in 0..args.concurrency {
         let channel = channels[user % channels.len()].clone();
         let fixture = fixture.clone();
-        let scenario = args.scenario;
+        let (scenario, protocol) = (args.scenario, args.protocol);
         users.spawn(async move {
             // Constant bounds that satisfy the crate's rules (low ≥ 1, high ≥ 2·low, 3 digits): cannot fail.
             let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
             let mut errors = BTreeMap::<String, u64>::new();
             let mut absent_ids = 0;
             while Instant::now() < deadline {
-                let (took, outcome) = call(scenario, &channel, &fixture, user).await;
+                let (took, outcome) = call(scenario, protocol, &channel, &fixture, user).await;
                 latency.saturating_record(took.as_micros() as u64);
                 match outcome {
                     Ok(()) => {}
