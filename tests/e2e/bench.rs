@@ -27,8 +27,29 @@ fn checkout_args(shop: &TestShop) -> BenchArgs {
         lines: 1..=3,
         units: 1..=1,
         skip_books: false,
+        protocol: shop::bench::Protocol::Grpc,
         database: shop.config.database.clone(),
         tls: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn the_catalog_reads_run_over_every_protocol_without_an_error() {
+    use shop::bench::Protocol;
+    let shop = seeded_shop().await;
+    for protocol in [Protocol::Grpc, Protocol::GrpcWeb, Protocol::ConnectJson, Protocol::ConnectProto] {
+        for scenario in [Scenario::GetProduct, Scenario::ListFiltered] {
+            let args = BenchArgs {
+                scenario,
+                protocol,
+                duration: Duration::from_millis(500),
+                skip_books: true,
+                ..checkout_args(&shop)
+            };
+            let report = shop::bench::measure(&args).await.expect("a run");
+            assert!(report.requests > 0, "{protocol:?} {scenario:?}: no call");
+            assert!(report.errors.is_empty(), "{protocol:?} {scenario:?}: {:?}", report.errors);
+        }
     }
 }
 
