@@ -296,3 +296,38 @@ async fn the_openapi_document_is_served_and_is_the_committed_one() {
     assert_eq!(document["paths"]["/shop.cart.v1.CartService/Checkout"]["post"]["security"], json!([{"bearer": []}]));
     assert!(document["paths"]["/shop.catalog.v1.InventoryService/ReserveStock"].is_null(), "nothing internal");
 }
+
+/// Sends `raw` bytes as they are and reads until the server closes.
+async fn raw_http1(addr: SocketAddr, raw: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(raw).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn ambiguous_http1_framing_smuggles_nothing() {
+    let shop = TestShop::start().await;
+    let addr = shop.suite.gateway_addr;
+    let path = "/shop.catalog.v1.CatalogService/ListProducts";
+    // Content-Length and Transfer-Encoding both: read as chunked, answered
+    // once, and the connection closed, so a request hidden behind the
+    // length never runs.
+    let smuggled = format!("GET {path}?connect=v1&encoding=json&message=%7B%7D HTTP/1.1\r\nhost: x\r\n\r\n");
+    let chunk = "{}";
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 4\r\n\
+         transfer-encoding: chunked\r\n\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n{smuggled}",
+        chunk.len()
+    );
+    let answer = raw_http1(addr, raw.as_bytes()).await;
+    assert_eq!(answer.matches("HTTP/1.1 ").count(), 1, "one answer, nothing smuggled: {answer}");
+    // Two different lengths: refused outright.
+    let raw = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 2\r\ncontent-length: 40\r\n\r\n{{}}"
+    );
+    let answer = raw_http1(addr, raw.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+}
