@@ -1,7 +1,8 @@
 //! docs/WALKTHROUGH.md, run as a newcomer runs it: its ```sh blocks, in
 //! page order, joined into one bash script (so `TOKEN`, `ADMIN`, `PRODUCT`,
-//! `ORDER` carry from block to block), with real grpcurl and python3,
-//! against a fresh suite.
+//! `ORDER` carry from block to block), with real grpcurl, curl and python3,
+//! against a fresh suite. Each grpcurl step has its curl twin, the same call
+//! over the Connect face.
 //!
 //! The page steers the test with HTML comments, which render invisibly.
 //! Each stands alone on its line, directly before a ```sh fence (only blank
@@ -18,8 +19,11 @@
 //! line as grpcurl prints it (`<!-- expect: Code: PermissionDenied -->`):
 //! the run must print exactly as many `Code:` lines, and fail exactly as many
 //! commands, as the page expects, so a call that fails by accident fails
-//! the test. Any other ```sh block runs; a misplaced or misspelt annotation
-//! fails the test. README.md's short walkthrough is marked
+//! the test. A curl twin's refusal is a Connect error, which curl prints and
+//! exits 0 on: it is expected by its code as the JSON has it
+//! (`<!-- expect: "code":"permission_denied" -->`), and the run must print
+//! exactly as many `"code":"` as the page expects. Any other ```sh block
+//! runs; a misplaced or misspelt annotation fails the test. README.md's short walkthrough is marked
 //! `<!-- walkthrough: excerpt -->`: its command lines must be lines of this
 //! page (so what the README shows is run here too).
 //!
@@ -48,18 +52,25 @@ const EXCERPT: &str = "<!-- walkthrough: excerpt -->";
 const EXPECT: &str = "<!-- expect:";
 
 /// Lines no run of the walkthrough may print: a helper that found no answer,
-/// grpcurl failing to reach or describe the gateway, a missing program, a
-/// Python error, a server error.
-const NEVER: [&str; 8] = [
+/// grpcurl or curl failing to reach or describe the gateway, a missing
+/// program, a Python error, a server error on either face.
+const NEVER: [&str; 12] = [
     "not in the answer",
     "Failed to",
     "Error invoking",
+    "curl: (",
     "command not found",
     "Traceback",
     "Code: Internal",
     "Code: Unknown",
     "Code: Unavailable",
+    r#""code":"internal""#,
+    r#""code":"unknown""#,
+    r#""code":"unavailable""#,
 ];
+
+/// How a Connect error's code starts, as the gateway writes it (compact).
+const CONNECT_CODE: &str = r#""code":""#;
 
 /// A ```sh block of a page, with the annotations right before it.
 #[derive(Default)]
@@ -154,6 +165,15 @@ fn the_walkthrough_is_annotated_for_the_test() {
         .filter(|text| text.starts_with("Code:"))
         .collect();
     assert!(failures.len() >= 3, "the walkthrough shows its refusals: {failures:?}");
+    let connect_failures: Vec<&String> = blocks
+        .iter()
+        .filter(|block| !block.skip)
+        .flat_map(|block| &block.expect)
+        .filter(|text| squeeze(text).starts_with(CONNECT_CODE))
+        .collect();
+    assert!(connect_failures.len() >= 3, "the curl twins show their refusals: {connect_failures:?}");
+    let runnable_text: String = runnable.iter().map(|block| block.text.as_str()).collect();
+    assert!(runnable_text.contains("curl -sS"), "the walkthrough shows curl");
 }
 
 #[test]
@@ -254,26 +274,36 @@ async fn the_walkthrough_runs_as_written() {
     assert_eq!(codes.len(), refusals, "errors the page does not expect: {codes:?}; it printed:\n{output}");
     let failed: Vec<&str> = output.lines().filter(|line| line.starts_with("walkthrough: exit ")).collect();
     assert_eq!(failed.len(), refusals, "commands that failed: {failed:?}; it printed:\n{output}");
+    let connect_refusals = expected.iter().filter(|want| squeeze(want).starts_with(CONNECT_CODE)).count();
+    let connect_codes = squeezed.matches(CONNECT_CODE).count();
+    assert_eq!(
+        connect_codes, connect_refusals,
+        "Connect errors the page does not expect ({connect_codes} printed, {connect_refusals} expected); it printed:\n{output}"
+    );
     for never in NEVER {
         assert!(!output.contains(never), "{never:?} in the output:\n{output}");
     }
     let shop_errors: Vec<&str> = output.lines().filter(|line| line.starts_with("shop: ")).collect();
     assert!(shop_errors.is_empty(), "the shop command failed: {shop_errors:?}; it printed:\n{output}");
 
-    // The order's id was picked out of the checkout, and the second checkout
-    // with the same key answered with that same order.
+    // The order's id was picked out of the checkout, and every later
+    // checkout with the same key (grpcurl's and curl's) answered with that
+    // same order.
     let order_id: i64 = output
         .lines()
         .find_map(|line| line.strip_prefix("walkthrough: ORDER="))
         .and_then(|id| id.trim().parse().ok())
         .unwrap_or_else(|| panic!("no order id was picked out of the checkout; it printed:\n{output}"));
     assert!(order_id > 0, "order id {order_id}");
-    let replay = squeezed.split_once("\"order\":{").map(|(_, after)| after).expect("the second checkout's answer");
-    let replayed_id = replay.split_once("\"id\":\"").and_then(|(_, after)| after.split_once('"')).map(|(id, _)| id);
-    assert_eq!(replayed_id, Some(order_id.to_string().as_str()), "the second checkout answered another order");
+    let replays: Vec<&str> = squeezed.split("\"order\":{").skip(1).collect();
+    assert!(replays.len() >= 2, "the checkouts' answers over both faces; it printed:\n{output}");
+    for replay in replays {
+        let replayed_id = replay.split_once("\"id\":\"").and_then(|(_, after)| after.split_once('"')).map(|(id, _)| id);
+        assert_eq!(replayed_id, Some(order_id.to_string().as_str()), "a later checkout answered another order");
+    }
     assert!(output.contains("\"totalPrice\""), "prices were printed:\n{output}");
 
-    // Two checkouts with one key placed one order, which the admin shipped.
+    // Three checkouts with one key placed one order, which the admin shipped.
     let ann = shop.login("ann").await.access_token;
     let orders = shop
         .orders()
