@@ -503,9 +503,9 @@ pub async fn answer(call: Call, response: Response<Body>) -> Response<Body> {
     let message = framed.split_to(length.min(framed.len()));
     let body = match call.codec {
         Codec::Proto => message,
-        Codec::Json => match DynamicMessage::decode(call.rpc.method.output(), message)
+        Codec::Json => match DynamicMessage::decode(call.rpc.method.output(), message.clone())
             .map_err(|error| error.to_string())
-            .and_then(|decoded| to_json(&decoded).map_err(|error| error.to_string()))
+            .and_then(|decoded| to_json(&decoded, message.len()).map_err(|error| error.to_string()))
         {
             Ok(json) => Bytes::from(json),
             Err(error) => {
@@ -545,8 +545,10 @@ fn gzip(raw: &[u8]) -> Bytes {
     Bytes::from(encoder.finish().unwrap_or_default())
 }
 
-fn to_json(message: &DynamicMessage) -> Result<Vec<u8>, serde_json::Error> {
-    let mut out = Vec::with_capacity(message.encoded_len() * 2);
+/// `size_hint`: the binary message's length (JSON runs about twice as long;
+/// asking the dynamic message its length would cost a walk of it).
+fn to_json(message: &DynamicMessage, size_hint: usize) -> Result<Vec<u8>, serde_json::Error> {
+    let mut out = Vec::with_capacity(size_hint * 2 + 16);
     message.serialize_with_options(&mut serde_json::Serializer::new(&mut out), &SerializeOptions::new())?;
     Ok(out)
 }
@@ -673,7 +675,7 @@ mod tests {
         let mut message = DynamicMessage::new(order);
         message.set_field_by_name("user_id", prost_reflect::Value::I64(7));
         message.set_field_by_name("status", prost_reflect::Value::EnumNumber(2));
-        let json: serde_json::Value = serde_json::from_slice(&to_json(&message).unwrap()).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&to_json(&message, 0).unwrap()).unwrap();
         assert_eq!(json, serde_json::json!({ "userId": "7", "status": "ORDER_STATUS_PLACED" }));
     }
 

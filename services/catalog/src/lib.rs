@@ -38,7 +38,7 @@ use tonic::service::Routes;
 
 pub use config::CatalogConfig;
 pub use domain::inventory::StockLedger;
-pub use seed::Seeded;
+pub use seed::{Seeded, seed};
 
 use crate::domain::categories::Categories;
 use crate::domain::inventory::Inventory;
@@ -52,18 +52,6 @@ pub const SCHEMA: Schema = Schema { name: "catalog", migrator: &MIGRATOR, outbox
 /// Every word a seeded title can hold.
 pub fn seed_vocabulary() -> impl Iterator<Item = &'static str> {
     seed::vocabulary()
-}
-
-/// `shop seed`: brings the catalog to at least `categories` categories and
-/// `products` live products; `progress` hears how many products were
-/// written so far and how many were missing.
-pub async fn seed(
-    pool: &PgPool,
-    products: u64,
-    categories: u64,
-    progress: impl FnMut(u64, u64),
-) -> anyhow::Result<Seeded> {
-    seed::seed(pool, products, categories, progress).await
 }
 
 /// Every product's stock and units sold, at one moment (`shop bench
