@@ -331,3 +331,36 @@ async fn ambiguous_http1_framing_smuggles_nothing() {
     let answer = raw_http1(addr, raw.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
 }
+
+#[tokio::test]
+async fn a_connect_call_counts_against_its_address_like_a_grpc_call() {
+    let shop = TestShop::start_with(|config| config.gateway.max_calls_per_addr = 1).await;
+    let addr = shop.suite.gateway_addr;
+    // One native call in flight from this address: its message never ends.
+    let mut client = crate::harness::raw_h2(addr).await;
+    let request = http::Request::post(format!("http://{addr}/shop.catalog.v1.CatalogService/GetProduct"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .unwrap();
+    let (_response, mut body) = client.send_request(request, false).unwrap();
+    body.send_data(bytes::Bytes::from_static(&[0, 0, 0, 0, 10, 8]), false).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let answer = post_json(addr, "shop.catalog.v1.CatalogService/ListProducts", "{}", &[]).await;
+    assert_eq!((answer.0, json_of(&answer)["code"].clone()), (429, json!("resource_exhausted")), "{answer:?}");
+    drop(body);
+}
+
+#[tokio::test]
+async fn per_address_limits_hold_for_connect_calls_too() {
+    let shop = TestShop::start_with(|config| config.identity.login_per_addr_per_min = 2).await;
+    let addr = shop.suite.gateway_addr;
+    let login = r#"{"username":"nobody","password":"tulip-Orbit-42"}"#;
+    for _ in 0..2 {
+        let answer = post_json(addr, "shop.identity.v1.IdentityService/Login", login, &[]).await;
+        assert_eq!(json_of(&answer)["code"], "unauthenticated");
+    }
+    let limited = post_json(addr, "shop.identity.v1.IdentityService/Login", login, &[]).await;
+    assert_eq!((limited.0, json_of(&limited)["code"].clone()), (429, json!("resource_exhausted")));
+    assert_eq!(json_of(&limited)["details"][0]["type"], "google.rpc.RetryInfo", "when to try again");
+}

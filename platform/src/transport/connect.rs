@@ -195,12 +195,13 @@ fn codec_of<B>(request: &Request<B>) -> Codec {
 }
 
 async fn translate_inner(contract: &'static Contract, request: Request<Body>) -> Result<Translated, ConnectError> {
-    let path = request.uri().path().to_owned();
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
     let rpc = contract
-        .rpc(&path)
-        .ok_or_else(|| Status::unimplemented(format!("unknown method {}", crate::kernel::text::echo(&path))))?;
-    let is_get = request.method() == Method::GET;
-    let headers = request.headers();
+        .rpc(path)
+        .ok_or_else(|| Status::unimplemented(format!("unknown method {}", crate::kernel::text::echo(path))))?;
+    let is_get = parts.method == Method::GET;
+    let headers = &parts.headers;
     if let Some(version) = headers.get("connect-protocol-version")
         && version.as_bytes() != b"1"
     {
@@ -214,11 +215,16 @@ async fn translate_inner(contract: &'static Contract, request: Request<Body>) ->
         Some(raw) => Some(parse_timeout(raw)?),
         None => None,
     };
-    let has_token = headers.contains_key(http::header::AUTHORIZATION);
-    let gzip_answer = headers
-        .get(ACCEPT_ENCODING)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.split(',').any(|coding| coding.trim().eq_ignore_ascii_case("gzip")));
+    let call = Call {
+        rpc,
+        codec: Codec::Json,
+        is_get,
+        has_token: headers.contains_key(http::header::AUTHORIZATION),
+        gzip_answer: headers
+            .get(ACCEPT_ENCODING)
+            .and_then(|value| value.to_str().ok())
+            .is_some_and(|value| value.split(',').any(|coding| coding.trim().eq_ignore_ascii_case("gzip"))),
+    };
     let (codec, message) = if is_get {
         if !rpc.is_read {
             let mut error = ConnectError::from(Status::unimplemented(format!(
@@ -228,41 +234,24 @@ async fn translate_inner(contract: &'static Contract, request: Request<Body>) ->
             error.http = Some(StatusCode::METHOD_NOT_ALLOWED);
             return Err(error);
         }
-        get_message(request.uri().query().unwrap_or_default())?
+        get_message(parts.uri.query().unwrap_or_default())?
     } else {
-        let codec = codec_of(&request);
+        let codec = headers
+            .get(CONTENT_TYPE)
+            .and_then(|kind| kind.to_str().ok())
+            .and_then(Codec::from_media_type)
+            .unwrap_or(Codec::Json);
         let encoding = content_encoding(headers)?;
-        let (parts, body) = request.into_parts();
         let raw = read_capped(body).await?;
         let raw = match encoding {
             Compression::Gzip if !raw.is_empty() => gunzip(&raw)?,
             _ => raw,
         };
-        let request = Request::from_parts(parts, ());
-        return finish(
-            rpc,
-            codec,
-            raw,
-            request.headers(),
-            timeout,
-            Call { rpc, codec, is_get, has_token, gzip_answer },
-        );
+        (codec, raw)
     };
-    let request_headers = request.headers().clone();
-    finish(rpc, codec, message, &request_headers, timeout, Call { rpc, codec, is_get, has_token, gzip_answer })
-}
-
-fn finish(
-    rpc: &'static Rpc,
-    codec: Codec,
-    raw: Bytes,
-    headers: &HeaderMap,
-    timeout: Option<Duration>,
-    call: Call,
-) -> Result<Translated, ConnectError> {
     let message = match codec {
-        Codec::Proto => raw,
-        Codec::Json => Bytes::from(json_to_proto(rpc.method.input(), &raw)?),
+        Codec::Proto => message,
+        Codec::Json => Bytes::from(json_to_proto(rpc.method.input(), &message)?),
     };
     let mut framed = BytesMut::with_capacity(message.len() + 5);
     framed.put_u8(0);
@@ -285,8 +274,11 @@ fn finish(
     {
         forwarded.insert("grpc-timeout", value);
     }
+    // The connection's own (its client's address, its state): every limit
+    // keyed on them holds for this call as for a native one.
+    *grpc.extensions_mut() = parts.extensions;
     grpc.extensions_mut().insert(codec.protocol());
-    Ok(Translated { request: grpc, call })
+    Ok(Translated { request: grpc, call: Call { codec, ..call } })
 }
 
 /// Request headers that go on to the gRPC call: the caller's metadata, not
