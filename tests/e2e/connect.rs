@@ -364,3 +364,29 @@ async fn per_address_limits_hold_for_connect_calls_too() {
     assert_eq!((limited.0, json_of(&limited)["code"].clone()), (429, json!("resource_exhausted")));
     assert_eq!(json_of(&limited)["details"][0]["type"], "google.rpc.RetryInfo", "when to try again");
 }
+
+#[tokio::test]
+async fn an_unfinished_connect_body_is_held_to_the_body_budget() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let shop = TestShop::start_with(|config| {
+        config.gateway.unfinished_bodies_per_connection_mib = 1;
+        config.gateway.body_idle_timeout_ms = 1_000;
+    })
+    .await;
+    let addr = shop.suite.gateway_addr;
+    // A JSON body announced at 3 MiB, of which 1.5 MiB come: past the
+    // connection's 1 MiB it waits for room, and gets none.
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /shop.catalog.v1.CatalogService/ListProducts HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{{\"search\":\"",
+        3 * 1024 * 1024
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let _ = socket.write_all(&vec![b'x'; 1536 * 1024]).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+    assert!(answer.contains("resource_exhausted"), "{answer}");
+}

@@ -387,7 +387,14 @@ where
     }
 }
 
-/// Puts every request body of a server under `budget` (when set) and a
+/// A Connect call's `Connect-Timeout-Ms`, where it is a number.
+fn connect_timeout(headers: &http::HeaderMap) -> Option<Duration> {
+    let millis: u64 = headers.get("connect-timeout-ms")?.to_str().ok()?.parse().ok()?;
+    Some(Duration::from_millis(millis))
+}
+
+/// Puts every request body of a server, whatever its face, under `budget`
+/// (when set) and a
 /// [`BodyFailure`] in the request's extensions.
 #[derive(Debug, Clone)]
 pub struct BodyBudgetLayer {
@@ -416,9 +423,11 @@ pub struct BodyBudgetService<S> {
     layer: BodyBudgetLayer,
 }
 
-impl<S> tower::Service<http::Request<tonic::body::Body>> for BodyBudgetService<S>
+impl<S, B> tower::Service<http::Request<B>> for BodyBudgetService<S>
 where
     S: tower::Service<http::Request<tonic::body::Body>>,
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<tower::BoxError>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -428,16 +437,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let Some(budget) = self.layer.budget.clone() else {
-            return self.inner.call(request);
+            return self.inner.call(request.map(tonic::body::Body::new));
         };
         let limits = budget.inner.limits;
         let info = request.extensions().get::<ConnectionInfo>().cloned();
         let connection = info.as_ref().map(|info| info.state.body_allowance(limits.per_connection_bytes));
         let address =
             info.as_ref().and_then(|info| info.tcp.remote_addr()).map(|addr| budget.address(ClientKey::of(addr.ip())));
+        // A Connect call says its deadline in its own header: it is not
+        // translated yet out here, where every face's body is counted.
         let life = crate::transport::client::incoming_timeout(request.headers())
+            .or_else(|| connect_timeout(request.headers()))
             .map_or(self.layer.max_call, |client| client.min(self.layer.max_call));
         let failure = BodyFailure::default();
         let (mut parts, body) = request.into_parts();

@@ -353,6 +353,10 @@ async fn read_capped(body: Body) -> Result<Bytes, ConnectError> {
     match http_body_util::Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        // The body budget gave it up (no room, or it stopped arriving).
+        Err(error) if error.is::<Status>() => {
+            Err(ConnectError::from(error.downcast::<Status>().map_or_else(|_| Status::cancelled(""), |status| *status)))
+        }
         Err(error) => Err(ConnectError::from(Status::cancelled(format!("the request body broke off: {error}")))),
     }
 }

@@ -155,12 +155,15 @@ pub async fn serve(
     );
     let task = tokio::spawn(async move {
         builder
-            // Outermost first: gRPC-Web becomes native gRPC before anything
-            // looks at it, calls count on their connection, metrics see the
-            // final code, the call's limits sit closest to the service.
+            // Outermost first: every face's request body is counted as it
+            // arrives (a Connect body is read whole before it is
+            // translated), gRPC-Web and Connect become native gRPC before
+            // anything else looks at them, calls count on their connection,
+            // metrics see the final code, the call's limits sit closest to
+            // the service.
+            .layer(body_budget)
             .layer(web)
             .layer(ConnectionGuardLayer)
-            .layer(body_budget)
             .layer(RequestIdLayer)
             .layer(crate::observability::metrics::RpcMetricsLayer { server })
             .layer(call_limits)
