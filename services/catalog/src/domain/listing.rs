@@ -45,7 +45,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::model::{Ordering, Product, ProductFilter};
 use crate::repo;
-use crate::repo::search_index::{Applied, SearchIndex};
+use crate::repo::search_index::{Applied, SearchIndex, WhenTorn};
 
 /// Least time between two commits of the index while nobody waits for one:
 /// stock moves of many checkouts share a commit.
@@ -63,6 +63,8 @@ const READ_YOUR_WRITES_WAIT: Duration = Duration::from_secs(10);
 /// A Postgres page starting this deep reads enough index entries to need
 /// a turn of its budget.
 const DEEP_OFFSET: i64 = 1_000;
+/// Tries, 100 ms apart, to open an index a stopping catalog still holds.
+const OPEN_ATTEMPTS: u32 = 50;
 
 /// What one listing may cost.
 #[derive(Clone)]
@@ -122,8 +124,11 @@ impl Listings {
     ) -> Result<Self, Error> {
         let mut attempts = 0;
         let index = loop {
-            match SearchIndex::open(dir) {
-                Err(Error::IndexBusy(_)) if attempts < 50 => {
+            // The last try starts a torn index over: no stopping catalog
+            // takes this long to finish.
+            let when_torn = if attempts < OPEN_ATTEMPTS { WhenTorn::Wait } else { WhenTorn::StartOver };
+            match SearchIndex::open(dir, when_torn) {
+                Err(Error::IndexBusy(_)) if attempts < OPEN_ATTEMPTS => {
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }

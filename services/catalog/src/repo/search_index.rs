@@ -20,8 +20,8 @@ use std::sync::Mutex;
 use tantivy::collector::sort_key::{ComparatorEnum, SortByStaticFastValue};
 use tantivy::collector::{Collector, Count, SegmentCollector, TopDocs, TopNComputer};
 use tantivy::columnar::{Column, StrColumn};
-use tantivy::directory::MmapDirectory;
 use tantivy::directory::error::OpenReadError;
+use tantivy::directory::{Directory, INDEX_WRITER_LOCK, MmapDirectory};
 use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
 use tantivy::query::{
     AllQuery, BooleanQuery, EnableScoring, Explanation, Occur, Query, RangeQuery, Scorer, TermQuery, Weight,
@@ -51,6 +51,42 @@ const WRITER_MEMORY_BYTES: usize = 50_000_000;
 
 fn tantivy_error(error: tantivy::TantivyError) -> Error {
     Error::Index(error.to_string())
+}
+
+/// Empties `dir` under the writer's lock (so never under a running catalog).
+fn start_over(dir: &Path) -> Result<(), Error> {
+    let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
+    let _lock = directory
+        .acquire_lock(&INDEX_WRITER_LOCK)
+        .map_err(|error| Error::IndexBusy(format!("{error}; is another catalog using this SHOP_CATALOG_INDEX_DIR?")))?;
+    for entry in std::fs::read_dir(dir).map_err(|error| Error::Index(error.to_string()))? {
+        let path = entry.map_err(|error| Error::Index(error.to_string()))?.path();
+        if path != dir.join(INDEX_WRITER_LOCK.filepath.as_path()) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(())
+}
+
+fn is_torn(error: &tantivy::TantivyError) -> bool {
+    matches!(error, tantivy::TantivyError::OpenReadError(OpenReadError::FileDoesNotExist(_)))
+}
+
+/// An error met while opening the index; busy (worth a retry) when another
+/// writer still holds the directory, or when a file the last commit named
+/// is gone: a catalog that just stopped may still be finishing a merge,
+/// whose clean-up deletes files the newest commit no longer needs, at any
+/// step of the opening (meta, writer, segment readers).
+fn opening_error(error: tantivy::TantivyError) -> Error {
+    match error {
+        tantivy::TantivyError::LockFailure(..) => {
+            Error::IndexBusy(format!("{error}; is another catalog using this SHOP_CATALOG_INDEX_DIR?"))
+        }
+        error if is_torn(&error) => Error::IndexBusy(format!(
+            "{error}; the index changed while it was opened (is a catalog that just stopped still finishing, or another catalog using this SHOP_CATALOG_INDEX_DIR?)"
+        )),
+        error => tantivy_error(error),
+    }
 }
 
 /// Splits on white space (as search terms are split), lowercases each word
@@ -177,40 +213,53 @@ pub struct SearchIndex {
     reader: IndexReader,
 }
 
+/// What [`SearchIndex::open`] does with an index whose last commit names a
+/// file that is gone.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum WhenTorn {
+    /// Reports it busy: a catalog that just stopped may still be finishing.
+    Wait,
+    /// Starts the index over (it is rebuilt from the record): it has stayed
+    /// torn longer than any stopping catalog takes.
+    StartOver,
+}
+
 impl SearchIndex {
     /// The index in `dir` (created if missing; one of another version or
-    /// schema is emptied, to be rebuilt), or in memory when `dir` is `None`.
-    pub fn open(dir: Option<&Path>) -> Result<Self, Error> {
-        let (schema, fields) = schema();
-        let index = match dir {
-            Some(dir) => {
-                std::fs::create_dir_all(dir).map_err(|error| Error::Index(format!("{}: {error}", dir.display())))?;
-                let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
-                match Index::open_or_create(directory, schema.clone()) {
-                    Ok(index) => index,
-                    Err(tantivy::TantivyError::SchemaError(_)) => {
-                        // Another version's index: start over in the same place.
-                        tracing::warn!(dir = %dir.display(), "search index of another schema; rebuilding it");
-                        for entry in std::fs::read_dir(dir).map_err(|error| Error::Index(error.to_string()))? {
-                            let path = entry.map_err(|error| Error::Index(error.to_string()))?.path();
-                            let _ = std::fs::remove_file(path);
-                        }
-                        let directory = MmapDirectory::open(dir).map_err(|error| Error::Index(error.to_string()))?;
-                        Index::create(directory, schema, Default::default()).map_err(tantivy_error)?
-                    }
-                    // A catalog that just stopped may still be finishing a
-                    // commit or merge, deleting files the last commit no
-                    // longer needs: the meta we read named one. Busy, for now.
-                    Err(tantivy::TantivyError::OpenReadError(error @ OpenReadError::FileDoesNotExist(_))) => {
-                        return Err(Error::IndexBusy(format!(
-                            "{error}; the index changed while it was opened (is a catalog that just stopped still finishing, or another catalog using this SHOP_CATALOG_INDEX_DIR?)"
-                        )));
-                    }
-                    Err(error) => return Err(tantivy_error(error)),
-                }
-            }
-            None => Index::create_in_ram(schema),
+    /// schema is emptied, to be rebuilt; a torn one as `when_torn` says), or
+    /// in memory when `dir` is `None`.
+    pub fn open(dir: Option<&Path>, when_torn: WhenTorn) -> Result<Self, Error> {
+        let Some(dir) = dir else {
+            let (schema, fields) = schema();
+            return Self::over(Index::create_in_ram(schema), fields).map_err(opening_error);
         };
+        std::fs::create_dir_all(dir).map_err(|error| Error::Index(format!("{}: {error}", dir.display())))?;
+        match Self::open_in(dir) {
+            Err(tantivy::TantivyError::SchemaError(_)) => {
+                tracing::warn!(dir = %dir.display(), "search index of another schema; rebuilding it");
+                start_over(dir)?;
+                Self::open_in(dir).map_err(opening_error)
+            }
+            Err(error) if is_torn(&error) && when_torn == WhenTorn::StartOver => {
+                // A writer killed between a merge's clean-up and its commit
+                // (tantivy skips the commit once killed) leaves this.
+                tracing::warn!(dir = %dir.display(), %error, "search index names a file that is gone; rebuilding it");
+                start_over(dir)?;
+                Self::open_in(dir).map_err(opening_error)
+            }
+            opened => opened.map_err(opening_error),
+        }
+    }
+
+    fn open_in(dir: &Path) -> tantivy::Result<Self> {
+        let directory = MmapDirectory::open(dir)?;
+        // An index of another schema is refused here, so the fields of ours
+        // are the index's.
+        let (schema, fields) = schema();
+        Self::over(Index::open_or_create(directory, schema)?, fields)
+    }
+
+    fn over(index: Index, fields: Fields) -> tantivy::Result<Self> {
         // Tokenizers are not stored with the index.
         index.tokenizers().register(SUFFIX_TOKENIZER, SuffixTokenizer::default());
         // One indexing thread: each commit then adds one segment, not one per
@@ -220,18 +269,13 @@ impl SearchIndex {
             .num_merge_threads(1)
             .memory_budget_per_thread(WRITER_MEMORY_BYTES)
             .build();
-        let writer: IndexWriter = index.writer_with_options(options).map_err(|error| match error {
-            tantivy::TantivyError::LockFailure(..) => {
-                Error::IndexBusy(format!("{error}; is another catalog using this SHOP_CATALOG_INDEX_DIR?"))
-            }
-            error => tantivy_error(error),
-        })?;
+        let writer: IndexWriter = index.writer_with_options(options)?;
         // Every sale rewrites a document; without this, deleted documents
         // would pile up in the big segments (deletes alone never merge).
         let mut merges = LogMergePolicy::default();
         merges.set_del_docs_ratio_before_merge(0.2);
         writer.set_merge_policy(Box::new(merges));
-        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into().map_err(tantivy_error)?;
+        let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
         Ok(Self { index, fields, writer: Mutex::new(writer), reader })
     }
 
@@ -527,7 +571,7 @@ mod tests {
 
     #[test]
     fn a_search_whose_caller_has_gone_stops_with_abandoned() {
-        let index = SearchIndex::open(None).unwrap();
+        let index = SearchIndex::open(None, WhenTorn::Wait).unwrap();
         let products: Vec<Product> = (1..=20).map(lamp).collect();
         index.apply(&products, &[], &Applied { database: "test".into(), sequence: 1 }).unwrap();
         let filter = ProductFilter { terms: vec!["lamp".into(), "brass".into()], ..Default::default() };
@@ -541,5 +585,30 @@ mod tests {
             let error = index.search(&filter, ordering, 0, 5, &gone).unwrap_err();
             assert!(matches!(error, Error::Abandoned), "{error:?}");
         }
+    }
+
+    #[test]
+    fn an_index_naming_a_file_that_is_gone_waits_then_starts_over() {
+        let dir = std::env::temp_dir().join(format!("shop-torn-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        {
+            let index = SearchIndex::open(Some(&dir), WhenTorn::Wait).unwrap();
+            let products: Vec<Product> = (1..=5).map(lamp).collect();
+            index.apply(&products, &[], &Applied { database: "test".into(), sequence: 1 }).unwrap();
+            assert!(index.applied().unwrap().is_some());
+        }
+        let segment_file = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.extension().is_some_and(|extension| extension == "term"))
+            .expect("a committed segment");
+        std::fs::remove_file(segment_file).unwrap();
+
+        let error = SearchIndex::open(Some(&dir), WhenTorn::Wait).err().expect("torn");
+        assert!(matches!(error, Error::IndexBusy(_)), "{error:?}");
+        let index = SearchIndex::open(Some(&dir), WhenTorn::StartOver).unwrap();
+        assert!(index.applied().unwrap().is_none(), "started over, to be rebuilt");
+        drop(index);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
