@@ -159,7 +159,10 @@ impl Inner {
         }
         // The backend's span becomes a child of this one (when tracing).
         shop_platform::observability::telemetry::inject_into_headers(headers);
-        if let Some(ip) = client_addr.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
+        // Rate limits behind count a client as the connection limits do (an
+        // IPv6 client by its /64).
+        let client_key = client_addr.map(|ip| shop_platform::transport::connection::ClientKey::of(ip).addr());
+        if let Some(ip) = client_key.and_then(|ip| http::HeaderValue::from_str(&ip.to_string()).ok()) {
             headers.insert(CLIENT_ADDR_HEADER, ip);
         }
         let mut metadata = tonic::metadata::MetadataMap::new();

@@ -63,6 +63,9 @@ pub enum ContractError {
     MissingAccess(String),
     #[error("{0} has an access level the gateway does not know ({1})")]
     UnknownAccess(String, i32),
+    /// The gateway's faces (Connect, the JSON mapping, resends) are unary.
+    #[error("{0} streams, and a public RPC must be unary")]
+    Streaming(String),
 }
 
 static CONTRACT: LazyLock<Result<Contract, ContractError>> =
@@ -105,6 +108,9 @@ impl Contract {
                     Some(3) => Access::Admin,
                     Some(other) => return Err(ContractError::UnknownAccess(name, other)),
                 };
+                if method.is_client_streaming() || method.is_server_streaming() {
+                    return Err(ContractError::Streaming(name));
+                }
                 let is_read = method
                     .options()
                     .get_field_by_name("idempotency_level")

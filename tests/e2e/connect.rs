@@ -204,6 +204,31 @@ async fn reads_answer_get_with_cache_headers_that_never_share_a_users_answer() {
     )
     .await;
     assert_eq!(Product::decode(binary.2.as_slice()).unwrap().id, lamp.id);
+    // Binary as percent-encoded text cannot be carried exactly: refused.
+    let unencoded = http1(
+        addr,
+        "GET",
+        "/shop.catalog.v1.CatalogService/GetProduct?connect=v1&encoding=proto&message=%08%01",
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(unencoded.0, 400);
+    assert_eq!(json_of(&unencoded)["code"], "invalid_argument");
+    assert!(json_of(&unencoded)["message"].as_str().unwrap().contains("base64"), "names the field");
+
+    // An error is never kept by a cache: the product may exist a moment later.
+    let missing = query_value(r#"{"id":"987654"}"#);
+    let not_found = http1(
+        addr,
+        "GET",
+        &format!("/shop.catalog.v1.CatalogService/GetProduct?connect=v1&encoding=json&message={missing}"),
+        &[],
+        b"",
+    )
+    .await;
+    assert_eq!(not_found.0, 404);
+    assert_eq!(header(&not_found, "cache-control"), Some("no-store"));
 
     // A user's read is private; a read with a token is too.
     let customer = shop.customer("carl").await;

@@ -72,9 +72,9 @@ impl BodyBudget {
         );
         metrics::describe_counter!(
             "shop_unfinished_bodies_refused_total",
-            "Calls whose request body was given up: no room in the body budget in time (reason=budget), or nothing arrived for the body idle timeout (reason=idle)."
+            "Calls whose request body was given up: no room in the body budget in time (reason=budget), nothing arrived for the body idle timeout (reason=idle), or the call's deadline passed while it arrived (reason=deadline)."
         );
-        for reason in ["budget", "idle"] {
+        for reason in ["budget", "idle", "deadline"] {
             metrics::counter!("shop_unfinished_bodies_refused_total", "reason" => reason).increment(0);
         }
         Self {
@@ -239,10 +239,28 @@ where
     }
 
     /// Whether nothing more will come after what is already read.
+    /// (A frame read ahead is already here: it needs no room either.)
     fn is_whole(&self) -> bool {
-        self.inner_ended
-            || (self.inner.is_end_stream()
-                && self.next.as_ref().is_none_or(|next| next.data_ref().is_none_or(Bytes::is_empty)))
+        self.inner_ended || self.inner.is_end_stream()
+    }
+
+    /// Starts the idle timer again from `now`, never past the call's deadline.
+    fn rearm(&mut self, now: Instant) {
+        let idle = now + self.limits().idle;
+        let until = self.deadline.map_or(idle, |deadline| deadline.min(idle));
+        self.idle.as_mut().reset(until);
+    }
+
+    /// The idle timer fired: the body idled, or the call's deadline passed.
+    fn timed_out(&mut self) -> tower::BoxError {
+        if self.deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            return self.give_up(
+                "deadline",
+                Status::deadline_exceeded("the call's deadline passed while its request message was arriving"),
+            );
+        }
+        let after = self.limits().idle;
+        self.give_up("idle", idle(after))
     }
 
     /// Reads ahead of a waiting frame, once: a message that arrives whole
@@ -256,6 +274,7 @@ where
             Poll::Ready(Some(Ok(frame))) => self.next = Some(frame),
             Poll::Ready(Some(Err(error))) => {
                 self.release();
+                self.ended = true;
                 return Err(error.into());
             }
             Poll::Pending => {}
@@ -278,8 +297,7 @@ where
             return Poll::Ready(Some(Ok(frame)));
         }
         let now = Instant::now();
-        let idle = self.limits().idle;
-        self.idle.as_mut().reset(now + idle);
+        self.rearm(now);
         if self.too_large(bytes) {
             return Poll::Ready(Some(Err(self.give_up("budget", no_room()))));
         }
@@ -310,8 +328,7 @@ where
         match room {
             Some(room) => {
                 self.hold(room);
-                let idle = self.limits().idle;
-                self.idle.as_mut().reset(Instant::now() + idle);
+                self.rearm(Instant::now());
                 Poll::Ready(Some(Ok(frame)))
             }
             None => Poll::Ready(Some(Err(self.give_up("budget", no_room())))),
@@ -359,8 +376,7 @@ where
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Pending => {
                 if this.idle.as_mut().poll(cx).is_ready() {
-                    let after = this.limits().idle;
-                    return Poll::Ready(Some(Err(this.give_up("idle", idle(after)))));
+                    return Poll::Ready(Some(Err(this.timed_out())));
                 }
                 Poll::Pending
             }
@@ -371,6 +387,7 @@ where
             }
             Poll::Ready(Some(Err(error))) => {
                 this.release();
+                this.ended = true;
                 Poll::Ready(Some(Err(error.into())))
             }
             Poll::Ready(Some(Ok(frame))) => this.admit(frame, cx),
@@ -463,7 +480,7 @@ where
             waiting: None,
             next: None,
             inner_ended: false,
-            idle: Box::pin(tokio::time::sleep(limits.idle)),
+            idle: Box::pin(tokio::time::sleep(limits.idle.min(life))),
             deadline: Some(Instant::now() + life),
             failure,
             ended: false,
@@ -584,6 +601,32 @@ mod tests {
         let (_sender, mut body) = holding(&budget, "203.0.113.1", 100).await;
         assert_eq!(code(body.frame().await.unwrap().unwrap_err()), tonic::Code::DeadlineExceeded);
         assert_eq!(budget.in_use(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_body_still_arriving_at_the_calls_deadline_is_given_up_then_not_at_the_idle_timeout() {
+        let budget = budget(1_000, 1_000);
+        let (sender, mut body) = fed(&budget, "203.0.113.1");
+        body.deadline = Some(Instant::now() + Duration::from_millis(60));
+        let started = Instant::now();
+        let trickle = tokio::spawn(async move {
+            // A byte every 40 ms: never idle for the 200 ms idle timeout.
+            while sender.send(Bytes::from_static(b"x")).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(40)).await;
+            }
+        });
+        let error = loop {
+            match body.frame().await {
+                Some(Ok(_)) => continue,
+                Some(Err(error)) => break error,
+                None => panic!("the body ended"),
+            }
+        };
+        assert_eq!(code(error), tonic::Code::DeadlineExceeded);
+        assert!(started.elapsed() < Duration::from_millis(200), "gave up at the deadline, not the idle timeout");
+        assert!(body.failure.get().unwrap().message().contains("deadline"));
+        assert_eq!(budget.in_use(), 0);
+        trickle.abort();
     }
 
     #[tokio::test]

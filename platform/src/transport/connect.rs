@@ -269,8 +269,10 @@ async fn translate_inner(contract: &'static Contract, request: Request<Body>) ->
     }
     forwarded.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     forwarded.insert(http::header::TE, HeaderValue::from_static("trailers"));
+    // grpc-timeout takes at most 8 digits; past that the server's own cap
+    // is shorter anyway.
     if let Some(timeout) = timeout
-        && let Ok(value) = HeaderValue::from_str(&format!("{}m", timeout.as_millis()))
+        && let Ok(value) = HeaderValue::from_str(&format!("{}m", timeout.as_millis().min(99_999_999)))
     {
         forwarded.insert("grpc-timeout", value);
     }
@@ -301,6 +303,8 @@ fn carries_on(name: &HeaderName) -> bool {
                 | "upgrade"
                 | "accept"
                 | "origin"
+                | "cookie"
+                | "expect"
         ))
 }
 
@@ -403,6 +407,10 @@ fn get_message(query: &str) -> Result<(Codec, Bytes), ConnectError> {
     if message.len() > MAX_MESSAGE_BYTES * 2 {
         return Err(too_large());
     }
+    if codec == Codec::Proto && !base64 {
+        // Percent-encoded text cannot carry binary exactly.
+        return Err(invalid("base64", "a binary (proto) message in a GET must come as base64=1"));
+    }
     let raw = if base64 {
         let trimmed = message.trim_end_matches('=');
         base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -463,9 +471,10 @@ fn json_to_proto(descriptor: MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, 
             let field = text
                 .strip_prefix("unrecognized field name '")
                 .and_then(|rest| rest.split_once('\''))
-                .map(|(field, _)| field.to_owned())
+                .map(|(field, _)| crate::kernel::text::echo(field))
                 .unwrap_or_default();
-            invalid(&field, format!("the JSON body does not fit the message: {text}"))
+            // The client's own text, repeated, is cut as every error cuts it.
+            invalid(&field, format!("the JSON body does not fit the message: {}", crate::kernel::text::echo(&text)))
         })?;
     Ok(message.encode_to_vec())
 }
@@ -473,45 +482,45 @@ fn json_to_proto(descriptor: MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, 
 /// The answer of a native gRPC call, as the Connect client of `call` takes it.
 pub async fn answer(call: Call, response: Response<Body>) -> Response<Body> {
     let (parts, body) = response.into_parts();
-    let mut headers = parts.headers;
+    let headers = parts.headers;
     let collected = match body.collect().await {
         Ok(collected) => collected,
         Err(error) => {
             let status = Status::unavailable(format!("the answer broke off: {error}"));
-            return error_response(&ConnectError::from(status), call.codec);
+            return refused(&call, &ConnectError::from(status));
         }
     };
-    if let Some(trailers) = collected.trailers() {
-        headers.extend(trailers.clone());
-    }
-    let status = Status::from_header_map(&headers).unwrap_or_else(|| Status::ok(""));
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    // The status is in the trailers, or in the headers of a trailers-only answer.
+    let status = Status::from_header_map(&trailers)
+        .or_else(|| Status::from_header_map(&headers))
+        .unwrap_or_else(|| Status::ok(""));
     if status.code() != Code::Ok {
-        let mut answer = error_response(&ConnectError::from(status), call.codec);
-        copy_metadata(&headers, answer.headers_mut());
+        let mut answer = refused(&call, &ConnectError::from(status));
+        copy_metadata(&headers, &trailers, answer.headers_mut());
         return answer;
     }
-    let mut framed = collected.to_bytes();
-    if framed.len() < 5 {
-        return error_response(&ConnectError::from(Status::internal("the answer carried no message")), call.codec);
-    }
-    let _compressed = framed.get_u8();
-    let length = framed.get_u32() as usize;
-    let message = framed.split_to(length.min(framed.len()));
-    let body = match call.codec {
-        Codec::Proto => message,
-        Codec::Json => match DynamicMessage::decode(call.rpc.method.output(), message.clone())
-            .map_err(|error| error.to_string())
-            .and_then(|decoded| to_json(&decoded, message.len()).map_err(|error| error.to_string()))
-        {
-            Ok(json) => Bytes::from(json),
-            Err(error) => {
-                tracing::error!(rpc = %call.rpc.name, %error, "an answer does not fit its message");
-                return error_response(&ConnectError::from(Status::internal("internal error")), call.codec);
-            }
+    let body = match one_message(collected.to_bytes()) {
+        None => {
+            tracing::error!(rpc = %call.rpc.name, "an answer is not one whole uncompressed message");
+            return refused(&call, &ConnectError::from(Status::internal("internal error")));
+        }
+        Some(message) => match call.codec {
+            Codec::Proto => message,
+            Codec::Json => match DynamicMessage::decode(call.rpc.method.output(), message.clone())
+                .map_err(|error| error.to_string())
+                .and_then(|decoded| to_json(&decoded, message.len()).map_err(|error| error.to_string()))
+            {
+                Ok(json) => Bytes::from(json),
+                Err(error) => {
+                    tracing::error!(rpc = %call.rpc.name, %error, "an answer does not fit its message");
+                    return refused(&call, &ConnectError::from(Status::internal("internal error")));
+                }
+            },
         },
     };
     let mut answer = Response::new(Body::empty());
-    copy_metadata(&headers, answer.headers_mut());
+    copy_metadata(&headers, &trailers, answer.headers_mut());
     let out = answer.headers_mut();
     out.insert(CONTENT_TYPE, HeaderValue::from_static(call.codec.content_type()));
     out.insert(ACCEPT_ENCODING, HeaderValue::from_static("gzip"));
@@ -534,6 +543,27 @@ pub async fn answer(call: Call, response: Response<Body>) -> Response<Body> {
     answer
 }
 
+/// The one uncompressed message a unary answer's body frames, or `None`.
+fn one_message(mut framed: Bytes) -> Option<Bytes> {
+    if framed.len() < 5 {
+        return None;
+    }
+    let compressed = framed.get_u8();
+    let length = framed.get_u32() as usize;
+    (compressed == 0 && length == framed.len()).then_some(framed)
+}
+
+/// An error answer for `call`; a GET's is never kept by a shared cache (an
+/// id not found now may exist in a moment).
+fn refused(call: &Call, error: &ConnectError) -> Response<Body> {
+    let mut answer = error_response(error, call.codec);
+    if call.is_get {
+        answer.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        answer.headers_mut().append(VARY, HeaderValue::from_static("Authorization, Accept-Encoding"));
+    }
+    answer
+}
+
 fn gzip(raw: &[u8]) -> Bytes {
     let mut encoder = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4), flate2::Compression::fast());
     // Writing into a Vec cannot fail.
@@ -549,15 +579,20 @@ fn to_json(message: &DynamicMessage, size_hint: usize) -> Result<Vec<u8>, serde_
     Ok(out)
 }
 
-/// The answer's metadata, less gRPC's own: plain headers, and what came in
+/// The answer's metadata, less gRPC's own: its headers as headers, and its
 /// trailers prefixed `trailer-`, as Connect carries trailers.
-fn copy_metadata(grpc: &HeaderMap, connect: &mut HeaderMap) {
-    for (name, value) in grpc {
-        let name = name.as_str();
-        if name.starts_with("grpc-") || matches!(name, "content-type" | "content-length" | "te" | "trailer") {
-            continue;
+fn copy_metadata(headers: &HeaderMap, trailers: &HeaderMap, connect: &mut HeaderMap) {
+    let is_grpcs_own =
+        |name: &str| name.starts_with("grpc-") || matches!(name, "content-type" | "content-length" | "te" | "trailer");
+    for (name, value) in headers {
+        if !is_grpcs_own(name.as_str()) {
+            connect.append(name.clone(), value.clone());
         }
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+    }
+    for (name, value) in trailers {
+        if !is_grpcs_own(name.as_str())
+            && let Ok(name) = HeaderName::from_bytes(format!("trailer-{}", name.as_str()).as_bytes())
+        {
             connect.append(name, value.clone());
         }
     }

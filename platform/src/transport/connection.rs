@@ -164,6 +164,11 @@ impl ClientKey {
             },
         }
     }
+
+    /// The address the client is counted by (an IPv6 /64's first address).
+    pub fn addr(self) -> IpAddr {
+        self.0
+    }
 }
 
 /// How many of something (connections, calls) each client address holds.
@@ -368,8 +373,13 @@ impl Socket {
                 Socket::Refusing(mut tcp, mut answer) => {
                     // Take what the client already sent: closing a socket with
                     // unread bytes resets it, and the client would lose the answer.
+                    // At most 64 KiB of it: the answer goes out regardless.
                     let mut unread = [0u8; 4096];
-                    while matches!(tcp.try_read(&mut unread), Ok(read) if read > 0) {}
+                    for _ in 0..16 {
+                        if !matches!(tcp.try_read(&mut unread), Ok(read) if read > 0) {
+                            break;
+                        }
+                    }
                     while !answer.is_empty() {
                         match Pin::new(&mut tcp).poll_write(cx, answer) {
                             Poll::Pending => {
@@ -547,6 +557,20 @@ where
     let refusals = LogLimit::every(REFUSAL_WARNING_PERIOD);
     accepted.filter_map(move |accepted| match accepted {
         Ok(socket) => {
+            // The address's share first: an address over its share must not
+            // make a full table close someone else's connection.
+            let slot = match socket.peer_addr() {
+                Ok(peer) if limits.per_addr > 0 => match counts.take(peer.ip(), limits.per_addr) {
+                    Some(slot) => Some(slot),
+                    None => {
+                        metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "per_addr")
+                            .increment(1);
+                        tracing::debug!(server, client = %peer.ip(), "too many connections from one address");
+                        return None;
+                    }
+                },
+                _ => None,
+            };
             let state = Arc::new(ConnectionState::new());
             let Ok(held) = table.admit(&state, limits.total, server) else {
                 metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "total")
@@ -560,18 +584,6 @@ where
                     );
                 }
                 return None;
-            };
-            let slot = match socket.peer_addr() {
-                Ok(peer) if limits.per_addr > 0 => match counts.take(peer.ip(), limits.per_addr) {
-                    Some(slot) => Some(slot),
-                    None => {
-                        metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "per_addr")
-                            .increment(1);
-                        tracing::debug!(server, client = %peer.ip(), "too many connections from one address");
-                        return None;
-                    }
-                },
-                _ => None,
             };
             Some(Ok(GuardedIo::new(socket, tls.as_ref(), limits, state, (held, slot), server)))
         }

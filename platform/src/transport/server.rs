@@ -157,13 +157,14 @@ pub async fn serve(
         builder
             // Outermost first: every face's request body is counted as it
             // arrives (a Connect body is read whole before it is
-            // translated), gRPC-Web and Connect become native gRPC before
-            // anything else looks at them, calls count on their connection,
+            // translated), calls count on their connection from the start
+            // (a Connect call's reading and answering too), gRPC-Web and
+            // Connect become native gRPC before anything else looks at them,
             // metrics see the final code, the call's limits sit closest to
             // the service.
             .layer(body_budget)
-            .layer(web)
             .layer(ConnectionGuardLayer)
+            .layer(web)
             .layer(RequestIdLayer)
             .layer(crate::observability::metrics::RpcMetricsLayer { server })
             .layer(call_limits)

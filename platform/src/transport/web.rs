@@ -181,6 +181,12 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        if request.version() == http::Version::HTTP_2 && is_native_grpc(&request) {
+            // Native gRPC that came this way only for its Origin header (a
+            // proxy in front forwarded a browser's).
+            let answer = self.native.call(request);
+            return Box::pin(async move { Ok(answer.await?.map(Body::new)) });
+        }
         if super::connect::is_connect(&request) {
             let native = self.native.clone();
             return Box::pin(async move { Ok(connect_call(native, request).await) });
@@ -240,15 +246,20 @@ fn is_grpc_web<B>(request: &Request<B>) -> bool {
 /// application/grpc+…) with no page's origin. Native gRPC goes straight
 /// past, paying nothing for the web.
 fn is_for_the_web_layer<B>(request: &Request<B>) -> bool {
-    let headers = request.headers();
-    let native = headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|kind| kind.to_str().ok())
-        .is_some_and(|kind| kind == "application/grpc" || kind.starts_with("application/grpc+"));
     request.version() != http::Version::HTTP_2
         || request.method() != Method::POST
-        || headers.contains_key(http::header::ORIGIN)
-        || !native
+        || request.headers().contains_key(http::header::ORIGIN)
+        || !is_native_grpc(request)
+}
+
+/// A content type of application/grpc or application/grpc+… (any case).
+fn is_native_grpc<B>(request: &Request<B>) -> bool {
+    request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|kind| kind.to_str().ok())
+        .map(|kind| kind.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+        .is_some_and(|kind| kind == "application/grpc" || kind.starts_with("application/grpc+"))
 }
 
 /// HTTP/1.1 framing that two parsers could read two ways: any
