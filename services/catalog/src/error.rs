@@ -29,6 +29,10 @@ pub enum Error {
     /// The search index failed (disk, or a bug): logged, never shown.
     #[error("search index: {0}")]
     Index(String),
+    /// The index names a file that is gone (a stopping writer's clean-up
+    /// ran after its last commit was skipped): the indexer rebuilds it.
+    #[error("search index: {0}")]
+    IndexTorn(String),
     /// Another process (or a server still stopping) has the index directory.
     #[error("search index: {0}")]
     IndexBusy(String),
@@ -77,7 +81,7 @@ impl From<Error> for Status {
             }
             Error::Database(source) => platform_error::database(source),
             Error::Internal(cause) => platform_error::internal(&cause),
-            Error::Index(cause) => {
+            Error::Index(cause) | Error::IndexTorn(cause) => {
                 tracing::error!(error = %cause, "search index failed");
                 Status::unavailable("the search index is unavailable")
             }

@@ -31,7 +31,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::time::Duration;
 
 use shop_platform::kernel::paging::Page;
@@ -287,7 +287,7 @@ impl Listings {
     /// `committed` is notified when catalog events may have been committed
     /// (the event feed's notifications).
     pub fn spawn_indexer(&self, committed: Arc<Notify>) -> JoinHandle<()> {
-        let indexer = Indexer { listings: self.clone(), committed };
+        let indexer = Indexer { listings: self.clone(), committed, start_over: AtomicBool::new(false) };
         tokio::spawn(async move { indexer.run().await })
     }
 }
@@ -296,12 +296,17 @@ struct Indexer {
     listings: Listings,
     /// Notified when catalog events may have been committed (by any replica).
     committed: Arc<Notify>,
+    /// The last run found the index torn: the next one rebuilds it.
+    start_over: AtomicBool,
 }
 
 impl Indexer {
     async fn run(self) {
         shop_platform::observability::restart::keep_running("search indexer", || async {
             let stopped = self.keep_up().await;
+            if matches!(stopped, Err(Error::IndexTorn(_))) {
+                self.start_over.store(true, AtomicOrdering::SeqCst);
+            }
             if stopped.is_err() {
                 // What was added and not committed must not come in with the next commit.
                 let _ = self.listings.blocking(SearchIndex::roll_back).await;
@@ -317,7 +322,12 @@ impl Indexer {
         let mut conn = listings.pool.acquire().await?.detach();
         let database = repo::outbox::database_identity(&mut conn).await?;
         let head = repo::outbox::head(&mut conn).await?;
-        let committed = listings.blocking(SearchIndex::applied).await?;
+        let committed = if self.start_over.swap(false, AtomicOrdering::SeqCst) {
+            tracing::warn!("search index names a file that is gone; rebuilding it");
+            None
+        } else {
+            listings.blocking(SearchIndex::applied).await?
+        };
         let mut applied = match committed {
             Some(applied)
                 if applied.database == database && (head - REBUILD_BEYOND..=head).contains(&applied.sequence) =>

@@ -50,7 +50,7 @@ const SUFFIX_TOKENIZER: &str = "suffixes";
 const WRITER_MEMORY_BYTES: usize = 50_000_000;
 
 fn tantivy_error(error: tantivy::TantivyError) -> Error {
-    Error::Index(error.to_string())
+    if is_torn(&error) { Error::IndexTorn(error.to_string()) } else { Error::Index(error.to_string()) }
 }
 
 /// Empties `dir` under the writer's lock (so never under a running catalog).
@@ -59,10 +59,12 @@ fn start_over(dir: &Path) -> Result<(), Error> {
     let _lock = directory
         .acquire_lock(&INDEX_WRITER_LOCK)
         .map_err(|error| Error::IndexBusy(format!("{error}; is another catalog using this SHOP_CATALOG_INDEX_DIR?")))?;
+    // The meta first: stopped half-way, this leaves an empty index, not a torn one.
+    let _ = std::fs::remove_file(dir.join("meta.json"));
     for entry in std::fs::read_dir(dir).map_err(|error| Error::Index(error.to_string()))? {
-        let path = entry.map_err(|error| Error::Index(error.to_string()))?.path();
-        if path != dir.join(INDEX_WRITER_LOCK.filepath.as_path()) {
-            let _ = std::fs::remove_file(path);
+        let entry = entry.map_err(|error| Error::Index(error.to_string()))?;
+        if entry.file_name() != INDEX_WRITER_LOCK.filepath.as_os_str() {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
     Ok(())
@@ -606,6 +608,14 @@ mod tests {
 
         let error = SearchIndex::open(Some(&dir), WhenTorn::Wait).err().expect("torn");
         assert!(matches!(error, Error::IndexBusy(_)), "{error:?}");
+        {
+            // Never emptied under a catalog that still runs on it.
+            let held = MmapDirectory::open(&dir).unwrap().acquire_lock(&INDEX_WRITER_LOCK).unwrap();
+            let error = SearchIndex::open(Some(&dir), WhenTorn::StartOver).err().expect("locked");
+            assert!(matches!(error, Error::IndexBusy(_)), "{error:?}");
+            assert!(dir.join("meta.json").exists(), "nothing deleted");
+            drop(held);
+        }
         let index = SearchIndex::open(Some(&dir), WhenTorn::StartOver).unwrap();
         assert!(index.applied().unwrap().is_none(), "started over, to be rebuilt");
         drop(index);
