@@ -17,7 +17,7 @@
 //! is decoded at once, so small calls, which arrive whole, pass even while
 //! the budget is spent.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -418,11 +418,16 @@ pub struct BodyBudgetLayer {
     budget: Option<BodyBudget>,
     /// The server's cap on a call's life (a shorter client deadline wins).
     max_call: Duration,
+    /// Calls open by design (reflection, streams), which the cap spares as
+    /// the call limits do: only a client's own deadline ends their bodies.
+    long_lived: Arc<HashSet<String>>,
 }
 
 impl BodyBudgetLayer {
     pub fn new(budget: Option<BodyBudget>, max_call: Duration) -> Self {
-        Self { budget, max_call }
+        let long_lived =
+            Arc::new(if budget.is_some() { super::call_limits::long_lived_paths() } else { HashSet::new() });
+        Self { budget, max_call, long_lived }
     }
 }
 
@@ -465,9 +470,13 @@ where
             info.as_ref().and_then(|info| info.tcp.remote_addr()).map(|addr| budget.address(ClientKey::of(addr.ip())));
         // A Connect call says its deadline in its own header: it is not
         // translated yet out here, where every face's body is counted.
-        let life = crate::transport::client::incoming_timeout(request.headers())
-            .or_else(|| connect_timeout(request.headers()))
-            .map_or(self.layer.max_call, |client| client.min(self.layer.max_call));
+        let client = crate::transport::client::incoming_timeout(request.headers())
+            .or_else(|| connect_timeout(request.headers()));
+        let life = if self.layer.long_lived.contains(request.uri().path()) {
+            client
+        } else {
+            Some(client.map_or(self.layer.max_call, |client| client.min(self.layer.max_call)))
+        };
         let failure = BodyFailure::default();
         let (mut parts, body) = request.into_parts();
         parts.extensions.insert(failure.clone());
@@ -480,8 +489,8 @@ where
             waiting: None,
             next: None,
             inner_ended: false,
-            idle: Box::pin(tokio::time::sleep(limits.idle.min(life))),
-            deadline: Some(Instant::now() + life),
+            idle: Box::pin(tokio::time::sleep(life.map_or(limits.idle, |life| limits.idle.min(life)))),
+            deadline: life.map(|life| Instant::now() + life),
             failure,
             ended: false,
         };
@@ -605,9 +614,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_still_arriving_at_the_calls_deadline_is_given_up_then_not_at_the_idle_timeout() {
-        let budget = budget(1_000, 1_000);
+        let budget = BodyBudget::new(BodyLimits {
+            total_bytes: 1_000,
+            per_connection_bytes: 1_000,
+            per_addr_bytes: 1_000,
+            idle: Duration::from_secs(5),
+        });
         let (sender, mut body) = fed(&budget, "203.0.113.1");
-        body.deadline = Some(Instant::now() + Duration::from_millis(60));
+        body.deadline = Some(Instant::now() + Duration::from_millis(200));
         let started = Instant::now();
         let trickle = tokio::spawn(async move {
             // A byte every 40 ms: never idle for the 200 ms idle timeout.
@@ -615,15 +629,18 @@ mod tests {
                 tokio::time::sleep(Duration::from_millis(40)).await;
             }
         });
-        let error = loop {
-            match body.frame().await {
-                Some(Ok(_)) => continue,
-                Some(Err(error)) => break error,
-                None => panic!("the body ended"),
+        let given_up = tokio::time::timeout(Duration::from_secs(4), async {
+            loop {
+                match body.frame().await {
+                    Some(Ok(_)) => continue,
+                    Some(Err(error)) => break error,
+                    None => panic!("the body ended"),
+                }
             }
-        };
+        });
+        let error = given_up.await.expect("given up at the deadline, well before the 5 s idle timeout");
         assert_eq!(code(error), tonic::Code::DeadlineExceeded);
-        assert!(started.elapsed() < Duration::from_millis(200), "gave up at the deadline, not the idle timeout");
+        assert!(started.elapsed() >= Duration::from_millis(200), "not before the deadline");
         assert!(body.failure.get().unwrap().message().contains("deadline"));
         assert_eq!(budget.in_use(), 0);
         trickle.abort();

@@ -42,7 +42,7 @@ const AHEAD_OF_TONIC: Duration = Duration::from_millis(5);
 
 /// Paths of calls that stay open by design: every streaming RPC of the
 /// contract, health's `Watch` and reflection.
-fn long_lived_paths() -> HashSet<String> {
+pub(crate) fn long_lived_paths() -> HashSet<String> {
     use prost::Message as _;
     let mut paths: HashSet<String> = [
         "/grpc.health.v1.Health/Watch",

@@ -119,7 +119,7 @@ pub fn is_connect<B>(request: &Request<B>) -> bool {
             .and_then(|kind| kind.to_str().ok())
             .is_some_and(|kind| Codec::from_media_type(kind).is_some()),
         Method::GET => request.uri().query().is_some_and(|query| {
-            form_urlencoded(query).any(|(key, value)| (key == "connect" && value == "v1") || key == "encoding")
+            query_parts(query).any(|(key, value)| (key == "connect" && value == b"v1") || key == "encoding")
         }),
         _ => false,
     }
@@ -157,8 +157,17 @@ fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
 }
 
 /// The parts of `query` as (key, value), percent-decoded (`+` is a space).
-fn form_urlencoded(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
-    form_urlencoded::parse(query.as_bytes()).map(|(key, value)| (key.into_owned(), value.into_owned()))
+/// A value stays bytes: a binary message may come percent-encoded.
+fn query_parts(query: &str) -> impl Iterator<Item = (String, Vec<u8>)> + '_ {
+    let decoded = |text: &str| percent_encoding::percent_decode_str(&text.replace('+', " ")).collect::<Vec<u8>>();
+    query.split('&').filter(|part| !part.is_empty()).map(move |part| {
+        let (key, value) = part.split_once('=').unwrap_or((part, ""));
+        (String::from_utf8_lossy(&decoded(key)).into_owned(), decoded(value))
+    })
+}
+
+fn text_of(value: Vec<u8>) -> String {
+    String::from_utf8(value).unwrap_or_else(|error| String::from_utf8_lossy(error.as_bytes()).into_owned())
 }
 
 /// A Connect call, translated.
@@ -182,7 +191,14 @@ pub struct Call {
 /// into the Connect error that answers it.
 pub async fn translate(contract: &'static Contract, request: Request<Body>) -> Result<Translated, Response<Body>> {
     let codec_hint = codec_of(&request);
-    translate_inner(contract, request).await.map_err(|error| error_response(&error, codec_hint))
+    let is_get = request.method() == Method::GET;
+    translate_inner(contract, request).await.map_err(|error| {
+        let mut answer = error_response(&error, codec_hint);
+        if is_get {
+            never_cached(&mut answer);
+        }
+        answer
+    })
 }
 
 fn codec_of<B>(request: &Request<B>) -> Codec {
@@ -378,13 +394,13 @@ fn gunzip(raw: &[u8]) -> Result<Bytes, ConnectError> {
 /// A GET's message: `encoding`, `message`, `base64`, `compression`.
 fn get_message(query: &str) -> Result<(Codec, Bytes), ConnectError> {
     let (mut encoding, mut message, mut base64, mut compressed, mut connect) = (None, None, false, None, None);
-    for (key, value) in form_urlencoded(query) {
+    for (key, value) in query_parts(query) {
         match key.as_str() {
-            "encoding" => encoding = Some(value),
+            "encoding" => encoding = Some(text_of(value)),
             "message" => message = Some(value),
-            "base64" => base64 = value == "1",
-            "compression" => compressed = Some(value),
-            "connect" => connect = Some(value),
+            "base64" => base64 = value == b"1",
+            "compression" => compressed = Some(text_of(value)),
+            "connect" => connect = Some(text_of(value)),
             _ => {}
         }
     }
@@ -407,17 +423,13 @@ fn get_message(query: &str) -> Result<(Codec, Bytes), ConnectError> {
     if message.len() > MAX_MESSAGE_BYTES * 2 {
         return Err(too_large());
     }
-    if codec == Codec::Proto && !base64 {
-        // Percent-encoded text cannot carry binary exactly.
-        return Err(invalid("base64", "a binary (proto) message in a GET must come as base64=1"));
-    }
     let raw = if base64 {
-        let trimmed = message.trim_end_matches('=');
+        let end = message.iter().rposition(|&byte| byte != b'=').map_or(0, |last| last + 1);
         base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(trimmed)
+            .decode(&message[..end])
             .map_err(|error| invalid("message", format!("is not URL-safe base64: {error}")))?
     } else {
-        message.into_bytes()
+        message
     };
     let raw = match compression(compressed.as_deref())? {
         Compression::Gzip if !raw.is_empty() => gunzip(&raw)?,
@@ -558,10 +570,14 @@ fn one_message(mut framed: Bytes) -> Option<Bytes> {
 fn refused(call: &Call, error: &ConnectError) -> Response<Body> {
     let mut answer = error_response(error, call.codec);
     if call.is_get {
-        answer.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        answer.headers_mut().append(VARY, HeaderValue::from_static("Authorization, Accept-Encoding"));
+        never_cached(&mut answer);
     }
     answer
+}
+
+fn never_cached(answer: &mut Response<Body>) {
+    answer.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    answer.headers_mut().append(VARY, HeaderValue::from_static("Authorization, Accept-Encoding"));
 }
 
 fn gzip(raw: &[u8]) -> Bytes {

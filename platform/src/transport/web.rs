@@ -181,7 +181,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<Body>) -> Self::Future {
-        if request.version() == http::Version::HTTP_2 && is_native_grpc(&request) {
+        if request.version() == http::Version::HTTP_2 && request.method() == Method::POST && is_native_grpc(&request) {
             // Native gRPC that came this way only for its Origin header (a
             // proxy in front forwarded a browser's).
             let answer = self.native.call(request);
