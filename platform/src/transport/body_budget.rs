@@ -17,7 +17,7 @@
 //! is decoded at once, so small calls, which arrive whole, pass even while
 //! the budget is spent.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -418,16 +418,11 @@ pub struct BodyBudgetLayer {
     budget: Option<BodyBudget>,
     /// The server's cap on a call's life (a shorter client deadline wins).
     max_call: Duration,
-    /// Calls open by design (reflection, streams), which the cap spares as
-    /// the call limits do: only a client's own deadline ends their bodies.
-    long_lived: Arc<HashSet<String>>,
 }
 
 impl BodyBudgetLayer {
     pub fn new(budget: Option<BodyBudget>, max_call: Duration) -> Self {
-        let long_lived =
-            Arc::new(if budget.is_some() { super::call_limits::long_lived_paths() } else { HashSet::new() });
-        Self { budget, max_call, long_lived }
+        Self { budget, max_call }
     }
 }
 
@@ -472,7 +467,9 @@ where
         // translated yet out here, where every face's body is counted.
         let client = crate::transport::client::incoming_timeout(request.headers())
             .or_else(|| connect_timeout(request.headers()));
-        let life = if self.layer.long_lived.contains(request.uri().path()) {
+        // Calls open by design (reflection, streams) are spared the cap, as
+        // the call limits spare them: only a client's own deadline ends them.
+        let life = if super::call_limits::is_long_lived(request.uri().path()) {
             client
         } else {
             Some(client.map_or(self.layer.max_call, |client| client.min(self.layer.max_call)))

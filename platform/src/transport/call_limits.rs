@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::LazyLock;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -40,9 +40,16 @@ pub const MAX_STATUS_DETAILS_BYTES: usize = 8 * 1024;
 /// would answer CANCELLED.
 const AHEAD_OF_TONIC: Duration = Duration::from_millis(5);
 
+/// Whether `path` is a call that stays open by design (see
+/// [`long_lived_paths`]): the server's cap on a call's life spares it.
+pub(crate) fn is_long_lived(path: &str) -> bool {
+    static PATHS: LazyLock<HashSet<String>> = LazyLock::new(long_lived_paths);
+    PATHS.contains(path)
+}
+
 /// Paths of calls that stay open by design: every streaming RPC of the
 /// contract, health's `Watch` and reflection.
-pub(crate) fn long_lived_paths() -> HashSet<String> {
+fn long_lived_paths() -> HashSet<String> {
     use prost::Message as _;
     let mut paths: HashSet<String> = [
         "/grpc.health.v1.Health/Watch",
@@ -67,13 +74,12 @@ pub(crate) fn long_lived_paths() -> HashSet<String> {
 #[derive(Debug, Clone)]
 pub struct CallLimitsLayer {
     max: Duration,
-    long_lived: Arc<HashSet<String>>,
 }
 
 impl CallLimitsLayer {
     /// `max`: the server's cap on a call's life.
     pub fn new(max: Duration) -> Self {
-        Self { max, long_lived: Arc::new(long_lived_paths()) }
+        Self { max }
     }
 }
 
@@ -107,7 +113,7 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let client = crate::transport::client::incoming_timeout(request.headers());
-        let server = (!self.layer.long_lived.contains(request.uri().path())).then_some(self.layer.max);
+        let server = (!is_long_lived(request.uri().path())).then_some(self.layer.max);
         let budget = match (client, server) {
             (Some(client), Some(server)) => Some(client.min(server)),
             (one, other) => one.or(other),
