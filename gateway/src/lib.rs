@@ -2,7 +2,8 @@
 //! the contract by forwarding each call's HTTP/2 frames to the owning
 //! backend, after the [`policy`] (the protos' access levels) and the access
 //! token allow it. Internal services are never routed. Health and reflection (listing only public services) are
-//! answered here.
+//! answered here, and the old backend's REST routes ([`rest`]) are
+//! translated into calls of the same public RPCs.
 //!
 //! Start with [`start`], then [`proxy`].
 
@@ -11,6 +12,7 @@ pub mod keys;
 pub mod policy;
 pub mod proxy;
 pub mod pump;
+pub mod rest;
 
 use std::future::Future;
 use std::time::Duration;
@@ -94,7 +96,8 @@ pub async fn start(
     let policy = policy::PolicyTable::load()?;
     let tls = client_facing_tls(config)?;
     let body_budget = shop_platform::transport::body_budget::BodyBudget::new(config.body_limits()?);
-    let web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
+    let mut web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
+    web.face = Some(std::sync::Arc::new(rest::RestFace::new(shop_proto::contract::contract()?)?));
     let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config, &credentials)?;
     let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config, &credentials)?;
     let cart_order = channel(&config.cart_order_url, "SHOP_GATEWAY_CART_ORDER_URL", config, &credentials)?;

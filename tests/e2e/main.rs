@@ -22,6 +22,7 @@ mod orders;
 mod policy;
 mod processes;
 mod reporting;
+mod rest;
 mod search_index;
 mod seed;
 mod tokens;

@@ -39,6 +39,8 @@ pub enum Protocol {
     GrpcWeb,
     ConnectJson,
     ConnectProto,
+    /// The gateway's old REST routes.
+    Rest,
 }
 
 impl Protocol {
@@ -48,6 +50,7 @@ impl Protocol {
             Protocol::GrpcWeb => "grpc-web",
             Protocol::ConnectJson => "connect-json",
             Protocol::ConnectProto => "connect-proto",
+            Protocol::Rest => "rest",
         }
     }
 }
@@ -269,13 +272,38 @@ async fn translate_inner(contract: &'static Contract, request: Request<Body>) ->
         Codec::Proto => message,
         Codec::Json => Bytes::from(json_to_proto(rpc.method.input(), &message)?),
     };
+    let mut grpc = native_request(rpc, message, headers, parts.extensions, codec.protocol());
+    // grpc-timeout takes at most 8 digits; past that the server's own cap
+    // is shorter anyway.
+    if let Some(timeout) = timeout
+        && let Ok(value) = HeaderValue::from_str(&format!("{}m", timeout.as_millis().min(99_999_999)))
+    {
+        grpc.headers_mut().insert("grpc-timeout", value);
+    }
+    Ok(Translated { request: grpc, call: Call { codec, ..call } })
+}
+
+/// The native gRPC call of `rpc` carrying `message` (binary protobuf), with
+/// the caller's metadata from `headers` and the connection's `extensions`
+/// (its client's address, its state: every limit keyed on them holds for
+/// this call as for a native one), counted under `protocol`.
+pub fn native_request(
+    rpc: &Rpc,
+    message: Bytes,
+    headers: &HeaderMap,
+    extensions: http::Extensions,
+    protocol: Protocol,
+) -> Request<Body> {
     let mut framed = BytesMut::with_capacity(message.len() + 5);
     framed.put_u8(0);
     framed.put_u32(message.len() as u32);
     framed.put(message);
     let mut grpc = Request::new(Body::new(http_body_util::Full::new(framed.freeze())));
     *grpc.method_mut() = Method::POST;
-    *grpc.uri_mut() = format!("/{}", rpc.name).parse().map_err(|_| Status::unimplemented("no such method"))?;
+    // An RPC's name is a valid path: the contract read it from its service.
+    if let Ok(path) = format!("/{}", rpc.name).parse() {
+        *grpc.uri_mut() = path;
+    }
     *grpc.version_mut() = http::Version::HTTP_2;
     let forwarded = grpc.headers_mut();
     for (name, value) in headers {
@@ -285,18 +313,44 @@ async fn translate_inner(contract: &'static Contract, request: Request<Body>) ->
     }
     forwarded.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
     forwarded.insert(http::header::TE, HeaderValue::from_static("trailers"));
-    // grpc-timeout takes at most 8 digits; past that the server's own cap
-    // is shorter anyway.
-    if let Some(timeout) = timeout
-        && let Ok(value) = HeaderValue::from_str(&format!("{}m", timeout.as_millis().min(99_999_999)))
-    {
-        forwarded.insert("grpc-timeout", value);
-    }
-    // The connection's own (its client's address, its state): every limit
-    // keyed on them holds for this call as for a native one.
-    *grpc.extensions_mut() = parts.extensions;
-    grpc.extensions_mut().insert(codec.protocol());
-    Ok(Translated { request: grpc, call: Call { codec, ..call } })
+    *grpc.extensions_mut() = extensions;
+    grpc.extensions_mut().insert(protocol);
+    grpc
+}
+
+/// A native unary answer, read whole: its headers and trailers, and its one
+/// message (binary protobuf) or the status it ended with.
+pub struct NativeAnswer {
+    pub headers: HeaderMap,
+    pub trailers: HeaderMap,
+    pub message: Result<Bytes, Status>,
+}
+
+/// Reads a native unary answer whole.
+pub async fn native_answer(response: Response<Body>) -> NativeAnswer {
+    let (parts, body) = response.into_parts();
+    let headers = parts.headers;
+    let collected = match body.collect().await {
+        Ok(collected) => collected,
+        Err(error) => {
+            let status = Status::unavailable(format!("the answer broke off: {error}"));
+            return NativeAnswer { headers, trailers: HeaderMap::new(), message: Err(status) };
+        }
+    };
+    let trailers = collected.trailers().cloned().unwrap_or_default();
+    // The status is in the trailers, or in the headers of a trailers-only answer.
+    let status = Status::from_header_map(&trailers)
+        .or_else(|| Status::from_header_map(&headers))
+        .unwrap_or_else(|| Status::ok(""));
+    let message = if status.code() != Code::Ok {
+        Err(status)
+    } else {
+        one_message(collected.to_bytes()).ok_or_else(|| {
+            tracing::error!("an answer is not one whole uncompressed message");
+            Status::internal("internal error")
+        })
+    };
+    NativeAnswer { headers, trailers, message }
 }
 
 /// Request headers that go on to the gRPC call: the caller's metadata, not
@@ -368,17 +422,33 @@ fn too_large() -> ConnectError {
     }
 }
 
-/// The body, refused as soon as it passes the cap (it is never read whole).
-async fn read_capped(body: Body) -> Result<Bytes, ConnectError> {
+/// Why a request body was not read.
+pub enum Unread {
+    /// It passed [`MAX_MESSAGE_BYTES`].
+    TooLarge,
+    /// The body budget gave it up (no room, or it stopped arriving), or it
+    /// broke off.
+    Refused(Status),
+}
+
+/// A request body, refused as soon as it passes the cap (it is never read
+/// whole).
+pub async fn read_capped_body(body: Body) -> Result<Bytes, Unread> {
     match http_body_util::Limited::new(body, MAX_MESSAGE_BYTES).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-        // The body budget gave it up (no room, or it stopped arriving).
-        Err(error) if error.is::<Status>() => {
-            Err(ConnectError::from(error.downcast::<Status>().map_or_else(|_| Status::cancelled(""), |status| *status)))
-        }
-        Err(error) => Err(ConnectError::from(Status::cancelled(format!("the request body broke off: {error}")))),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Unread::TooLarge),
+        Err(error) => Err(Unread::Refused(match error.downcast::<Status>() {
+            Ok(status) => *status,
+            Err(error) => Status::cancelled(format!("the request body broke off: {error}")),
+        })),
     }
+}
+
+async fn read_capped(body: Body) -> Result<Bytes, ConnectError> {
+    read_capped_body(body).await.map_err(|unread| match unread {
+        Unread::TooLarge => too_large(),
+        Unread::Refused(status) => ConnectError::from(status),
+    })
 }
 
 fn gunzip(raw: &[u8]) -> Result<Bytes, ConnectError> {
@@ -493,31 +563,14 @@ fn json_to_proto(descriptor: MessageDescriptor, json: &[u8]) -> Result<Vec<u8>, 
 
 /// The answer of a native gRPC call, as the Connect client of `call` takes it.
 pub async fn answer(call: Call, response: Response<Body>) -> Response<Body> {
-    let (parts, body) = response.into_parts();
-    let headers = parts.headers;
-    let collected = match body.collect().await {
-        Ok(collected) => collected,
-        Err(error) => {
-            let status = Status::unavailable(format!("the answer broke off: {error}"));
-            return refused(&call, &ConnectError::from(status));
+    let NativeAnswer { headers, trailers, message } = native_answer(response).await;
+    let body = match message {
+        Err(status) => {
+            let mut answer = refused(&call, &ConnectError::from(status));
+            copy_metadata(&headers, &trailers, answer.headers_mut());
+            return answer;
         }
-    };
-    let trailers = collected.trailers().cloned().unwrap_or_default();
-    // The status is in the trailers, or in the headers of a trailers-only answer.
-    let status = Status::from_header_map(&trailers)
-        .or_else(|| Status::from_header_map(&headers))
-        .unwrap_or_else(|| Status::ok(""));
-    if status.code() != Code::Ok {
-        let mut answer = refused(&call, &ConnectError::from(status));
-        copy_metadata(&headers, &trailers, answer.headers_mut());
-        return answer;
-    }
-    let body = match one_message(collected.to_bytes()) {
-        None => {
-            tracing::error!(rpc = %call.rpc.name, "an answer is not one whole uncompressed message");
-            return refused(&call, &ConnectError::from(Status::internal("internal error")));
-        }
-        Some(message) => match call.codec {
+        Ok(message) => match call.codec {
             Codec::Proto => message,
             Codec::Json => match DynamicMessage::decode(call.rpc.method.output(), message.clone())
                 .map_err(|error| error.to_string())

@@ -37,10 +37,30 @@ const ALLOWED: [&str; 9] = [
 ];
 
 /// Who may call from a browser: the origins allowed by CORS (empty: no CORS
-/// answers, so only pages on the server's own origin, or other clients).
+/// answers, so only pages on the server's own origin, or other clients);
+/// and a face of the server's own, beside gRPC-Web and Connect.
 #[derive(Debug, Clone, Default)]
 pub struct WebAccess {
     pub cors_origins: Vec<HeaderValue>,
+    pub face: Option<std::sync::Arc<dyn Face>>,
+}
+
+/// The native gRPC calls of a server, as a face sends its translated calls
+/// through everything a native call meets.
+pub type NativeCalls = tower::util::BoxCloneService<Request<Body>, Response<Body>, Infallible>;
+
+/// A face a server adds beside gRPC-Web and Connect (the gateway's old REST
+/// routes): it claims its requests by their path and answers each by
+/// translating it into native calls.
+pub trait Face: std::fmt::Debug + Send + Sync + 'static {
+    /// Whether this face answers `request`.
+    fn claims(&self, request: &Request<Body>) -> bool;
+    /// The answer to `request`, made with calls to `native`.
+    fn answer(
+        &self,
+        native: NativeCalls,
+        request: Request<Body>,
+    ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 }
 
 impl WebAccess {
@@ -60,7 +80,7 @@ impl WebAccess {
             );
             cors_origins.push(HeaderValue::from_str(origin)?);
         }
-        Ok(Self { cors_origins })
+        Ok(Self { cors_origins, face: None })
     }
 
     fn cors(&self) -> Option<CorsLayer> {
@@ -70,7 +90,7 @@ impl WebAccess {
         Some(
             CorsLayer::new()
                 .allow_origin(AllowOrigin::list(self.cors_origins.clone()))
-                .allow_methods([Method::POST, Method::GET])
+                .allow_methods([Method::POST, Method::GET, Method::PUT, Method::PATCH, Method::DELETE])
                 .allow_headers(ALLOWED.map(HeaderName::from_static))
                 .expose_headers(EXPOSED.map(HeaderName::from_static))
                 .max_age(PREFLIGHT_MAX_AGE),
@@ -101,6 +121,7 @@ impl<S: Clone> tower::Layer<S> for WebLayer {
             let faces = Faces {
                 grpc_web: tower::Layer::layer(&tonic_web::GrpcWebLayer::new(), inner.clone()),
                 native: inner.clone(),
+                own: web.face.clone(),
             };
             match web.cors() {
                 Some(cors) => Either::Left(tower::Layer::layer(&cors, faces)),
@@ -156,18 +177,21 @@ where
     }
 }
 
-/// The faces a browser or a plain HTTP client uses: gRPC-Web (tonic-web)
-/// and Connect, which turns its calls into native ones for `native`.
+/// The faces a browser or a plain HTTP client uses: gRPC-Web (tonic-web),
+/// Connect, and the server's own, which turn their calls into native ones
+/// for `native`.
 #[derive(Debug, Clone)]
 pub struct Faces<S> {
     grpc_web: tonic_web::GrpcWebService<S>,
     native: S,
+    own: Option<std::sync::Arc<dyn Face>>,
 }
 
 impl<S, R> tower::Service<Request<Body>> for Faces<S>
 where
     S: tower::Service<Request<Body>, Response = Response<R>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
+    R: 'static,
     R: http_body::Body<Data = bytes::Bytes> + Send + 'static,
     R::Error: Into<tower::BoxError> + std::fmt::Display,
 {
@@ -186,6 +210,14 @@ where
             // proxy in front forwarded a browser's).
             let answer = self.native.call(request);
             return Box::pin(async move { Ok(answer.await?.map(Body::new)) });
+        }
+        if let Some(own) = &self.own
+            && own.claims(&request)
+        {
+            use tower::ServiceExt as _;
+            let native = NativeCalls::new(self.native.clone().map_response(|answer| answer.map(Body::new)));
+            let answer = own.answer(native, request);
+            return Box::pin(async move { Ok(answer.await) });
         }
         if super::connect::is_connect(&request) {
             let native = self.native.clone();
