@@ -11,7 +11,7 @@ FROM ${RUNTIME_IMAGE} AS runtime-base
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin shop \
     # The catalog's search index lives here, and docker-compose's secrets; a
     # fresh named volume takes this owner.
-    && mkdir -p /var/lib/shop/catalog-index /var/lib/shop/secrets \
+    && mkdir -p /var/lib/shop/catalog-index /var/lib/shop/secrets /var/lib/shop/files \
     && chown -R 10001:10001 /var/lib/shop && chmod 700 /var/lib/shop/secrets
 USER 10001:10001
 # Listen on every interface inside the container; ports are set per service.

@@ -20,6 +20,7 @@ use shop_identity::IdentityConfig;
 use shop_platform::auth::ServiceCredentials;
 use shop_platform::config::{DatabaseConfig, ListenAddr, ServerConfig, ServiceCredentialsConfig};
 use shop_platform::storage::db::Schema;
+use shop_platform::storage::files::FileStoreConfig;
 use shop_platform::transport::server::{Launch, Running};
 use shop_reporting::ReportingConfig;
 use tokio::task::JoinHandle;
@@ -44,6 +45,8 @@ pub struct SuiteConfig {
     pub reporting: ReportingConfig,
     #[command(flatten)]
     pub gateway: GatewayConfig,
+    #[command(flatten)]
+    pub files: FileStoreConfig,
     #[command(flatten)]
     pub metrics: shop_platform::observability::metrics::MetricsConfig,
 }
@@ -78,6 +81,10 @@ impl SuiteConfig {
         config.identity.register_per_addr_per_min = 0;
         config.identity.register_per_username_per_min = 0;
         config.gateway.jwt_leeway_secs = 0;
+        // Each test's pictures apart: keys repeat from one database to the next.
+        let database_name = database_url.rsplit('/').next().unwrap_or("shop");
+        config.files.location =
+            std::env::temp_dir().join("shop-files-tests").join(database_name).to_string_lossy().into_owned();
         for pool in [
             &mut config.identity.db_max_connections,
             &mut config.catalog.db_max_connections,
@@ -187,7 +194,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     };
 
     let identity = shop_identity::start(&config.identity, launch("identity")?).await?;
-    let catalog = shop_catalog::start(&config.catalog, launch("catalog")?).await?;
+    let catalog = shop_catalog::start(&config.catalog, &config.files, launch("catalog")?).await?;
     // In one process cart-order dials the port catalog really bound.
     let mut cart_order_config = config.cart_order.clone();
     cart_order_config.catalog_url = format!("http://{}", catalog.addr);
@@ -204,9 +211,14 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     gateway_config.catalog_url = format!("http://{}", catalog.addr);
     gateway_config.cart_order_url = format!("http://{}", cart_order.addr);
     gateway_config.reporting_url = format!("http://{}", reporting.addr);
-    let gateway =
-        shop_gateway::start(&gateway_config, &config.server, credentials, stop_of("gateway").context("gateway stop")?)
-            .await?;
+    let gateway = shop_gateway::start(
+        &gateway_config,
+        &config.files,
+        &config.server,
+        credentials,
+        stop_of("gateway").context("gateway stop")?,
+    )
+    .await?;
 
     // Ready means ready: catalog's search index is built before `up` returns.
     let mut catalog = catalog;
@@ -269,11 +281,12 @@ pub async fn serve(
         Launch { database: &config.database, server: &config.server, credentials, shutdown: Box::pin(shutdown) };
     match service {
         ServiceName::Identity => shop_identity::start(&config.identity, launch).await,
-        ServiceName::Catalog => shop_catalog::start(&config.catalog, launch).await,
+        ServiceName::Catalog => shop_catalog::start(&config.catalog, &config.files, launch).await,
         ServiceName::CartOrder => shop_cart_order::start(&config.cart_order, launch).await,
         ServiceName::Reporting => shop_reporting::start(&config.reporting, launch).await,
         ServiceName::Gateway => {
-            shop_gateway::start(&config.gateway, launch.server, launch.credentials, launch.shutdown).await
+            shop_gateway::start(&config.gateway, &config.files, launch.server, launch.credentials, launch.shutdown)
+                .await
         }
     }
 }

@@ -8,6 +8,7 @@
 //! Start with [`start`], then [`proxy`].
 
 pub mod config;
+mod images;
 pub mod keys;
 pub mod policy;
 pub mod proxy;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use shop_platform::auth::{ServiceCredentials, TokenVerifier};
 use shop_platform::config::ServerConfig;
+use shop_platform::storage::files::{FileStoreConfig, Files};
 use shop_platform::transport::client::{CallPolicy, Peer, lazy_channel};
 use shop_platform::transport::server::{self, Running, Services};
 use shop_platform::transport::tls::{ALPN_GRPC_AND_WEB, ClientCertificates, KeyPairFiles, ServerTls};
@@ -89,6 +91,7 @@ fn client_facing(server: &ServerConfig, config: &GatewayConfig) -> ServerConfig 
 /// Starts the gateway; returns once the port is bound.
 pub async fn start(
     config: &GatewayConfig,
+    files: &FileStoreConfig,
     server_config: &ServerConfig,
     credentials: ServiceCredentials,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -97,7 +100,7 @@ pub async fn start(
     let tls = client_facing_tls(config)?;
     let body_budget = shop_platform::transport::body_budget::BodyBudget::new(config.body_limits()?);
     let mut web = WebAccess::from_setting(&config.cors_origins, "SHOP_GATEWAY_CORS_ORIGINS")?;
-    web.face = Some(std::sync::Arc::new(rest::RestFace::new(shop_proto::contract::contract()?)?));
+    web.face = Some(std::sync::Arc::new(rest::RestFace::new(shop_proto::contract::contract()?, &files.public_url)?));
     let identity = channel(&config.identity_url, "SHOP_GATEWAY_IDENTITY_URL", config, &credentials)?;
     let catalog = channel(&config.catalog_url, "SHOP_GATEWAY_CATALOG_URL", config, &credentials)?;
     let cart_order = channel(&config.cart_order_url, "SHOP_GATEWAY_CART_ORDER_URL", config, &credentials)?;
@@ -142,8 +145,12 @@ pub async fn start(
         anyhow::ensure!(backends.contains_key(service), "no backend serves the public service {service}");
     }
     let proxy = Proxy::new(policy, backends, keys, credentials, limits);
-    let routes =
-        Routes::from(axum::Router::new().route("/openapi.json", axum::routing::get(openapi)).fallback_service(proxy));
+    let routes = Routes::from(
+        axum::Router::new()
+            .route("/openapi.json", axum::routing::get(openapi))
+            .route("/images/{*key}", axum::routing::get(images::picture).with_state(Files::open(files)?))
+            .fallback_service(proxy),
+    );
     let services = Services {
         server: "gateway",
         routes,

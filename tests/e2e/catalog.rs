@@ -230,6 +230,7 @@ async fn updating_a_product_changes_only_the_masked_fields_or_all() {
             stock: 2,
             category_id: toys.id,
             image_url: String::new(),
+            image: Vec::new(),
             update_mask: None,
         }))
         .await

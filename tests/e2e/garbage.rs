@@ -147,6 +147,7 @@ fn valid_base(path: &str, category_id: i64, product_id: i64) -> Vec<u8> {
                 category_id,
                 image_url: String::new(),
                 update_mask: None,
+                image: Vec::new(),
             }
             .encode_to_vec()
         }

@@ -170,8 +170,11 @@ async fn gateway_in_front_of(
     config.cart_order_url = nobody.clone();
     config.reporting_url = nobody;
     config.key_refresh_secs = 1;
+    let files = shop::SuiteConfig::for_tests("postgres://unused/unused").unwrap().files;
     let running =
-        shop_gateway::start(&config, &Default::default(), credentials, stop.clone().cancelled_owned()).await.unwrap();
+        shop_gateway::start(&config, &files, &Default::default(), credentials, stop.clone().cancelled_owned())
+            .await
+            .unwrap();
     running.addr
 }
 
@@ -297,6 +300,7 @@ async fn tokens_keep_verifying_while_identity_restarts() {
     catalog_config.index_dir = shop.config.catalog.index_dir.with_file_name("second-catalog");
     let catalog = shop_catalog::start(
         &catalog_config,
+        &shop.config.files,
         Launch {
             database: &shop.config.database,
             server: &Default::default(),

@@ -210,7 +210,7 @@ impl Outage {
             "catalog" => {
                 let mut catalog = config.catalog.clone();
                 catalog.listen_addr = self.addr.into();
-                shop_catalog::start(&catalog, launch).await
+                shop_catalog::start(&catalog, &config.files, launch).await
             }
             "cart-order" => {
                 let mut cart_order = config.cart_order.clone();
@@ -326,5 +326,6 @@ pub fn product(title: &str, price: &str, stock: i32, category_id: i64) -> Create
         stock,
         category_id,
         image_url: String::new(),
+        image: Vec::new(),
     }
 }

@@ -19,6 +19,7 @@ mod identity;
 mod inventory;
 mod metrics;
 mod orders;
+mod pictures;
 mod policy;
 mod processes;
 mod reporting;

@@ -39,6 +39,13 @@ impl Rest {
     }
 }
 
+/// A 1×1 PNG.
+fn tiny_png() -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(1, 1)).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
 fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
     answer.1.iter().find(|(key, _)| key == name).map(|(_, value)| value.as_str())
 }
@@ -176,6 +183,44 @@ async fn an_old_client_registers_shops_and_is_refused_in_the_old_shapes() {
     let partial_put =
         rest.call("PUT", &format!("/api/products/{desk_id}/"), Some(&admin), Some(json!({"title": "Lamp"}))).await;
     assert_eq!(partial_put.0, 400, "a PUT sets every field: {:?}", partial_put.2);
+
+    // A picture, uploaded as the old clients upload it (multipart), served
+    // on the request's host; what is not a picture, or not a whole form, is
+    // refused in DRF's words and changes nothing.
+    let form = |name: &str, content: &[u8]| {
+        let mut body = format!(
+            "--XyZ\r\ncontent-disposition: form-data; name=\"stock\"\r\n\r\n4\r\n--XyZ\r\ncontent-disposition: form-data; name=\"image\"; filename=\"{name}\"\r\ncontent-type: application/octet-stream\r\n\r\n"
+        )
+        .into_bytes();
+        body.extend_from_slice(content);
+        body.extend_from_slice(b"\r\n--XyZ--\r\n");
+        body
+    };
+    let bearer = format!("Bearer {admin}");
+    let multipart = [("content-type", "multipart/form-data; boundary=XyZ"), ("authorization", bearer.as_str())];
+    let desk = format!("/api/products/{desk_id}/");
+    let (status, _, raw) = http1(rest.addr, "PATCH", &desk, &multipart, &form("desk.png", &tiny_png())).await;
+    let uploaded: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!((status, &uploaded["stock"]), (200, &json!(4)), "{uploaded:?}");
+    let image = uploaded["image"].as_str().expect("an image URL");
+    let path = image.strip_prefix(&format!("http://{host}")).unwrap_or_else(|| panic!("{image} is not on {host}"));
+    let (status, headers, _) = http1(rest.addr, "GET", path, &[], b"").await;
+    assert_eq!(status, 200);
+    assert!(headers.iter().any(|(name, value)| name == "content-type" && value == "image/png"), "{headers:?}");
+    let (status, _, raw) = http1(rest.addr, "PATCH", &desk, &multipart, &form("notes.txt", b"not a picture")).await;
+    assert_eq!(status, 400);
+    let refused: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(
+        refused,
+        json!({"image": ["Upload a valid image. The file you uploaded was either not an image or a corrupted image."]})
+    );
+    let truncated = &form("desk.png", &tiny_png())[..60];
+    let (status, _, raw) = http1(rest.addr, "PATCH", &desk, &multipart, truncated).await;
+    let refused: Value = serde_json::from_slice(&raw).unwrap();
+    assert_eq!(status, 400, "{refused:?}");
+    assert!(refused["detail"].as_str().unwrap().starts_with("Multipart form parse error"), "{refused:?}");
+    let unchanged = rest.get(&desk, None).await;
+    assert_eq!((&unchanged.2["image"], &unchanged.2["stock"]), (&json!(image), &json!(4)));
 
     // Cart, checkout, orders, wishlist: the customer's own.
     let added = rest.post("/api/cart/add/", Some(&access), json!({"product_id": desk_id, "quantity": 2})).await;

@@ -1,5 +1,6 @@
-//! An old route's request as the RPC's request message: the body (JSON or
-//! a form), the query string of a read, and the path's `{field}`s, each
+//! An old route's request as the RPC's request message: the body (JSON, a
+//! form, or a multipart form with files), the query string of a read, and
+//! the path's `{field}`s, each
 //! value taken the way Django REST framework takes it ("7" is an integer,
 //! 12.5 a price) and refused with its messages. Fields the message does not
 //! have are ignored, as the old serializers ignored them. No message is
@@ -14,43 +15,49 @@ use serde_json::Value as Json;
 use super::shapes::{Legacy, Refusal};
 
 /// The request's fields by their old names, in the order they came; a later
-/// one of the same name wins, as Django's query dicts have it.
-pub struct Fields(pub Vec<(String, Json)>);
+/// one of the same name wins, as Django's query dicts have it. Files of a
+/// multipart form are apart: only a `bytes` field takes one.
+#[derive(Default)]
+pub struct Fields {
+    pub values: Vec<(String, Json)>,
+    pub files: Vec<(String, Bytes)>,
+}
 
 impl Fields {
-    pub fn gather(
+    pub async fn gather(
         parts: &Parts,
-        body: &Bytes,
+        body: Bytes,
         takes_body: bool,
         variables: Vec<(String, String)>,
     ) -> Result<Fields, Refusal> {
         let mut fields = if takes_body {
-            body_fields(parts, body)?
+            body_fields(parts, body).await?
         } else {
             let query = parts.uri.query().unwrap_or_default();
-            form_urlencoded::parse(query.as_bytes())
+            let values = form_urlencoded::parse(query.as_bytes())
                 .map(|(key, value)| (key.into_owned(), Json::String(value.into_owned())))
-                .collect()
+                .collect();
+            Fields { values, files: Vec::new() }
         };
-        fields.extend(variables.into_iter().map(|(field, value)| (field, Json::String(value))));
-        Ok(Fields(fields))
+        fields.values.extend(variables.into_iter().map(|(field, value)| (field, Json::String(value))));
+        Ok(fields)
     }
 
     pub fn get(&self, name: &str) -> Option<&Json> {
-        self.0.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value)
+        self.values.iter().rev().find(|(key, _)| key == name).map(|(_, value)| value)
     }
 
     pub fn set(&mut self, name: &str, value: Json) {
-        self.0.retain(|(key, _)| key != name);
-        self.0.push((name.to_owned(), value));
+        self.values.retain(|(key, _)| key != name);
+        self.values.push((name.to_owned(), value));
     }
 
     pub fn remove(&mut self, name: &str) {
-        self.0.retain(|(key, _)| key != name);
+        self.values.retain(|(key, _)| key != name);
     }
 }
 
-fn body_fields(parts: &Parts, body: &Bytes) -> Result<Vec<(String, Json)>, Refusal> {
+async fn body_fields(parts: &Parts, body: Bytes) -> Result<Fields, Refusal> {
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -58,11 +65,11 @@ fn body_fields(parts: &Parts, body: &Bytes) -> Result<Vec<(String, Json)>, Refus
         .unwrap_or_default();
     let media = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if body.iter().all(u8::is_ascii_whitespace) && (media.is_empty() || media == "application/json") {
-        return Ok(Vec::new());
+        return Ok(Fields::default());
     }
-    match media.as_str() {
+    let values = match media.as_str() {
         "application/json" => {
-            let json: Json = serde_json::from_slice(body).map_err(|error| {
+            let json: Json = serde_json::from_slice(&body).map_err(|error| {
                 Refusal::detail(http::StatusCode::BAD_REQUEST, format!("JSON parse error - {error}"))
             })?;
             match json {
@@ -74,11 +81,33 @@ fn body_fields(parts: &Parts, body: &Bytes) -> Result<Vec<(String, Json)>, Refus
                 ))),
             }
         }
-        "application/x-www-form-urlencoded" => Ok(form_urlencoded::parse(body)
+        "application/x-www-form-urlencoded" => Ok(form_urlencoded::parse(&body)
             .map(|(key, value)| (key.into_owned(), Json::String(value.into_owned())))
             .collect()),
+        "multipart/form-data" => return multipart_fields(&content_type, body).await,
         _ => Err(Refusal::unsupported_media(&content_type)),
+    }?;
+    Ok(Fields { values, files: Vec::new() })
+}
+
+/// A multipart form: its text parts as values, its file parts as files.
+/// Malformed or truncated, it is DRF's `Multipart form parse error`.
+async fn multipart_fields(content_type: &str, body: Bytes) -> Result<Fields, Refusal> {
+    let malformed = |error: multer::Error| {
+        Refusal::detail(http::StatusCode::BAD_REQUEST, format!("Multipart form parse error - {error}"))
+    };
+    let boundary = multer::parse_boundary(content_type).map_err(malformed)?;
+    let mut form = multer::Multipart::new(tokio_stream::once(Ok::<Bytes, std::io::Error>(body)), boundary);
+    let mut fields = Fields::default();
+    while let Some(part) = form.next_field().await.map_err(malformed)? {
+        let Some(name) = part.name().map(str::to_owned) else { continue };
+        if part.file_name().is_some() {
+            fields.files.push((name, part.bytes().await.map_err(malformed)?));
+        } else {
+            fields.values.push((name, Json::String(part.text().await.map_err(malformed)?)));
+        }
     }
+    Ok(fields)
 }
 
 /// The name Python gives a JSON value's type, as DRF's messages say it.
@@ -104,7 +133,14 @@ pub fn message(
     let mut message = DynamicMessage::new(descriptor.clone());
     let mut refused: Vec<(String, String)> = Vec::new();
     let mut set = Vec::new();
-    for (old_name, value) in fields.0 {
+    for (name, bytes) in fields.files {
+        let Some(field) = descriptor.get_field_by_name(&name) else { continue };
+        if field.kind() == Kind::Bytes && !field.is_list() {
+            message.set_field(&field, Value::Bytes(bytes));
+            set.push(field.name().to_owned());
+        }
+    }
+    for (old_name, value) in fields.values {
         let name = legacy.field_name(&old_name);
         let Some(field) = descriptor.get_field_by_name(name) else { continue };
         if field.is_list() || field.is_map() || matches!(field.kind(), Kind::Message(_)) {
@@ -125,7 +161,8 @@ pub fn message(
     if let Some(mask) = descriptor.get_field_by_name("update_mask")
         && let Kind::Message(mask_type) = mask.kind()
     {
-        // PATCH changes what it names; PUT replaces every field it may set.
+        // PATCH changes what it names; PUT replaces every field it may set
+        // (a picture only when one came, as the old optional ImageField).
         let paths: Vec<String> = if method == Method::PATCH {
             set.into_iter().filter(|name| name != "id").collect()
         } else {
@@ -133,6 +170,7 @@ pub fn message(
                 .fields()
                 .map(|field| field.name().to_owned())
                 .filter(|name| !matches!(name.as_str(), "id" | "update_mask" | "image_url"))
+                .filter(|name| name != "image" || set.iter().any(|seen| seen == "image"))
                 .collect()
         };
         let mut value = DynamicMessage::new(mask_type);
@@ -213,7 +251,8 @@ fn scalar(field: &FieldDescriptor, value: &Json) -> Result<Value, &'static str> 
                 .map_or(0, |found| found.number());
             Ok(Value::EnumNumber(number))
         }
-        Kind::Bytes | Kind::Message(_) => Err("Not a valid string."),
+        Kind::Bytes => Err("The submitted data was not a file. Check the encoding type on the form."),
+        Kind::Message(_) => Err("Not a valid string."),
     }
 }
 

@@ -36,11 +36,13 @@ const PREFIX: &str = "/api/";
 pub struct RestFace {
     contract: &'static Contract,
     routes: RouteTable,
+    /// `SHOP_PUBLIC_URL`: where catalog says its kept pictures are.
+    public_url: std::sync::Arc<str>,
 }
 
 impl RestFace {
-    pub fn new(contract: &'static Contract) -> anyhow::Result<Self> {
-        Ok(Self { contract, routes: RouteTable::new(contract)? })
+    pub fn new(contract: &'static Contract, public_url: &str) -> anyhow::Result<Self> {
+        Ok(Self { contract, routes: RouteTable::new(contract)?, public_url: public_url.into() })
     }
 }
 
@@ -57,9 +59,10 @@ impl Face for RestFace {
     ) -> Pin<Box<dyn Future<Output = Response<Body>> + Send>> {
         let found = self.routes.find(request.method(), request.uri().path());
         let contract = self.contract;
+        let public_url = std::sync::Arc::clone(&self.public_url);
         Box::pin(async move {
             match found {
-                Found::Route(route, variables) => call(contract, native, route, variables, request)
+                Found::Route(route, variables) => call(contract, native, route, variables, request, &public_url)
                     .await
                     .unwrap_or_else(|refusal| refusal.into_response()),
                 Found::WithSlash => moved_to_slash(&request),
@@ -77,12 +80,13 @@ async fn call(
     route: std::sync::Arc<routes::Route>,
     variables: Vec<(String, String)>,
     request: Request<Body>,
+    public_url: &str,
 ) -> Result<Response<Body>, Refusal> {
     let rpc = contract.rpc(&route.rpc).ok_or_else(Refusal::server_error)?;
     let (parts, body) = request.into_parts();
     let body = if route.takes_body { read_capped(body).await? } else { Bytes::new() };
-    let mut fields = input::Fields::gather(&parts, &body, route.takes_body, variables)?;
-    let legacy = shapes::Legacy::of(rpc, &parts);
+    let mut fields = input::Fields::gather(&parts, body, route.takes_body, variables).await?;
+    let legacy = shapes::Legacy::of(rpc, &parts, public_url);
     legacy.adjust(&mut fields)?;
     let message = input::message(rpc.method.input(), fields, &legacy, &parts.method)?;
     let grpc =

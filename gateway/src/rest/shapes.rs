@@ -25,10 +25,14 @@ const RENAMED: [(&str, &str); 2] = [("password2", "password_confirm"), ("refresh
 /// field Shop names or "" for the call, Shop's words, the old field, the
 /// old words). The replay test (tests/rest-replay) notices when Shop's
 /// words change under this table.
-const OLD_WORDS: [(&str, &str, &str, &str, &str); 2] = [
+const OLD_WORDS: [(&str, &str, &str, &str, &str); 4] = [
     ("Register", "password_confirm", "must equal password", "password", "Passwords do not match."),
     ("Checkout", "", "the cart is empty", "", "Cart is empty"),
+    ("CreateProduct", "image", NOT_A_PICTURE, "image", NOT_AN_IMAGE),
+    ("UpdateProduct", "image", NOT_A_PICTURE, "image", NOT_AN_IMAGE),
 ];
+const NOT_A_PICTURE: &str = "must be a PNG, JPEG or WebP picture";
+const NOT_AN_IMAGE: &str = "Upload a valid image. The file you uploaded was either not an image or a corrupted image.";
 
 /// Largest page the old product listing is given: the old backend had no
 /// cap at all; Shop bounds every call's work.
@@ -51,10 +55,14 @@ pub struct Legacy {
     /// `http://host/api/products/`, for the listing's links.
     base: String,
     query: Vec<(String, String)>,
+    /// A kept picture's address as catalog writes it (`SHOP_PUBLIC_URL`…)
+    /// and as this request's host reaches it, the way Django built its
+    /// picture links.
+    pictures: (String, String),
 }
 
 impl Legacy {
-    pub fn of(rpc: &Rpc, parts: &Parts) -> Self {
+    pub fn of(rpc: &Rpc, parts: &Parts, public_url: &str) -> Self {
         let host = parts
             .headers
             .get(http::header::HOST)
@@ -75,6 +83,7 @@ impl Legacy {
             user_id: token.and_then(subject),
             base: format!("{scheme}://{host}{}", parts.uri.path()),
             query: form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes()).into_owned().collect(),
+            pictures: (format!("{}/images/", public_url.trim_end_matches('/')), format!("{scheme}://{host}/images/")),
         }
     }
 
@@ -161,10 +170,10 @@ impl Legacy {
         })?;
         let (status, body) = match self.method.as_str() {
             "ListProducts" => (StatusCode::OK, self.product_page(&json)?),
-            "GetProduct" | "UpdateProduct" => (StatusCode::OK, product(&json)),
+            "GetProduct" | "UpdateProduct" => (StatusCode::OK, self.product(&json)),
             "CreateProduct" => {
                 // The old create answered before anything was sold: no sold_count.
-                let mut created = product(&json);
+                let mut created = self.product(&json);
                 if let Some(map) = created.as_object_mut() {
                     map.remove("sold_count");
                 }
@@ -250,7 +259,7 @@ impl Legacy {
             "count": count,
             "next": next,
             "previous": previous,
-            "results": products.iter().map(product).collect::<Vec<_>>(),
+            "results": products.iter().map(|found| self.product(found)).collect::<Vec<_>>(),
         }))
     }
 
@@ -267,6 +276,17 @@ impl Legacy {
         }
         let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
         format!("{}?{query}", self.base)
+    }
+
+    /// A product as the old ProductSerializer wrote it, its kept picture
+    /// on this request's host.
+    fn product(&self, json: &Json) -> Json {
+        let mut shown = product(json);
+        let (written, reached) = &self.pictures;
+        if let Some(url) = shown["image"].as_str().and_then(|url| url.strip_prefix(written.as_str())) {
+            shown["image"] = Json::String(format!("{reached}{url}"));
+        }
+        shown
     }
 
     /// A refused call in the old route's shape.

@@ -235,8 +235,8 @@ where
             // A GET of an RPC that says neither `connect=v1` nor an encoding.
             return Box::pin(std::future::ready(Ok(super::connect::unsupported_media_type())));
         }
-        if request.method() == Method::GET {
-            // A plain GET (the gateway's /openapi.json): the server's own routes.
+        if request.method() == Method::GET || request.method() == Method::HEAD {
+            // A plain GET (the gateway's /openapi.json, its pictures): the server's own routes.
             let answer = self.native.call(request);
             return Box::pin(async move { Ok(answer.await?.map(Body::new)) });
         }

@@ -51,6 +51,17 @@ pub struct CatalogConfig {
     /// turn; the next is refused at once.
     #[arg(id = "catalog-expensive-call-queue", long, env = "SHOP_CATALOG_EXPENSIVE_CALL_QUEUE", default_value_t = 64)]
     pub expensive_call_queue: usize,
+    /// Largest product picture accepted, in bytes (the gateway's 4 MiB
+    /// message cap bounds it too).
+    #[arg(id = "catalog-image-max-bytes", long, env = "SHOP_CATALOG_IMAGE_MAX_BYTES", default_value_t = 3 << 20)]
+    pub image_max_bytes: usize,
+    /// Most pixels a product picture may have, checked from its header
+    /// before it is decoded (a picture decodes to up to 8 bytes a pixel).
+    #[arg(id = "catalog-image-max-pixels", long, env = "SHOP_CATALOG_IMAGE_MAX_PIXELS", default_value_t = 16_777_216)]
+    pub image_max_pixels: u64,
+    /// Pictures decoded at once (0 = one per CPU core); more wait their turn.
+    #[arg(id = "catalog-image-concurrency", long, env = "SHOP_CATALOG_IMAGE_CONCURRENCY", default_value_t = 0)]
+    pub image_concurrency: usize,
 }
 
 impl CatalogConfig {

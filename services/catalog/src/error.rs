@@ -47,6 +47,9 @@ pub enum Error {
     /// The budget for one kind of expensive work is spent.
     #[error(transparent)]
     Busy(#[from] Busy),
+    /// The picture store failed (disk, network): logged; worth a retry.
+    #[error(transparent)]
+    Files(#[from] shop_platform::storage::files::FileStoreError),
     /// The caller left before its search finished; nobody hears this.
     #[error("the search was abandoned by its caller")]
     Abandoned,
@@ -84,6 +87,10 @@ impl From<Error> for Status {
             Error::Index(cause) | Error::IndexTorn(cause) => {
                 tracing::error!(error = %cause, "search index failed");
                 Status::unavailable("the search index is unavailable")
+            }
+            Error::Files(cause) => {
+                tracing::error!(error = %cause, "picture store failed");
+                Status::unavailable("the picture store is unavailable; try again")
             }
             error @ (Error::IndexNotReady | Error::IndexBusy(_)) => Status::unavailable(error.to_string()),
             error @ Error::TooDeep { .. } => {

@@ -27,6 +27,7 @@ mod seed;
 mod wire;
 
 use shop_platform::storage::db::Schema;
+use shop_platform::storage::files::{FileStoreConfig, Files};
 use shop_platform::storage::outbox::EventFeed;
 use shop_platform::transport::budget::WorkBudget;
 use shop_platform::transport::server::{self, Launch, Running, Services};
@@ -43,7 +44,9 @@ pub use seed::{Seeded, seed};
 use crate::domain::categories::Categories;
 use crate::domain::inventory::Inventory;
 use crate::domain::listing::{ListingLimits, Listings};
+use crate::domain::pictures::Pictures;
 use crate::domain::products::Products;
+use crate::model::picture::PictureLimits;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Catalog's schema, with the outbox its event stream is read from.
@@ -61,7 +64,7 @@ pub async fn stock_ledger(pool: &PgPool) -> anyhow::Result<StockLedger> {
 }
 
 /// Migrates the catalog schema and starts serving; returns once the port is bound.
-pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
+pub async fn start(config: &CatalogConfig, files: &FileStoreConfig, launch: Launch<'_>) -> anyhow::Result<Running> {
     let Launch { database, server: server_config, credentials, shutdown } = launch;
     let tls = credentials.server_tls()?;
     let listener = config.listen_addr.bind("catalog").await?;
@@ -88,7 +91,14 @@ pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result
     let listings = Listings::open(pool.clone(), Some(&index_dir), config.search_cache_entries, limits).await?;
     let indexer = listings.spawn_indexer(feed.notifications());
     let warm_up = Box::pin(listings.ready());
-    let products = Products::new(pool.clone(), listings);
+    let pictures = Pictures::new(
+        Files::open(files)?,
+        &files.public_url,
+        PictureLimits { max_bytes: config.image_max_bytes, max_pixels: config.image_max_pixels },
+        CatalogConfig::concurrency(config.image_concurrency),
+    );
+    let sweeper = pictures.spawn_sweeper(pool.clone());
+    let products = Products::new(pool.clone(), listings, pictures);
     let catalog = CatalogServiceServer::with_interceptor(
         grpc::CatalogApi::new(Categories::new(pool.clone()), products, credentials.clone()),
         credentials.interceptor(),
@@ -114,5 +124,5 @@ pub async fn start(config: &CatalogConfig, launch: Launch<'_>) -> anyhow::Result
         body_budget: None,
     };
     let running = server::serve(listener, services, server_config, feed_closing).await?;
-    Ok(server::with_companions(running, [listener_task, indexer, pool_watch]))
+    Ok(server::with_companions(running, [listener_task, indexer, pool_watch, sweeper]))
 }

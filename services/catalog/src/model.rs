@@ -3,6 +3,8 @@
 //! `Title` or `Slug` in hand has passed its rules; the gRPC layer names the
 //! field when one is refused. Every room uses it and it uses none of them.
 
+pub mod picture;
+
 use chrono::{DateTime, Utc};
 use shop_platform::error::Invalid;
 use shop_platform::kernel::money::Money;
@@ -223,6 +225,8 @@ pub enum ProductField {
     Stock,
     CategoryId,
     ImageUrl,
+    /// The picture Shop keeps: changed only when a mask names it.
+    Image,
 }
 
 impl ProductField {
@@ -243,9 +247,10 @@ impl ProductField {
             "stock" => ProductField::Stock,
             "category_id" => ProductField::CategoryId,
             "image_url" => ProductField::ImageUrl,
+            "image" => ProductField::Image,
             other => {
                 return Err(Invalid::new(format!(
-                    "unknown path {}; use title, description, price, stock, category_id, image_url",
+                    "unknown path {}; use title, description, price, stock, category_id, image_url, image",
                     shop_platform::kernel::text::echo(other)
                 )));
             }

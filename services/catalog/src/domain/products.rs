@@ -7,7 +7,9 @@ use shop_platform::kernel::paging::Page;
 use sqlx::{PgConnection, PgPool};
 
 use crate::domain::listing::Listings;
+use crate::domain::pictures::{PictureChange, Pictures};
 use crate::error::Error;
+use crate::model::picture::Picture;
 use crate::model::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
 use crate::repo;
 use shop_platform::error::FieldRefusal as _;
@@ -17,6 +19,7 @@ pub struct Products {
     pool: PgPool,
     /// Product writes return once listings show them.
     listings: Listings,
+    pictures: Pictures,
 }
 
 fn product_not_found(id: i64) -> Error {
@@ -45,15 +48,25 @@ fn stock_fits_with_sales(stock: i32, sold_count: i64) -> Result<(), Error> {
 }
 
 impl Products {
-    pub fn new(pool: PgPool, listings: Listings) -> Self {
-        Self { pool, listings }
+    pub fn new(pool: PgPool, listings: Listings, pictures: Pictures) -> Self {
+        Self { pool, listings, pictures }
     }
 
-    pub async fn create_product(&self, fields: ProductFields) -> Result<Product, Error> {
+    pub fn pictures(&self) -> &Pictures {
+        &self.pictures
+    }
+
+    /// A new product, with the picture if one came (stored before the
+    /// product commits: a refused write leaves nothing behind).
+    pub async fn create_product(&self, fields: ProductFields, picture: Option<Picture>) -> Result<Product, Error> {
         let mut tx = self.pool.begin().await?;
         existing_category(&mut tx, fields.category_id).await?;
         let id = repo::products::insert(&mut tx, &fields).await?;
         repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
+        if let Some(picture) = picture {
+            let key = self.pictures.store(&self.pool, id, picture).await?;
+            self.pictures.point(&mut tx, id, Some(&key), "").await?;
+        }
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
         tx.commit().await?;
@@ -66,6 +79,7 @@ impl Products {
         &self,
         id: i64,
         change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
+        picture: PictureChange,
     ) -> Result<Product, Error> {
         let mut tx = self.pool.begin().await?;
         let current = repo::products::find_for_update(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
@@ -79,9 +93,29 @@ impl Products {
             repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
         }
         repo::products::update(&mut tx, id, &fields).await?;
+        let kept = self.pictures.key_of(&mut tx, id).await?;
+        let url_changed = fields.image_url != current.image_url;
+        let deletion_due = match picture {
+            PictureChange::Set(picture) => {
+                let key = self.pictures.store(&self.pool, id, picture).await?;
+                self.pictures.point(&mut tx, id, Some(&key), "").await?
+            }
+            PictureChange::Remove if kept.is_some() => {
+                let url = if url_changed { fields.image_url.as_str() } else { "" };
+                self.pictures.point(&mut tx, id, None, url).await?
+            }
+            // An address of the admin's own replaces the picture Shop kept.
+            PictureChange::Keep if kept.is_some() && url_changed => {
+                self.pictures.point(&mut tx, id, None, &fields.image_url).await?
+            }
+            PictureChange::Keep | PictureChange::Remove => false,
+        };
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
         tx.commit().await?;
+        if deletion_due {
+            self.pictures.sweep_soon();
+        }
         self.listings.wait_applied(sequence).await;
         Ok(product)
     }
@@ -90,8 +124,16 @@ impl Products {
         let mut tx = self.pool.begin().await?;
         let category_id = repo::products::archive(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         repo::categories::add_to_count(&mut tx, category_id, -1).await?;
+        // Nothing shows an archived product's picture: it goes with it.
+        let deletion_due = match self.pictures.key_of(&mut tx, id).await? {
+            Some(_) => self.pictures.point(&mut tx, id, None, "").await?,
+            None => false,
+        };
         let sequence = repo::outbox::append(&mut tx, &Event::ProductArchived { product_id: id }).await?;
         tx.commit().await?;
+        if deletion_due {
+            self.pictures.sweep_soon();
+        }
         self.listings.wait_applied(sequence).await;
         Ok(())
     }

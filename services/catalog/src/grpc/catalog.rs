@@ -14,6 +14,7 @@ use shop_proto::catalog::{
 use tonic::{Request, Response, Status};
 
 use crate::domain::categories::{Categories, CategoryFields};
+use crate::domain::pictures::PictureChange;
 use crate::domain::products::Products;
 use crate::error::Error;
 use crate::model::{
@@ -87,9 +88,23 @@ fn product_fields(
             ProductField::ImageUrl => {
                 merged.image_url = parse_image_url(&requested.image_url).map_err(Error::field("image_url"))?.into()
             }
+            // The picture is read apart ([`picture_change`]).
+            ProductField::Image => {}
         }
     }
     Ok(merged)
+}
+
+/// What an update does to the product's picture: only a mask naming
+/// `image` changes it (empty bytes remove it).
+async fn picture_change(products: &Products, mask: &[String], image: Vec<u8>) -> Result<PictureChange, Error> {
+    if !mask.iter().any(|path| path == "image") {
+        return Ok(PictureChange::Keep);
+    }
+    if image.is_empty() {
+        return Ok(PictureChange::Remove);
+    }
+    Ok(PictureChange::Set(products.pictures().prepare(image).await?))
 }
 
 fn new_product_fields(req: &CreateProductRequest) -> Result<ProductFields, Error> {
@@ -156,18 +171,24 @@ impl CatalogService for CatalogApi {
 
     async fn create_product(&self, request: Request<CreateProductRequest>) -> Result<Response<Product>, Status> {
         self.require_admin(&request)?;
-        let fields = new_product_fields(request.get_ref())?;
-        let product = self.products.create_product(fields).await?;
+        let mut req = request.into_inner();
+        let fields = new_product_fields(&req)?;
+        let picture = match std::mem::take(&mut req.image) {
+            image if image.is_empty() => None,
+            image => Some(self.products.pictures().prepare(image).await?),
+        };
+        let product = self.products.create_product(fields, picture).await?;
         tracing::info!(product_id = product.id, "product created");
         Ok(Response::new(product.into()))
     }
 
     async fn update_product(&self, request: Request<UpdateProductRequest>) -> Result<Response<Product>, Status> {
         self.require_admin(&request)?;
-        let req = request.into_inner();
+        let mut req = request.into_inner();
         let id = parse_id(req.id).map_err(Error::field("id"))?;
         let mask = mask_paths(req.update_mask.as_ref()).to_vec();
-        let product = self.products.update_product(id, |current| product_fields(current, &mask, &req)).await?;
+        let picture = picture_change(&self.products, &mask, std::mem::take(&mut req.image)).await?;
+        let product = self.products.update_product(id, |current| product_fields(current, &mask, &req), picture).await?;
         Ok(Response::new(product.into()))
     }
 

@@ -4,6 +4,7 @@
 
 pub mod categories;
 pub mod outbox;
+pub mod pictures;
 pub mod products;
 pub mod reservations;
 pub mod search_index;
