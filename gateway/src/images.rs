@@ -5,9 +5,9 @@
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
-use http::{HeaderMap, HeaderValue, StatusCode};
-use shop_platform::storage::files::Files;
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH, X_CONTENT_TYPE_OPTIONS};
+use http::{HeaderMap, HeaderValue, Method, StatusCode};
+use shop_platform::storage::files::{FileStoreError, Files};
 
 /// Only keys catalog writes: `products/<id>/<hex digest>.<png|jpg|webp>`.
 fn content_type(key: &str) -> Option<&'static str> {
@@ -32,38 +32,51 @@ fn content_type(key: &str) -> Option<&'static str> {
     }
 }
 
-pub async fn picture(State(files): State<Files>, Path(key): Path<String>, headers: HeaderMap) -> Response {
+pub async fn picture(
+    State(files): State<Files>,
+    method: Method,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let Some(content_type) = content_type(&key) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let etag = format!("\"{}\"", key.rsplit('/').next().unwrap_or_default());
-    let Ok(etag) = HeaderValue::from_str(&etag) else {
+    let tag = format!("\"{}\"", key.rsplit('/').next().unwrap_or_default());
+    let Ok(etag) = HeaderValue::from_str(&tag) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let cache =
-        [(CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")), (ETAG, etag.clone())];
-    let known = headers.get_all(IF_NONE_MATCH).iter().filter_map(|value| value.to_str().ok()).any(|value| {
-        value
-            .split(',')
-            .map(str::trim)
-            .any(|tag| tag == "*" || tag.trim_start_matches("W/") == etag.to_str().unwrap_or_default())
-    });
-    match files.get(&key).await {
-        Ok(Some(_)) if known => (StatusCode::NOT_MODIFIED, cache).into_response(),
-        Ok(Some(bytes)) => (
+    let known =
+        headers.get_all(IF_NONE_MATCH).iter().filter_map(|value| value.to_str().ok()).any(|value| {
+            value.split(',').map(str::trim).any(|sent| sent == "*" || sent.trim_start_matches("W/") == tag)
+        });
+    let cache = [(CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable")), (ETAG, etag)];
+    let unavailable = |error: FileStoreError| {
+        tracing::error!(%error, "picture store failed");
+        StatusCode::SERVICE_UNAVAILABLE.into_response()
+    };
+    // A client that has it, or asks only for the headers: no bytes are read.
+    if known || method == Method::HEAD {
+        return match files.exists(&key).await {
+            Ok(true) if known => (StatusCode::NOT_MODIFIED, cache).into_response(),
+            Ok(true) => (cache, [(CONTENT_TYPE, HeaderValue::from_static(content_type))]).into_response(),
+            Ok(false) => StatusCode::NOT_FOUND.into_response(),
+            Err(error) => unavailable(error),
+        };
+    }
+    match files.stream(&key).await {
+        // Streamed as the store hands it over: a picture is never held whole.
+        Ok(Some((size, chunks))) => (
             cache,
             [
                 (CONTENT_TYPE, HeaderValue::from_static(content_type)),
                 (X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+                (CONTENT_LENGTH, HeaderValue::from(size)),
             ],
-            bytes,
+            axum::body::Body::from_stream(chunks),
         )
             .into_response(),
         Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(error) => {
-            tracing::error!(%error, "picture store failed");
-            StatusCode::SERVICE_UNAVAILABLE.into_response()
-        }
+        Err(error) => unavailable(error),
     }
 }
 

@@ -143,6 +143,16 @@ async fn pictures_live_and_die_with_their_products(shop: &TestShop) {
     assert_eq!(listed.total_count, 1, "a refused create wrote nothing");
     assert_eq!(listed.products[0].image_url, lamp.image_url, "a refused update changed nothing");
 
+    // The same picture sent again is the same address, and nothing of it is
+    // scheduled for deletion (a failed resend cannot lose the file).
+    let resent = shop.catalog().update_product(bearer(set_image(lamp.id, jpeg_with_location()), &admin)).await.unwrap();
+    assert_eq!(resent.into_inner().image_url, lamp.image_url);
+    let scheduled: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM catalog.picture_deletions").fetch_one(&shop.db().await).await.unwrap();
+    assert_eq!(scheduled, 0);
+    let head = http1(gateway, "HEAD", &first, &[], b"").await;
+    assert_eq!((head.0, head.2.len()), (200, 0));
+
     // Replaced by a PNG: a new address, and the old picture is deleted.
     let replaced = shop
         .catalog()

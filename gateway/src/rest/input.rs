@@ -101,10 +101,17 @@ async fn multipart_fields(content_type: &str, body: Bytes) -> Result<Fields, Ref
     let mut fields = Fields::default();
     while let Some(part) = form.next_field().await.map_err(malformed)? {
         let Some(name) = part.name().map(str::to_owned) else { continue };
-        if part.file_name().is_some() {
-            fields.files.push((name, part.bytes().await.map_err(malformed)?));
-        } else {
-            fields.values.push((name, Json::String(part.text().await.map_err(malformed)?)));
+        match part.file_name() {
+            // A form's file input left empty: no file, as Django reads it.
+            Some("") => {}
+            Some(_) => {
+                let bytes = part.bytes().await.map_err(malformed)?;
+                if bytes.is_empty() {
+                    return Err(Refusal::fields(vec![(name, "The submitted file is empty.".to_owned())]));
+                }
+                fields.files.push((name, bytes));
+            }
+            None => fields.values.push((name, Json::String(part.text().await.map_err(malformed)?))),
         }
     }
     Ok(fields)

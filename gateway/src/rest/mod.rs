@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, LOCATION};
 use http::{HeaderValue, Request, Response, StatusCode};
 use prost::Message as _;
-use prost_reflect::DynamicMessage;
+use prost_reflect::{DynamicMessage, ReflectMessage as _};
 use shop_platform::transport::connect::{
     NativeAnswer, Protocol, Unread, native_answer, native_request, read_capped_body,
 };
@@ -88,7 +88,10 @@ async fn call(
     let mut fields = input::Fields::gather(&parts, body, route.takes_body, variables).await?;
     let legacy = shapes::Legacy::of(rpc, &parts, public_url);
     legacy.adjust(&mut fields)?;
-    let message = input::message(rpc.method.input(), fields, &legacy, &parts.method)?;
+    let mut message = input::message(rpc.method.input(), fields, &legacy, &parts.method)?;
+    if parts.method == http::Method::PATCH && names_nothing(&message) {
+        message = unchanged(contract, native.clone(), rpc, message, &parts, &legacy).await?;
+    }
     let grpc =
         native_request(rpc, Bytes::from(message.encode_to_vec()), &parts.headers, parts.extensions, Protocol::Rest);
     let Ok(answer) = native.oneshot(grpc).await;
@@ -105,6 +108,67 @@ async fn call(
         response.headers_mut().insert("x-request-id", id.clone());
     }
     Ok(response)
+}
+
+/// An update whose mask is empty: for a PATCH, a body with no field the
+/// resource has.
+fn names_nothing(message: &DynamicMessage) -> bool {
+    let Some(mask) = message.descriptor().get_field_by_name("update_mask") else { return false };
+    match message.get_field(&mask).as_message().and_then(|mask| mask.get_field_by_name("paths")) {
+        Some(paths) => paths.as_list().is_none_or(<[_]>::is_empty),
+        None => true,
+    }
+}
+
+/// A PATCH that names nothing the resource has: Django saved the object as
+/// it was and answered it. Shop reads it (the resource's Get) and writes one
+/// of its fields back as it is, so the Update's access level still decides
+/// (a customer is still 403) and the answer is the object.
+async fn unchanged(
+    contract: &'static Contract,
+    native: NativeCalls,
+    update: &shop_proto::contract::Rpc,
+    mut message: DynamicMessage,
+    parts: &http::request::Parts,
+    legacy: &shapes::Legacy,
+) -> Result<DynamicMessage, Refusal> {
+    let get_path = format!("/{}", update.name.replacen("/Update", "/Get", 1));
+    let get = contract.rpc(&get_path).ok_or_else(Refusal::server_error)?;
+    let mut read = DynamicMessage::new(get.method.input());
+    let id = message.get_field_by_name("id").ok_or_else(Refusal::server_error)?.into_owned();
+    read.set_field_by_name("id", id);
+    let request = native_request(
+        get,
+        Bytes::from(read.encode_to_vec()),
+        &parts.headers,
+        parts.extensions.clone(),
+        Protocol::Rest,
+    );
+    let Ok(answer) = native.oneshot(request).await;
+    let current = match native_answer(answer).await.message {
+        Ok(bytes) => DynamicMessage::decode(get.method.output(), bytes).map_err(|_| Refusal::server_error())?,
+        Err(status) => return Err(legacy.refusal(&status)),
+    };
+    let field = message
+        .descriptor()
+        .fields()
+        .find(|field| {
+            !matches!(field.name(), "id" | "update_mask")
+                && current.descriptor().get_field_by_name(field.name()).is_some_and(|read| read.kind() == field.kind())
+        })
+        .ok_or_else(Refusal::server_error)?;
+    let value = current.get_field_by_name(field.name()).ok_or_else(Refusal::server_error)?.into_owned();
+    message.set_field(&field, value);
+    let mask = message.descriptor().get_field_by_name("update_mask").ok_or_else(Refusal::server_error)?;
+    if let prost_reflect::Kind::Message(mask_type) = mask.kind() {
+        let mut paths = DynamicMessage::new(mask_type);
+        paths.set_field_by_name(
+            "paths",
+            prost_reflect::Value::List(vec![prost_reflect::Value::String(field.name().to_owned())]),
+        );
+        message.set_field(&mask, prost_reflect::Value::Message(paths));
+    }
+    Ok(message)
 }
 
 /// The body, refused as soon as it passes the cap (never read whole).

@@ -12,6 +12,7 @@ use object_store::local::LocalFileSystem;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt as _, PutPayload};
 use secrecy::{ExposeSecret as _, SecretString};
+use tokio_stream::StreamExt as _;
 
 /// Where files are kept.
 #[derive(Debug, Clone, clap::Args)]
@@ -67,6 +68,9 @@ impl FileStoreConfig {
 fn default_dir() -> String {
     std::env::temp_dir().join("shop-files").to_string_lossy().into_owned()
 }
+
+/// A file's bytes as they arrive from the store.
+pub type FileStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<Bytes, FileStoreError>> + Send>>;
 
 /// A store failed; the caller may retry.
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +136,28 @@ impl Files {
         match self.store.get(&self.path(key)).await {
             Ok(found) => Ok(Some(found.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// The file as a stream of chunks (never held whole) and its size, or
+    /// none when there is no such file.
+    pub async fn stream(&self, key: &str) -> Result<Option<(u64, FileStream)>, FileStoreError> {
+        match self.store.get(&self.path(key)).await {
+            Ok(found) => {
+                let size = found.meta.size;
+                Ok(Some((size, Box::pin(found.into_stream().map(|chunk| chunk.map_err(FileStoreError::from))))))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Whether the file is there (its bytes are not read).
+    pub async fn exists(&self, key: &str) -> Result<bool, FileStoreError> {
+        match self.store.head(&self.path(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(error) => Err(error.into()),
         }
     }

@@ -74,10 +74,18 @@ impl Pictures {
     }
 
     /// Stores the picture for the product and returns its key; its deletion
-    /// stays scheduled until [`Pictures::point`] commits with it.
+    /// stays scheduled until [`Pictures::point`] commits with it. Called
+    /// before the product's transaction opens: a call holds one connection
+    /// at a time. The product's own picture sent again is not stored twice
+    /// (and never scheduled for deletion).
     pub async fn store(&self, pool: &PgPool, product_id: i64, picture: Picture) -> Result<String, Error> {
         let key = picture.key(product_id);
-        repo::pictures::schedule_deletion(&mut *pool.acquire().await?, &key, UNCLAIMED_UPLOAD_SECS).await?;
+        let mut conn = pool.acquire().await?;
+        if repo::pictures::key_of(&mut conn, product_id).await?.as_deref() == Some(key.as_str()) {
+            return Ok(key);
+        }
+        repo::pictures::hold_for_upload(&mut conn, &key, UNCLAIMED_UPLOAD_SECS).await?;
+        drop(conn);
         self.files.put(&key, Bytes::from(picture.bytes)).await?;
         Ok(key)
     }
@@ -100,14 +108,14 @@ impl Pictures {
         }
         match before {
             Some(before) if Some(before.as_str()) != key => {
-                repo::pictures::schedule_deletion(conn, &before, 0.0).await?;
+                repo::pictures::schedule_deletion(conn, &before).await?;
                 Ok(true)
             }
             _ => Ok(false),
         }
     }
 
-    /// The product's kept picture, if any.
+    /// The product's kept picture, if any (in the write's transaction).
     pub async fn key_of(&self, conn: &mut PgConnection, product_id: i64) -> Result<Option<String>, Error> {
         repo::pictures::key_of(conn, product_id).await
     }

@@ -59,13 +59,17 @@ impl Products {
     /// A new product, with the picture if one came (stored before the
     /// product commits: a refused write leaves nothing behind).
     pub async fn create_product(&self, fields: ProductFields, picture: Option<Picture>) -> Result<Product, Error> {
+        let id = repo::products::next_id(&mut *self.pool.acquire().await?).await?;
+        let stored = match picture {
+            Some(picture) => Some(self.pictures.store(&self.pool, id, picture).await?),
+            None => None,
+        };
         let mut tx = self.pool.begin().await?;
         existing_category(&mut tx, fields.category_id).await?;
-        let id = repo::products::insert(&mut tx, &fields).await?;
+        repo::products::insert(&mut tx, id, &fields).await?;
         repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
-        if let Some(picture) = picture {
-            let key = self.pictures.store(&self.pool, id, picture).await?;
-            self.pictures.point(&mut tx, id, Some(&key), "").await?;
+        if let Some(key) = &stored {
+            self.pictures.point(&mut tx, id, Some(key), "").await?;
         }
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
@@ -81,6 +85,12 @@ impl Products {
         change: impl FnOnce(&Product) -> Result<ProductFields, Error>,
         picture: PictureChange,
     ) -> Result<Product, Error> {
+        // A new picture is stored before the transaction opens (see Pictures::store).
+        let removes = matches!(picture, PictureChange::Remove);
+        let stored = match picture {
+            PictureChange::Set(picture) => Some(self.pictures.store(&self.pool, id, picture).await?),
+            PictureChange::Keep | PictureChange::Remove => None,
+        };
         let mut tx = self.pool.begin().await?;
         let current = repo::products::find_for_update(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let fields = change(&current)?;
@@ -95,20 +105,17 @@ impl Products {
         repo::products::update(&mut tx, id, &fields).await?;
         let kept = self.pictures.key_of(&mut tx, id).await?;
         let url_changed = fields.image_url != current.image_url;
-        let deletion_due = match picture {
-            PictureChange::Set(picture) => {
-                let key = self.pictures.store(&self.pool, id, picture).await?;
-                self.pictures.point(&mut tx, id, Some(&key), "").await?
-            }
-            PictureChange::Remove if kept.is_some() => {
+        let deletion_due = match (&stored, removes) {
+            (Some(key), _) => self.pictures.point(&mut tx, id, Some(key), "").await?,
+            (None, true) if kept.is_some() => {
                 let url = if url_changed { fields.image_url.as_str() } else { "" };
                 self.pictures.point(&mut tx, id, None, url).await?
             }
             // An address of the admin's own replaces the picture Shop kept.
-            PictureChange::Keep if kept.is_some() && url_changed => {
+            (None, false) if kept.is_some() && url_changed => {
                 self.pictures.point(&mut tx, id, None, &fields.image_url).await?
             }
-            PictureChange::Keep | PictureChange::Remove => false,
+            (None, _) => false,
         };
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;

@@ -45,6 +45,9 @@ impl PictureFormat {
 
 const NOT_A_PICTURE: &str = "must be a PNG, JPEG or WebP picture";
 
+/// How much larger than the upload cap a stored picture may be.
+const STORED_GROWTH: usize = 4;
+
 /// JPEG is lossy: re-encoding at this quality keeps what the eye sees.
 const JPEG_QUALITY: u8 = 90;
 
@@ -98,7 +101,16 @@ impl Picture {
             }
         };
         encoded.map_err(|_| Invalid::new(NOT_A_PICTURE))?;
-        Ok(Picture { bytes: out.into_inner(), format })
+        let bytes = out.into_inner();
+        // WebP is re-encoded without loss: a small lossy upload can grow.
+        let stored_cap = limits.max_bytes.saturating_mul(STORED_GROWTH);
+        if bytes.len() > stored_cap {
+            return Err(Invalid::new(format!(
+                "must be at most {stored_cap} bytes once stored without loss (this one is {}); send it smaller",
+                bytes.len()
+            )));
+        }
+        Ok(Picture { bytes, format })
     }
 
     /// Where a product's picture is kept: its id and the digest of the

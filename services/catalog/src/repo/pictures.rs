@@ -26,12 +26,25 @@ pub async fn set(conn: &mut PgConnection, product_id: i64, key: Option<&str>, im
     Ok(())
 }
 
-/// Schedules the picture's deletion `delay_secs` from now (an earlier
-/// schedule of the same key is kept if it is sooner).
-pub async fn schedule_deletion(conn: &mut PgConnection, key: &str, delay_secs: f64) -> Result<(), Error> {
+/// Schedules the deletion of a picture let go of, due now.
+pub async fn schedule_deletion(conn: &mut PgConnection, key: &str) -> Result<(), Error> {
+    sqlx::query!(
+        "INSERT INTO picture_deletions (key, due_at) VALUES ($1, now())
+         ON CONFLICT (key) DO UPDATE SET due_at = LEAST(picture_deletions.due_at, now())",
+        key,
+    )
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// An upload's own schedule, ten minutes (`delay_secs`) from now: later
+/// than any earlier one, so a picture let go of and uploaded again is not
+/// deleted under its new upload.
+pub async fn hold_for_upload(conn: &mut PgConnection, key: &str, delay_secs: f64) -> Result<(), Error> {
     sqlx::query!(
         "INSERT INTO picture_deletions (key, due_at) VALUES ($1, now() + make_interval(secs => $2))
-         ON CONFLICT (key) DO UPDATE SET due_at = LEAST(picture_deletions.due_at, EXCLUDED.due_at)",
+         ON CONFLICT (key) DO UPDATE SET due_at = EXCLUDED.due_at, attempts = 0",
         key,
         delay_secs,
     )

@@ -20,14 +20,22 @@ macro_rules! select_products {
     };
 }
 
-/// A new product and its stock row, in one statement; returns its id.
-pub async fn insert(conn: &mut PgConnection, fields: &ProductFields) -> Result<i64, Error> {
-    Ok(sqlx::query_scalar!(
+/// The id the next product will have, taken now (a product's picture is
+/// stored under it before the product is written).
+pub async fn next_id(conn: &mut PgConnection) -> Result<i64, Error> {
+    Ok(sqlx::query_scalar!(r#"SELECT nextval(pg_get_serial_sequence('products', 'id')) AS "id!""#)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// A new product with the id [`next_id`] gave, and its stock row, in one statement.
+pub async fn insert(conn: &mut PgConnection, id: i64, fields: &ProductFields) -> Result<(), Error> {
+    sqlx::query!(
         "WITH product AS (
-             INSERT INTO products (title, description, price, category_id, image_url)
-             VALUES ($1, $2, $3, $4, $5) RETURNING id),
-         stocked AS (INSERT INTO stock (product_id, stock) SELECT id, $6 FROM product)
-         SELECT id FROM product",
+             INSERT INTO products (id, title, description, price, category_id, image_url)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id)
+         INSERT INTO stock (product_id, stock) SELECT id, $7 FROM product",
+        id,
         fields.title.as_str(),
         fields.description,
         fields.price.amount(),
@@ -35,8 +43,9 @@ pub async fn insert(conn: &mut PgConnection, fields: &ProductFields) -> Result<i
         fields.image_url,
         fields.stock,
     )
-    .fetch_one(conn)
-    .await?)
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Sets every field an admin sets, the stock included, in one statement.
