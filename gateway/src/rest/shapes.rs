@@ -70,7 +70,10 @@ impl Legacy {
             .map(str::to_owned)
             .or_else(|| parts.uri.authority().map(|authority| authority.to_string()))
             .unwrap_or_else(|| "localhost".to_owned());
-        let scheme = parts.uri.scheme_str().unwrap_or("http");
+        // An HTTP/1.1 request names no scheme: links take the one clients
+        // reach Shop by (SHOP_PUBLIC_URL's: https behind TLS).
+        let scheme =
+            parts.uri.scheme_str().unwrap_or_else(|| if public_url.starts_with("https://") { "https" } else { "http" });
         let token = parts
             .headers
             .get(http::header::AUTHORIZATION)
