@@ -105,6 +105,11 @@ fn set_image(id: i64, image: Vec<u8>) -> UpdateProductRequest {
     }
 }
 
+/// The product after an admin gave it `image` (empty: no picture).
+async fn new_picture(shop: &TestShop, admin: &str, id: i64, image: Vec<u8>) -> Product {
+    shop.catalog().update_product(bearer(set_image(id, image), admin)).await.expect("set the picture").into_inner()
+}
+
 /// The whole life of pictures, on whatever store the suite was given.
 async fn pictures_live_and_die_with_their_products(shop: &TestShop) {
     let admin = shop.admin("root").await;
@@ -154,28 +159,17 @@ async fn pictures_live_and_die_with_their_products(shop: &TestShop) {
     assert_eq!((head.0, head.2.len()), (200, 0));
 
     // Replaced by a PNG: a new address, and the old picture is deleted.
-    let replaced = shop
-        .catalog()
-        .update_product(bearer(set_image(lamp.id, picture(ImageFormat::Png, 5, 5)), &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let replaced = new_picture(shop, &admin, lamp.id, picture(ImageFormat::Png, 5, 5)).await;
     let second = picture_path(&replaced);
     assert_ne!(second, first);
     assert_eq!(fetch(gateway, &second, &[]).await.header("content-type"), Some("image/png"));
     deleted(gateway, &first).await;
 
     // A WebP, then removed (empty bytes): the product has no picture and the file goes.
-    let webp = shop
-        .catalog()
-        .update_product(bearer(set_image(lamp.id, picture(ImageFormat::WebP, 3, 2)), &admin))
-        .await
-        .unwrap()
-        .into_inner();
+    let webp = new_picture(shop, &admin, lamp.id, picture(ImageFormat::WebP, 3, 2)).await;
     let third = picture_path(&webp);
     assert_eq!(fetch(gateway, &third, &[]).await.header("content-type"), Some("image/webp"));
-    let removed =
-        shop.catalog().update_product(bearer(set_image(lamp.id, Vec::new()), &admin)).await.unwrap().into_inner();
+    let removed = new_picture(shop, &admin, lamp.id, Vec::new()).await;
     assert_eq!(removed.image_url, "");
     deleted(gateway, &third).await;
 
