@@ -9,7 +9,7 @@
 use bytes::Bytes;
 use http::Method;
 use http::request::Parts;
-use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, Value};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, MessageDescriptor, ReflectMessage as _, Value};
 use serde_json::Value as Json;
 
 use super::shapes::{Legacy, Refusal};
@@ -165,9 +165,7 @@ pub fn message(
     if !refused.is_empty() {
         return Err(Refusal::fields(refused));
     }
-    if let Some(mask) = descriptor.get_field_by_name("update_mask")
-        && let Kind::Message(mask_type) = mask.kind()
-    {
+    if descriptor.get_field_by_name("update_mask").is_some() {
         // PATCH changes what it names; PUT replaces every field it may set
         // (a picture only when one came, as the old optional ImageField).
         let paths: Vec<String> = if method == Method::PATCH {
@@ -180,11 +178,20 @@ pub fn message(
                 .filter(|name| name != "image" || set.iter().any(|seen| seen == "image"))
                 .collect()
         };
+        set_update_mask(&mut message, paths);
+    }
+    Ok(message)
+}
+
+/// Sets an update request's `update_mask` to `paths` (nothing, for a
+/// message without one).
+pub fn set_update_mask(message: &mut DynamicMessage, paths: Vec<String>) {
+    let Some(mask) = message.descriptor().get_field_by_name("update_mask") else { return };
+    if let Kind::Message(mask_type) = mask.kind() {
         let mut value = DynamicMessage::new(mask_type);
         value.set_field_by_name("paths", Value::List(paths.into_iter().map(Value::String).collect()));
         message.set_field(&mask, Value::Message(value));
     }
-    Ok(message)
 }
 
 /// One scalar as DRF takes it, or DRF's message for the kind.

@@ -159,15 +159,7 @@ async fn unchanged(
         .ok_or_else(Refusal::server_error)?;
     let value = current.get_field_by_name(field.name()).ok_or_else(Refusal::server_error)?.into_owned();
     message.set_field(&field, value);
-    let mask = message.descriptor().get_field_by_name("update_mask").ok_or_else(Refusal::server_error)?;
-    if let prost_reflect::Kind::Message(mask_type) = mask.kind() {
-        let mut paths = DynamicMessage::new(mask_type);
-        paths.set_field_by_name(
-            "paths",
-            prost_reflect::Value::List(vec![prost_reflect::Value::String(field.name().to_owned())]),
-        );
-        message.set_field(&mask, prost_reflect::Value::Message(paths));
-    }
+    input::set_update_mask(&mut message, vec![field.name().to_owned()]);
     Ok(message)
 }
 

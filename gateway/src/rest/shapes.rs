@@ -10,8 +10,10 @@ use http::header::{ALLOW, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::request::Parts;
 use http::{HeaderValue, Method, Response, StatusCode};
 use prost_reflect::{DynamicMessage, SerializeOptions};
+use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value as Json, json};
 use shop_proto::contract::Rpc;
+use std::str::FromStr as _;
 use tonic::body::Body;
 use tonic::{Code, Status};
 use tonic_types::StatusExt as _;
@@ -116,6 +118,24 @@ impl Legacy {
     pub fn adjust(&self, fields: &mut Fields) -> Result<(), Refusal> {
         match self.method.as_str() {
             "ListProducts" => {
+                // django-filter's NumberFilter takes any decimal; prices are
+                // whole cents from 0 to MAX_PRICE, so a bound is rounded
+                // inwards to a cent, dropped when it bounds nothing, and an
+                // empty range is an empty page, as the old query gave.
+                for (name, lower) in [("min_price", true), ("max_price", false)] {
+                    let Some(raw) = fields.get(name).and_then(Json::as_str).map(str::to_owned) else { continue };
+                    match price_bound(&raw, lower) {
+                        Err(()) => return Err(Refusal::fields(vec![(name.to_owned(), "Enter a number.".to_owned())])),
+                        Ok(PriceBound::None) => fields.remove(name),
+                        Ok(PriceBound::Cents(bound)) => fields.set(name, Json::String(bound)),
+                        Ok(PriceBound::Empty) => return Err(Refusal::ok(EMPTY_PAGE.clone())),
+                    }
+                }
+                // DRF's SearchFilter splits terms on commas as on spaces.
+                if let Some(search) = fields.get("search").and_then(Json::as_str) {
+                    let terms = search.replace([',', '\0'], " ");
+                    fields.set("search", Json::String(terms));
+                }
                 // A comma list of which Django used the valid items; Shop
                 // orders by one key (and breaks ties by id).
                 match fields.get("ordering").and_then(Json::as_str).map(first_ordering) {
@@ -315,7 +335,7 @@ impl Legacy {
                 if violations.is_empty() { Refusal::non_field(message) } else { Refusal::fields(violations) }
             }
             Code::NotFound => match self.method.as_str() {
-                "ListProducts" => Refusal::ok(json!({"count": 0, "next": null, "previous": null, "results": []})),
+                "ListProducts" => Refusal::ok(EMPTY_PAGE.clone()),
                 "GetProductSalesReport" => Refusal::ok(json!([])),
                 "GetProduct" | "UpdateProduct" | "DeleteProduct" => {
                     Refusal::detail(StatusCode::NOT_FOUND, "No Product matches the given query.")
@@ -351,6 +371,41 @@ impl Legacy {
         };
         Refusal { status: StatusCode::UNAUTHORIZED, body, asks_for_token: true, allow: None }
     }
+}
+
+static EMPTY_PAGE: std::sync::LazyLock<Json> =
+    std::sync::LazyLock::new(|| json!({"count": 0, "next": null, "previous": null, "results": []}));
+
+/// What an old price filter bounds.
+#[derive(Debug, PartialEq, Eq)]
+enum PriceBound {
+    /// Every price passes it.
+    None,
+    /// No price passes it.
+    Empty,
+    /// Prices from (or up to) this many, as a money string.
+    Cents(String),
+}
+
+/// An old `min_price` (`lower`) or `max_price` as django-filter read it
+/// (`12`, `12.345`, `1e3`, `-5`, blank for none), or not a number.
+fn price_bound(raw: &str, lower: bool) -> Result<PriceBound, ()> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Ok(PriceBound::None);
+    }
+    let value = Decimal::from_str(text).or_else(|_| Decimal::from_scientific(text)).map_err(|_| ())?;
+    let strategy = if lower { RoundingStrategy::ToPositiveInfinity } else { RoundingStrategy::ToNegativeInfinity };
+    let cents = value.round_dp_with_strategy(2, strategy);
+    // The highest price a product may have (API.md).
+    let max_price = Decimal::new(9_999_999_999, 2);
+    Ok(match (lower, cents) {
+        (true, cents) if cents <= Decimal::ZERO => PriceBound::None,
+        (true, cents) if cents > max_price => PriceBound::Empty,
+        (false, cents) if cents < Decimal::ZERO => PriceBound::Empty,
+        (false, cents) if cents >= max_price => PriceBound::None,
+        (_, cents) => PriceBound::Cents(format!("{:.2}", cents)),
+    })
 }
 
 /// What Python's `if not value` takes for nothing: null, "", 0, false.
@@ -538,6 +593,21 @@ impl Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn price_filters_are_read_as_django_filter_read_them() {
+        let cents = |text: &str| PriceBound::Cents(text.to_owned());
+        assert_eq!(price_bound("10.555", true), Ok(cents("10.56")));
+        assert_eq!(price_bound("10.555", false), Ok(cents("10.55")));
+        assert_eq!(price_bound(" 1e3 ", false), Ok(cents("1000.00")));
+        assert_eq!(price_bound("-5", true), Ok(PriceBound::None));
+        assert_eq!(price_bound("-5", false), Ok(PriceBound::Empty));
+        assert_eq!(price_bound("1e12", true), Ok(PriceBound::Empty));
+        assert_eq!(price_bound("1e12", false), Ok(PriceBound::None));
+        assert_eq!(price_bound("", true), Ok(PriceBound::None));
+        assert_eq!(price_bound("abc", true), Err(()));
+        assert_eq!(price_bound("NaN", true), Err(()));
+    }
 
     #[test]
     fn orderings_keep_the_first_item_django_knew() {

@@ -131,15 +131,6 @@ impl Files {
         Ok(())
     }
 
-    /// The file's bytes, or none when there is no such file.
-    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, FileStoreError> {
-        match self.store.get(&self.path(key)).await {
-            Ok(found) => Ok(Some(found.bytes().await?)),
-            Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(error) => Err(error.into()),
-        }
-    }
-
     /// The file as a stream of chunks (never held whole) and its size, or
     /// none when there is no such file.
     pub async fn stream(&self, key: &str) -> Result<Option<(u64, FileStream)>, FileStoreError> {
@@ -180,9 +171,15 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("shop-files-test-{}", std::process::id()));
         let files = Files::open(&FileStoreConfig::local(&dir, "http://shop.test")).unwrap();
         files.put("products/1/abc.png", Bytes::from_static(b"png")).await.unwrap();
-        assert_eq!(files.get("products/1/abc.png").await.unwrap().as_deref(), Some(&b"png"[..]));
+        let (size, mut chunks) = files.stream("products/1/abc.png").await.unwrap().expect("the file");
+        let mut read = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            read.extend_from_slice(&chunk.unwrap());
+        }
+        assert_eq!((size, read.as_slice()), (3, &b"png"[..]));
         files.delete("products/1/abc.png").await.unwrap();
-        assert_eq!(files.get("products/1/abc.png").await.unwrap(), None);
+        assert!(!files.exists("products/1/abc.png").await.unwrap());
+        assert!(files.stream("products/1/abc.png").await.unwrap().is_none());
         files.delete("products/1/abc.png").await.unwrap();
         std::fs::remove_dir_all(dir).ok();
     }
