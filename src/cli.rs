@@ -334,6 +334,7 @@ async fn serve(service: ServiceName, config: SuiteConfig) -> anyhow::Result<()> 
 
 /// `shop seed`: what is missing of the targets, with progress on the way.
 async fn seed(products: u64, categories: u64, database: &DatabaseConfig, log_format: LogFormat) -> anyhow::Result<()> {
+    let database = &database.for_service("catalog");
     shop_platform::storage::db::ensure_database(database).await?;
     let pool = shop_catalog::SCHEMA.connect(database, 4).await?;
     let mut progress = SeedProgress::new();
@@ -397,7 +398,8 @@ async fn create_admin(
         Ok(password) if !password.is_empty() => SecretString::from(password),
         _ => read_password()?,
     };
-    let id = crate::create_admin(database, password_hash, username, email, password.expose_secret()).await?;
+    let database = database.for_service("identity");
+    let id = crate::create_admin(&database, password_hash, username, email, password.expose_secret()).await?;
     announce(log_format, &format!("Created admin {username} (id {id})."));
     Ok(())
 }

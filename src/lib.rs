@@ -177,7 +177,15 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     // A failure part-way stops the servers already started.
     let stop_on_error = stop.clone().drop_guard();
     let credentials = config.credentials_or_random()?;
-    shop_platform::storage::db::ensure_database(&config.database).await?;
+    // Each service on its own database when one is set (the same one by default).
+    let databases: Vec<(&str, DatabaseConfig)> =
+        DATABASE_OWNERS.iter().map(|&service| (service, config.database.for_service(service))).collect();
+    for (_, database) in &databases {
+        shop_platform::storage::db::ensure_database(database).await?;
+    }
+    let database_of = |name: &str| {
+        databases.iter().find(|(service, _)| *service == name).map_or(&config.database, |(_, database)| database)
+    };
     let service_stops: Vec<(&'static str, CancellationToken)> =
         ["identity", "catalog", "cart-order", "reporting", "gateway"].map(|name| (name, stop.child_token())).into();
     let stop_of = |name: &str| {
@@ -186,7 +194,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     let launch = |name: &str| -> anyhow::Result<Launch<'_>> {
         let stop = stop_of(name).with_context(|| format!("{name} stop"))?;
         Ok(Launch {
-            database: &config.database,
+            database: database_of(name),
             server: &config.server,
             credentials: credentials.clone(),
             shutdown: Box::pin(stop),
@@ -274,11 +282,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Running> {
     let credentials = config.required_credentials()?;
+    let database = config.database.for_service(service.name());
     if service != ServiceName::Gateway {
-        shop_platform::storage::db::ensure_database(&config.database).await?;
+        shop_platform::storage::db::ensure_database(&database).await?;
     }
-    let launch =
-        Launch { database: &config.database, server: &config.server, credentials, shutdown: Box::pin(shutdown) };
+    let launch = Launch { database: &database, server: &config.server, credentials, shutdown: Box::pin(shutdown) };
     match service {
         ServiceName::Identity => shop_identity::start(&config.identity, launch).await,
         ServiceName::Catalog => shop_catalog::start(&config.catalog, &config.files, launch).await,
@@ -305,12 +313,18 @@ pub const SCHEMAS: [Schema; 5] = [
 
 /// `shop migrate`: the database and every service's schema, migrated.
 pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
-    shop_platform::storage::db::ensure_database(database).await?;
-    for schema in &SCHEMAS {
-        schema.connect(database, 1).await?.close().await;
+    for (service, schema) in SCHEMA_OWNERS.iter().zip(&SCHEMAS) {
+        let database = database.for_service(service);
+        shop_platform::storage::db::ensure_database(&database).await?;
+        schema.connect(&database, 1).await?.close().await;
     }
     Ok(())
 }
+
+/// The services that keep a database, as `shop serve` names them.
+const DATABASE_OWNERS: [&str; 4] = ["identity", "catalog", "cart-order", "reporting"];
+/// Whose database each of [`SCHEMAS`] lives in.
+const SCHEMA_OWNERS: [&str; 5] = ["identity", "catalog", "cart-order", "cart-order", "reporting"];
 
 /// `shop healthcheck`: what the server at `addr` (host:port) reports, as
 /// grpc.health.v1 names it (`SERVING`, `NOT_SERVING`, …).

@@ -111,6 +111,18 @@ pub struct DatabaseConfig {
     /// warning with its SQL (0 = never).
     #[arg(id = "db-slow-statement-ms", long, env = "SHOP_DB_SLOW_STATEMENT_MS", default_value_t = 1_000)]
     pub slow_statement_ms: u64,
+    /// identity's own Postgres (database created if missing); unset: DATABASE_URL.
+    #[arg(id = "identity-database-url", long, env = "SHOP_IDENTITY_DATABASE_URL", hide_env_values = true)]
+    pub identity_url: Option<SecretString>,
+    /// catalog's own Postgres; unset: DATABASE_URL.
+    #[arg(id = "catalog-database-url", long, env = "SHOP_CATALOG_DATABASE_URL", hide_env_values = true)]
+    pub catalog_url: Option<SecretString>,
+    /// cart-order's own Postgres (its schemas cart and orders); unset: DATABASE_URL.
+    #[arg(id = "cart-order-database-url", long, env = "SHOP_CART_ORDER_DATABASE_URL", hide_env_values = true)]
+    pub cart_order_url: Option<SecretString>,
+    /// reporting's own Postgres; unset: DATABASE_URL.
+    #[arg(id = "reporting-database-url", long, env = "SHOP_REPORTING_DATABASE_URL", hide_env_values = true)]
+    pub reporting_url: Option<SecretString>,
 }
 
 impl DatabaseConfig {
@@ -121,7 +133,29 @@ impl DatabaseConfig {
             statement_timeout_ms: 10_000,
             connect_retry_secs: 0,
             slow_statement_ms: 1_000,
+            identity_url: None,
+            catalog_url: None,
+            cart_order_url: None,
+            reporting_url: None,
         }
+    }
+
+    /// The settings `service` (`identity`, `catalog`, `cart-order`,
+    /// `reporting`) connects with: its own URL when one is set, else
+    /// DATABASE_URL's.
+    pub fn for_service(&self, service: &str) -> DatabaseConfig {
+        let own = match service {
+            "identity" => &self.identity_url,
+            "catalog" => &self.catalog_url,
+            "cart-order" => &self.cart_order_url,
+            "reporting" => &self.reporting_url,
+            _ => &None,
+        };
+        let mut config = self.clone();
+        if let Some(url) = own {
+            config.url = url.clone();
+        }
+        config
     }
 
     pub fn url(&self) -> &str {

@@ -57,10 +57,12 @@ impl Audit {
         // Read as the running suite keeps them: opened, never migrated. The
         // audit reads every product's stock, slow by nature: not worth a
         // warning in the bench's output.
-        let database = DatabaseConfig { slow_statement_ms: 0, ..database.clone() };
-        let catalog = shop_platform::storage::db::open(&database, &shop_catalog::SCHEMA, 1).await.context(reach())?;
-        let orders =
-            shop_platform::storage::db::open(&database, &shop_cart_order::ORDERS_SCHEMA, 1).await.context(reach())?;
+        let quiet = |service: &str| DatabaseConfig { slow_statement_ms: 0, ..database.for_service(service) };
+        let catalog =
+            shop_platform::storage::db::open(&quiet("catalog"), &shop_catalog::SCHEMA, 1).await.context(reach())?;
+        let orders = shop_platform::storage::db::open(&quiet("cart-order"), &shop_cart_order::ORDERS_SCHEMA, 1)
+            .await
+            .context(reach())?;
         let stock_before = shop_catalog::stock_ledger(&catalog).await?;
         let orders_before = shop_cart_order::order_books(&orders, key_prefix).await?;
         Ok(Self { catalog, orders, key_prefix, stock_before, orders_before })

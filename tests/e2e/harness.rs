@@ -157,7 +157,7 @@ impl TestShop {
     /// An admin made the way operators make the first one (`shop create-admin`).
     pub async fn admin(&self, username: &str) -> String {
         shop::create_admin(
-            &self.config.database,
+            &self.config.database.for_service("identity"),
             &self.config.identity.password_hash,
             username,
             &format!("{username}@example.com"),

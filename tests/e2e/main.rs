@@ -9,6 +9,7 @@ mod catalog;
 mod checkout;
 mod connect;
 mod costs;
+mod databases;
 mod edge;
 mod events;
 mod garbage;
