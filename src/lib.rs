@@ -180,9 +180,7 @@ pub async fn up(config: SuiteConfig, shutdown: impl Future<Output = ()> + Send +
     // Each service on its own database when one is set (the same one by default).
     let databases: Vec<(&str, DatabaseConfig)> =
         DATABASE_OWNERS.iter().map(|&service| (service, config.database.for_service(service))).collect();
-    for (_, database) in &databases {
-        shop_platform::storage::db::ensure_database(database).await?;
-    }
+    ensure_databases(databases.iter().map(|(_, database)| database)).await?;
     let database_of = |name: &str| {
         databases.iter().find(|(service, _)| *service == name).map_or(&config.database, |(_, database)| database)
     };
@@ -313,10 +311,23 @@ pub const SCHEMAS: [Schema; 5] = [
 
 /// `shop migrate`: the database and every service's schema, migrated.
 pub async fn migrate(database: &DatabaseConfig) -> anyhow::Result<()> {
-    for (service, schema) in SCHEMA_OWNERS.iter().zip(&SCHEMAS) {
-        let database = database.for_service(service);
-        shop_platform::storage::db::ensure_database(&database).await?;
-        schema.connect(&database, 1).await?.close().await;
+    let databases: Vec<DatabaseConfig> = SCHEMA_OWNERS.iter().map(|service| database.for_service(service)).collect();
+    ensure_databases(&databases).await?;
+    for (database, schema) in databases.iter().zip(&SCHEMAS) {
+        schema.connect(database, 1).await?.close().await;
+    }
+    Ok(())
+}
+
+/// Creates each database that is missing, once per URL however many
+/// services share it (all of them, by default).
+async fn ensure_databases(databases: impl IntoIterator<Item = &DatabaseConfig>) -> anyhow::Result<()> {
+    let mut ensured: Vec<&str> = Vec::new();
+    for database in databases {
+        if !ensured.contains(&database.url()) {
+            shop_platform::storage::db::ensure_database(database).await?;
+            ensured.push(database.url());
+        }
     }
     Ok(())
 }

@@ -91,24 +91,25 @@ impl Pictures {
     }
 
     /// In the write's transaction: the product points at `key` (or at no
-    /// kept picture, with `image_url`), and the picture it held before is
+    /// kept picture, with `image_url`), and the picture it held before
+    /// (`before`, read by [`Pictures::key_of`] in the same transaction) is
     /// scheduled for deletion. Returns whether a deletion is due.
     pub async fn point(
         &self,
         conn: &mut PgConnection,
         product_id: i64,
+        before: Option<&str>,
         key: Option<&str>,
         image_url: &str,
     ) -> Result<bool, Error> {
-        let before = repo::pictures::key_of(conn, product_id).await?;
         let url = key.map_or_else(|| image_url.to_owned(), |key| self.url(key));
         repo::pictures::set(conn, product_id, key, &url).await?;
         if let Some(key) = key {
             repo::pictures::cancel_deletion(conn, key).await?;
         }
         match before {
-            Some(before) if Some(before.as_str()) != key => {
-                repo::pictures::schedule_deletion(conn, &before).await?;
+            Some(before) if Some(before) != key => {
+                repo::pictures::schedule_deletion(conn, before).await?;
                 Ok(true)
             }
             _ => Ok(false),

@@ -69,7 +69,8 @@ impl Products {
         repo::products::insert(&mut tx, id, &fields).await?;
         repo::categories::add_to_count(&mut tx, fields.category_id, 1).await?;
         if let Some(key) = &stored {
-            self.pictures.point(&mut tx, id, Some(key), "").await?;
+            // A new product holds no picture yet.
+            self.pictures.point(&mut tx, id, None, Some(key), "").await?;
         }
         let product = repo::products::find(&mut tx, id).await?.ok_or_else(|| product_not_found(id))?;
         let sequence = repo::outbox::append(&mut tx, &Event::ProductUpserted(product.clone())).await?;
@@ -106,14 +107,14 @@ impl Products {
         let kept = self.pictures.key_of(&mut tx, id).await?;
         let url_changed = fields.image_url != current.image_url;
         let deletion_due = match (&stored, removes) {
-            (Some(key), _) => self.pictures.point(&mut tx, id, Some(key), "").await?,
+            (Some(key), _) => self.pictures.point(&mut tx, id, kept.as_deref(), Some(key), "").await?,
             (None, true) if kept.is_some() => {
                 let url = if url_changed { fields.image_url.as_str() } else { "" };
-                self.pictures.point(&mut tx, id, None, url).await?
+                self.pictures.point(&mut tx, id, kept.as_deref(), None, url).await?
             }
             // An address of the admin's own replaces the picture Shop kept.
             (None, false) if kept.is_some() && url_changed => {
-                self.pictures.point(&mut tx, id, None, &fields.image_url).await?
+                self.pictures.point(&mut tx, id, kept.as_deref(), None, &fields.image_url).await?
             }
             (None, _) => false,
         };
@@ -133,7 +134,7 @@ impl Products {
         repo::categories::add_to_count(&mut tx, category_id, -1).await?;
         // Nothing shows an archived product's picture: it goes with it.
         let deletion_due = match self.pictures.key_of(&mut tx, id).await? {
-            Some(_) => self.pictures.point(&mut tx, id, None, "").await?,
+            Some(kept) => self.pictures.point(&mut tx, id, Some(&kept), None, "").await?,
             None => false,
         };
         let sequence = repo::outbox::append(&mut tx, &Event::ProductArchived { product_id: id }).await?;
