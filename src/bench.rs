@@ -5,6 +5,7 @@
 //! scenario then balances the books (see [`books`]).
 
 pub mod books;
+pub mod quality;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use shop_platform::config::DatabaseConfig;
 use shop_proto::cart::cart_service_client::CartServiceClient;
 use shop_proto::cart::{AddCartItemRequest, CheckoutRequest, RemoveCartItemRequest};
 use shop_proto::catalog::catalog_service_client::CatalogServiceClient;
-use shop_proto::catalog::{GetProductRequest, ListCategoriesRequest, ListProductsRequest};
+use shop_proto::catalog::{GetProductRequest, ListCategoriesRequest, ListProductsRequest, SearchProductsRequest};
 use shop_proto::identity::identity_service_client::IdentityServiceClient;
 use shop_proto::identity::{LoginRequest, RegisterRequest};
 use shop_proto::reporting::GetProductSalesReportRequest;
@@ -37,6 +38,13 @@ pub enum Scenario {
     /// random ordering and page: thousands of different searches, so
     /// answers remembered from earlier searches rarely help.
     SearchVaried,
+    /// SearchProducts as a search box sends it: each virtual user types a
+    /// query of one or two words drawn from a hundred (now and then with a
+    /// typo) a letter at a time, and every keystroke is a call.
+    SearchBox,
+    /// Not a load: scores the search box's judged set (`--judged`), made
+    /// from the running catalog when the file does not exist yet.
+    SearchQuality,
     /// GetProduct of a random product id.
     GetProduct,
     /// Login of one bench user (run identity with rate limits off: see bench/README.md).
@@ -85,9 +93,14 @@ pub struct BenchArgs {
     /// How the calls travel: native gRPC, gRPC-Web or Connect (JSON or
     /// binary protobuf), each over the same HTTP/2 connections. The
     /// catalog reads (list-products, list-filtered, search, search-varied,
-    /// get-product) run in every one; the other scenarios in gRPC only.
+    /// search-box, get-product) run in every one; the other scenarios in
+    /// gRPC only.
     #[arg(long, value_enum, default_value_t = Protocol::Grpc)]
     pub protocol: Protocol,
+    /// search-quality only: the judged set (made from the running catalog
+    /// when the file does not exist).
+    #[arg(long, default_value = "bench/search-quality/judged.tsv")]
+    pub judged: std::path::PathBuf,
     /// Checkout only: do not balance the books in the database after the run.
     #[arg(long)]
     pub skip_books: bool,
@@ -209,6 +222,39 @@ async fn fixture(channel: Channel, args: &BenchArgs) -> anyhow::Result<Fixture> 
     })
 }
 
+/// A shopper at the search box: the query being typed and how much of it is
+/// in the box.
+#[derive(Default)]
+pub struct Typing {
+    query: String,
+    typed: usize,
+}
+
+impl Typing {
+    /// What the box holds after the next keystroke (a new query once one is
+    /// typed to its end).
+    fn keystroke(&mut self) -> String {
+        if self.typed >= self.query.len() {
+            let mut rng = rand::rng();
+            let mut words: Vec<String> = (0..rng.random_range(1..=2))
+                .map(|_| SEARCH_WORDS[rng.random_range(0..SEARCH_WORDS.len())].to_owned())
+                .collect();
+            // One query in five has a swap of two letters in its last word.
+            if let Some(last) = words.last_mut().filter(|last| last.len() >= 5 && rng.random_bool(0.2)) {
+                let at = rng.random_range(1..last.len() - 1);
+                let mut letters: Vec<char> = last.chars().collect();
+                letters.swap(at, at + 1);
+                *last = letters.into_iter().collect();
+            }
+            self.query = words.join(" ");
+            self.typed = 0;
+        }
+        // The vocabulary is ASCII: a keystroke is a byte.
+        self.typed += 1;
+        self.query[..self.typed].to_owned()
+    }
+}
+
 /// Registers a fresh customer; returns its username and password.
 async fn bench_user(channel: &Channel) -> anyhow::Result<(String, String)> {
     let username = format!("bench-{}", rand::rng().random_range(0..u32::MAX));
@@ -284,10 +330,11 @@ async fn call(
     channel: &Channel,
     fixture: &Fixture,
     user: usize,
+    typing: &mut Typing,
 ) -> (Duration, Result<(), tonic::Code>) {
     let mut catalog = CatalogServiceClient::new(channel.clone());
     if protocol != Protocol::Grpc {
-        let (path, message) = catalog_read(scenario, fixture);
+        let (path, message) = catalog_read(scenario, fixture, typing);
         let sent = Instant::now();
         let outcome = over(channel, protocol, path, message).await;
         return (sent.elapsed(), outcome);
@@ -324,6 +371,12 @@ async fn call(
             };
             catalog.list_products(request).await.map(drop)
         }
+        Scenario::SearchBox => {
+            let request = SearchProductsRequest { query: typing.keystroke(), ..Default::default() };
+            catalog.search_products(request).await.map(drop)
+        }
+        // Refused by `measure`: never sent.
+        Scenario::SearchQuality => Err(tonic::Status::invalid_argument("search-quality is not a load")),
         Scenario::GetProduct => {
             let id = rand::rng().random_range(1..=fixture.max_product_id);
             catalog.get_product(GetProductRequest { id }).await.map(drop)
@@ -343,7 +396,7 @@ async fn call(
 
 /// A catalog read of the scenario as (path, binary message), for the
 /// protocols other than native gRPC.
-fn catalog_read(scenario: Scenario, fixture: &Fixture) -> (&'static str, Vec<u8>) {
+fn catalog_read(scenario: Scenario, fixture: &Fixture, typing: &mut Typing) -> (&'static str, Vec<u8>) {
     use prost::Message as _;
     const LIST: &str = "/shop.catalog.v1.CatalogService/ListProducts";
     let mut rng = rand::rng();
@@ -356,6 +409,10 @@ fn catalog_read(scenario: Scenario, fixture: &Fixture) -> (&'static str, Vec<u8>
             let search = SEARCHES[rng.random_range(0..SEARCHES.len())].to_owned();
             (LIST, ListProductsRequest { search, ..Default::default() }.encode_to_vec())
         }
+        Scenario::SearchBox => (
+            "/shop.catalog.v1.CatalogService/SearchProducts",
+            SearchProductsRequest { query: typing.keystroke(), ..Default::default() }.encode_to_vec(),
+        ),
         Scenario::SearchVaried => {
             let word = || SEARCH_WORDS[rand::rng().random_range(0..SEARCH_WORDS.len())];
             let search = format!("{} {}", word(), word());
@@ -456,6 +513,7 @@ pub struct Report {
 
 pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
     anyhow::ensure!(args.concurrency > 0 && args.connections > 0, "--concurrency and --connections must be positive");
+    anyhow::ensure!(args.scenario != Scenario::SearchQuality, "search-quality scores a judged set; it is not a load");
     let endpoint = args.tls.endpoint(&args.target).context("--target")?;
     let mut channels = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -480,8 +538,9 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid histogram bounds");
             let mut errors = BTreeMap::<String, u64>::new();
             let mut absent_ids = 0;
+            let mut typing = Typing::default();
             while Instant::now() < deadline {
-                let (took, outcome) = call(scenario, protocol, &channel, &fixture, user).await;
+                let (took, outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
                 latency.saturating_record(took.as_micros() as u64);
                 match outcome {
                     Ok(()) => {}
@@ -533,6 +592,14 @@ pub async fn measure_and_balance(args: &BenchArgs) -> anyhow::Result<(Report, Op
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.scenario == Scenario::SearchQuality {
+        let endpoint = args.tls.endpoint(&args.target).context("--target")?;
+        let channel = endpoint
+            .connect()
+            .await
+            .with_context(|| format!("cannot reach the gateway at {} (--target)", args.target))?;
+        return quality::run(channel, &args.judged, args.json).await;
+    }
     let (report, balance) = measure_and_balance(&args).await?;
     let millis = |quantile: f64| report.latency.value_at_quantile(quantile) as f64 / 1000.0;
     let per_second = report.requests as f64 / report.elapsed.as_secs_f64();

@@ -28,6 +28,7 @@ fn checkout_args(shop: &TestShop) -> BenchArgs {
         units: 1..=1,
         skip_books: false,
         protocol: shop::bench::Protocol::Grpc,
+        judged: Default::default(),
         database: shop.config.database.clone(),
         tls: Default::default(),
     }
@@ -38,7 +39,7 @@ async fn the_catalog_reads_run_over_every_protocol_without_an_error() {
     use shop::bench::Protocol;
     let shop = seeded_shop().await;
     for protocol in [Protocol::Grpc, Protocol::GrpcWeb, Protocol::ConnectJson, Protocol::ConnectProto] {
-        for scenario in [Scenario::GetProduct, Scenario::ListFiltered] {
+        for scenario in [Scenario::GetProduct, Scenario::ListFiltered, Scenario::SearchBox] {
             let args = BenchArgs {
                 scenario,
                 protocol,
@@ -100,4 +101,32 @@ async fn an_audit_names_what_does_not_balance() {
     assert!(error.contains("1 checkouts answered OK (0 failed uncertainly) but 0 orders were placed"), "{error}");
     assert!(error.contains("0 units in live orders but 1 units sold"), "{error}");
     assert!(error.contains(&format!("product {product_id}: stock + sold")), "{error}");
+}
+
+#[tokio::test]
+async fn the_search_box_puts_the_product_meant_in_the_first_five() {
+    use shop::bench::quality;
+    let shop = TestShop::start().await;
+    let pool = shop_catalog::SCHEMA.connect(&shop.config.database, 2).await.unwrap();
+    shop_catalog::seed(&pool, 3_000, 20, |_, _| {}).await.unwrap();
+    let channel = crate::harness::connect(shop.suite.gateway_addr).await;
+    // The seed bypasses the service: its products reach the index as its events are applied.
+    let catalog = shop_proto::catalog::catalog_service_client::CatalogServiceClient::new(channel.clone());
+    crate::harness::eventually("the index holds the seeded products", Duration::from_secs(60), async || {
+        let everything = shop_proto::catalog::SearchProductsRequest::default();
+        let total = catalog.clone().search_products(everything).await.map(|found| found.into_inner().total_count);
+        if matches!(total, Ok(3_000)) { Ok(()) } else { Err(total) }
+    })
+    .await;
+    let products = quality::sample(channel.clone(), 400, 11).await.unwrap();
+    let judged = quality::make(&products, 40, 11);
+    assert_eq!(judged.len(), 40 * quality::KINDS.len());
+    let scores = quality::score(channel, &judged).await.unwrap();
+    let share = |kind: &str| scores.iter().find(|score| score.kind == kind).unwrap().top_five_share();
+    // The goals: one typo ≥ 95 %, prefixes ≥ 90 % in the first five.
+    assert!(share("exact") >= 0.95, "{scores:?}");
+    assert!(share("one-typo") >= 0.95, "{scores:?}");
+    assert!(share("prefix") >= 0.90, "{scores:?}");
+    assert!(share("two-typos") >= 0.80, "{scores:?}");
+    assert!(share("words+filters") >= 0.80, "{scores:?}");
 }

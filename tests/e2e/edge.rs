@@ -146,6 +146,7 @@ async fn a_tls_gateway_serves_trusting_clients_and_tells_plaintext_ones_why_not(
         units: 1..=1,
         skip_books: true,
         protocol: shop::bench::Protocol::Grpc,
+        judged: Default::default(),
         database: shop.config.database.clone(),
         tls,
     };

@@ -25,6 +25,7 @@ mod policy;
 mod processes;
 mod reporting;
 mod rest;
+mod search_box;
 mod search_index;
 mod seed;
 mod tokens;

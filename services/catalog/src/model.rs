@@ -4,6 +4,7 @@
 //! field when one is refused. Every room uses it and it uses none of them.
 
 pub mod picture;
+pub mod search_box;
 
 use chrono::{DateTime, Utc};
 use shop_platform::error::Invalid;

@@ -43,8 +43,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
-use crate::model::{Ordering, Product, ProductFilter};
+use crate::model::search_box::{Hit, SearchFilter, SearchPage, price_band_bounds};
+use crate::model::{Category, Ordering, Product, ProductFilter};
 use crate::repo;
+use crate::repo::relevance::Ranked;
 use crate::repo::search_index::{Applied, SearchIndex, WhenTorn};
 
 /// Least time between two commits of the index while nobody waits for one:
@@ -99,6 +101,15 @@ struct SearchKey {
 /// A search's answer: the total and the page's ids.
 type Found = (i64, Arc<[i64]>);
 
+/// What one search-box call asks for, in one state of the index.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RankKey {
+    applied: i64,
+    filter: SearchFilter,
+    offset: usize,
+    limit: usize,
+}
+
 #[derive(Clone)]
 pub struct Listings {
     pool: PgPool,
@@ -109,6 +120,9 @@ pub struct Listings {
     /// names the state it was answered in, and a commit makes a new state
     /// (so every write, and every sale, moves past the old answers).
     answers: Option<Arc<quick_cache::sync::Cache<SearchKey, Found>>>,
+    /// The same for the search box: a keystroke's answer is often another
+    /// shopper's keystroke's.
+    rankings: Option<Arc<quick_cache::sync::Cache<RankKey, Arc<Ranked>>>>,
 }
 
 impl Listings {
@@ -141,7 +155,8 @@ impl Listings {
             urgent: Notify::new(),
         });
         let answers = (cached_answers > 0).then(|| Arc::new(quick_cache::sync::Cache::new(cached_answers)));
-        Ok(Self { pool, index, progress, limits, answers })
+        let rankings = (cached_answers > 0).then(|| Arc::new(quick_cache::sync::Cache::new(cached_answers)));
+        Ok(Self { pool, index, progress, limits, answers, rankings })
     }
 
     /// Resolves once the index has caught up after the start.
@@ -250,6 +265,71 @@ impl Listings {
             answers.insert(key, found.clone());
         }
         Ok((applied, found))
+    }
+
+    /// SearchProducts: one page of the search box's answer, with the counts
+    /// over all pages, bounded as listings are (depth, the searches' budget,
+    /// abandonment). The rows are read as they are now.
+    pub async fn search_box(&self, filter: &SearchFilter, page: Page) -> Result<SearchPage, Error> {
+        let (limit, offset) = (page.limit(), page.offset());
+        // A minimum above the maximum matches nothing; no need to ask.
+        if let (Some(min), Some(max)) = (filter.min_price, filter.max_price)
+            && min > max
+        {
+            return Ok(SearchPage::from_counts(&Ranked::default(), Vec::new(), None));
+        }
+        let too_deep = offset.saturating_add(limit) > self.limits.max_depth;
+        let (offset, limit) = (usize::try_from(offset).unwrap_or(usize::MAX), usize::try_from(limit).unwrap_or(0));
+        let ranked = self.rank(filter, if too_deep { 0 } else { offset }, if too_deep { 0 } else { limit }).await?;
+        if too_deep && offset < usize::try_from(ranked.total).unwrap_or(usize::MAX) {
+            return Err(Error::TooDeep { max_depth: self.limits.max_depth });
+        }
+        let ids: Vec<i64> = ranked.hits.iter().map(|hit| hit.id).collect();
+        let mut conn = self.pool.acquire().await?;
+        let mut products: std::collections::HashMap<i64, Product> = if ids.is_empty() {
+            Default::default()
+        } else {
+            repo::products::find_many(&mut conn, &ids).await?.into_iter().map(|product| (product.id, product)).collect()
+        };
+        let categories =
+            if ranked.categories.is_empty() { Vec::new() } else { repo::categories::list(&mut conn).await? };
+        drop(conn);
+        // A product archived since the index answered is left out.
+        let hits = ranked
+            .hits
+            .iter()
+            .filter_map(|hit| {
+                let product = products.remove(&hit.id)?;
+                Some(Hit::new(product, &ranked.matched, hit.matched_words, hit.typos))
+            })
+            .collect();
+        Ok(SearchPage::from_counts(&ranked, hits, Some(categories)))
+    }
+
+    /// The index's ranking (from the cache when it has it) in its current state.
+    async fn rank(&self, filter: &SearchFilter, offset: usize, limit: usize) -> Result<Arc<Ranked>, Error> {
+        let Some(applied) = *self.progress.applied.borrow() else {
+            return Err(Error::IndexNotReady);
+        };
+        let key = RankKey { applied, filter: filter.clone(), offset, limit };
+        if let Some(ranked) = self.rankings.as_ref().and_then(|rankings| rankings.get(&key)) {
+            return Ok(ranked);
+        }
+        let turn = self.limits.searches.take().await?;
+        let abandoned = CancellationToken::new();
+        let _abandon_on_drop = abandoned.clone().drop_guard();
+        let filter = filter.clone();
+        let ranked = self
+            .blocking(move |index| {
+                let _turn = turn;
+                index.search_box(&filter, offset, limit, &abandoned)
+            })
+            .await?;
+        let ranked = Arc::new(ranked);
+        if let Some(rankings) = &self.rankings {
+            rankings.insert(key, ranked.clone());
+        }
+        Ok(ranked)
     }
 
     /// Waits until the index holds outbox event `sequence` (a write of this
@@ -419,5 +499,33 @@ impl Indexer {
             "search index rebuilt"
         );
         Ok(head)
+    }
+}
+
+impl SearchPage {
+    /// The page of `hits` with the counts of `ranked`; a category facet
+    /// names its category from `categories` (none: no counts).
+    fn from_counts(ranked: &Ranked, hits: Vec<Hit>, categories: Option<Vec<Category>>) -> Self {
+        let by_id: std::collections::HashMap<i64, Category> =
+            categories.unwrap_or_default().into_iter().map(|category| (category.id, category)).collect();
+        let mut facets: Vec<(Category, i64)> =
+            ranked.categories.iter().filter_map(|(id, count)| Some((by_id.get(id)?.clone(), *count))).collect();
+        facets.sort_by(|(a, a_count), (b, b_count)| b_count.cmp(a_count).then_with(|| a.name.cmp(&b.name)));
+        let price_bands = ranked
+            .price_bands
+            .iter()
+            .enumerate()
+            .map(|(band, count)| {
+                let (low, high) = price_band_bounds(band);
+                (low, high, *count)
+            })
+            .collect();
+        Self {
+            hits,
+            total: ranked.total,
+            categories: facets,
+            price_bands,
+            did_you_mean: ranked.did_you_mean.as_ref().map(|words| words.join(" ")),
+        }
     }
 }

@@ -10,6 +10,7 @@ use crate::domain::listing::Listings;
 use crate::domain::pictures::{PictureChange, Pictures};
 use crate::error::Error;
 use crate::model::picture::Picture;
+use crate::model::search_box::{SearchFilter, SearchPage};
 use crate::model::{Category, Event, Ordering, Product, ProductFields, ProductFilter};
 use crate::repo;
 use shop_platform::error::FieldRefusal as _;
@@ -153,6 +154,11 @@ impl Products {
     /// Live products among `ids`, in the order ids first appear.
     pub async fn products(&self, ids: &[i64]) -> Result<Vec<Product>, Error> {
         repo::products::find_many(&mut *self.pool.acquire().await?, ids).await
+    }
+
+    /// SearchProducts: one page of the search box's answer.
+    pub async fn search_products(&self, filter: &SearchFilter, page: Page) -> Result<SearchPage, Error> {
+        self.listings.search_box(filter, page).await
     }
 
     /// ListProducts: one page and the total over all pages.

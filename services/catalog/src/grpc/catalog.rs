@@ -5,11 +5,11 @@ use shop_platform::kernel::paging::{Page, PageProblem};
 use shop_proto::catalog::catalog_service_server::CatalogService;
 use shop_proto::catalog::get_category_request::Key;
 use shop_proto::catalog::{
-    BatchGetProductsRequest, BatchGetProductsResponse, Category, CategoryCount, CreateCategoryRequest,
+    BatchGetProductsRequest, BatchGetProductsResponse, Category, CategoryCount, CategoryFacet, CreateCategoryRequest,
     CreateProductRequest, DeleteCategoryRequest, DeleteCategoryResponse, DeleteProductRequest, DeleteProductResponse,
     GetCategoryRequest, GetProductRequest, ListCategoriesRequest, ListCategoriesResponse, ListCategoryCountsRequest,
-    ListCategoryCountsResponse, ListProductsRequest, ListProductsResponse, Product, UpdateCategoryRequest,
-    UpdateProductRequest,
+    ListCategoryCountsResponse, ListProductsRequest, ListProductsResponse, PriceBandFacet, Product, SearchHit,
+    SearchProductsRequest, SearchProductsResponse, UpdateCategoryRequest, UpdateProductRequest,
 };
 use tonic::{Request, Response, Status};
 
@@ -17,6 +17,7 @@ use crate::domain::categories::{Categories, CategoryFields};
 use crate::domain::pictures::PictureChange;
 use crate::domain::products::Products;
 use crate::error::Error;
+use crate::model::search_box::{Hit, SearchFilter, SearchText};
 use crate::model::{
     self, CategoryName, Ordering, ProductField, ProductFields, ProductFilter, Slug, Title, parse_description, parse_id,
     parse_image_url, parse_search, parse_stock,
@@ -149,6 +150,50 @@ impl CatalogService for CatalogApi {
             total_count,
             page: page.number,
             page_size: page.size,
+        }))
+    }
+
+    async fn search_products(
+        &self,
+        request: Request<SearchProductsRequest>,
+    ) -> Result<Response<SearchProductsResponse>, Status> {
+        let req = request.into_inner();
+        let text = SearchText::parse(&req.query).map_err(Error::field("query"))?;
+        let min_price = Money::parse_optional(&req.min_price).map_err(Error::field("min_price"))?;
+        let max_price = Money::parse_optional(&req.max_price).map_err(Error::field("max_price"))?;
+        let page = page(req.page, req.page_size)?;
+        let category_id = if req.category.is_empty() {
+            None
+        } else {
+            Some(self.categories.category_by_slug(&req.category).await?.id)
+        };
+        let filter = SearchFilter { text, category_id, min_price, max_price };
+        let found = self.products.search_products(&filter, page).await?;
+        Ok(Response::new(SearchProductsResponse {
+            hits: found.hits.into_iter().map(SearchHit::from).collect(),
+            total_count: found.total,
+            page: page.number,
+            page_size: page.size,
+            categories: found
+                .categories
+                .into_iter()
+                .map(|(category, count)| CategoryFacet {
+                    category_id: category.id,
+                    name: category.name,
+                    slug: category.slug,
+                    count,
+                })
+                .collect(),
+            price_bands: found
+                .price_bands
+                .into_iter()
+                .map(|(low, high, count)| PriceBandFacet {
+                    min_price: low.to_string(),
+                    max_price: high.map(|high| high.to_string()).unwrap_or_default(),
+                    count,
+                })
+                .collect(),
+            did_you_mean: found.did_you_mean.unwrap_or_default(),
         }))
     }
 
@@ -286,5 +331,25 @@ impl CatalogService for CatalogApi {
         let id = parse_id(request.into_inner().id).map_err(Error::field("id"))?;
         self.categories.delete_category(id).await?;
         Ok(Response::new(DeleteCategoryResponse {}))
+    }
+}
+
+impl From<Hit> for SearchHit {
+    fn from(hit: Hit) -> Self {
+        let to_i32 = |at: usize| i32::try_from(at).unwrap_or(i32::MAX);
+        SearchHit {
+            product: Some(hit.product.into()),
+            highlights: hit
+                .highlights
+                .into_iter()
+                .map(|highlight| shop_proto::catalog::Highlight {
+                    field: highlight.field.to_owned(),
+                    start: to_i32(highlight.start),
+                    end: to_i32(highlight.end),
+                })
+                .collect(),
+            matched_words: hit.matched_words as i32,
+            typos: hit.typos as i32,
+        }
     }
 }

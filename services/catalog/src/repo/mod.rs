@@ -6,6 +6,7 @@ pub mod categories;
 pub mod outbox;
 pub mod pictures;
 pub mod products;
+pub mod relevance;
 pub mod reservations;
 pub mod search_index;
 pub mod stock;

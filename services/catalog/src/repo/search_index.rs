@@ -34,11 +34,13 @@ use tantivy::{
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
+use crate::model::search_box::{self, SearchFilter};
 use crate::model::{Ordering, Product, ProductFilter};
+use crate::repo::relevance::{self, Ranked};
 
 /// Bumped whenever the schema, the tokenizer or the folding changes: an
 /// index of another version is rebuilt.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The longest suffix indexed, in characters. A search term matches only
 /// within this many characters of a word's start… of a suffix's start, so it
@@ -151,9 +153,12 @@ impl TokenStream for SuffixTokenStream<'_> {
     }
 }
 
-struct Fields {
+pub(super) struct Fields {
     id: Field,
     search: Field,
+    /// The search box's words ([`crate::model::search_box`]), with positions.
+    pub(super) title_words: Field,
+    pub(super) description_words: Field,
     title: Field,
     category_id: Field,
     price_cents: Field,
@@ -175,13 +180,34 @@ fn schema() -> (Schema, Fields) {
                 .set_fieldnorms(false),
         ),
     );
+    let words = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(search_box::TOKENIZER)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    let title_words = builder.add_text_field("title_words", words.clone());
+    let description_words = builder.add_text_field("description_words", words);
     // A column of the raw title, for the title orderings.
     let title = builder.add_text_field("title", TextOptions::default().set_fast("raw"));
-    let category_id = builder.add_i64_field("category_id", INDEXED);
+    // A column too, for the search box's facets.
+    let category_id = builder.add_i64_field("category_id", INDEXED | FAST);
     let price_cents = builder.add_i64_field("price_cents", FAST);
     let created_at_us = builder.add_i64_field("created_at_us", FAST);
     let sold_count = builder.add_i64_field("sold_count", FAST);
-    (builder.build(), Fields { id, search, title, category_id, price_cents, created_at_us, sold_count })
+    (
+        builder.build(),
+        Fields {
+            id,
+            search,
+            title_words,
+            description_words,
+            title,
+            category_id,
+            price_cents,
+            created_at_us,
+            sold_count,
+        },
+    )
 }
 
 /// What a commit records beside the documents.
@@ -264,6 +290,7 @@ impl SearchIndex {
     fn over(index: Index, fields: Fields) -> tantivy::Result<Self> {
         // Tokenizers are not stored with the index.
         index.tokenizers().register(SUFFIX_TOKENIZER, SuffixTokenizer::default());
+        index.tokenizers().register(search_box::TOKENIZER, search_box::analyzer());
         // One indexing thread: each commit then adds one segment, not one per
         // thread; one merge thread, for two cores.
         let options = IndexWriterOptions::builder()
@@ -293,6 +320,8 @@ impl SearchIndex {
         document.add_i64(fields.id, product.id);
         document.add_text(fields.search, &product.title);
         document.add_text(fields.search, &product.description);
+        document.add_text(fields.title_words, &product.title);
+        document.add_text(fields.description_words, &product.description);
         document.add_text(fields.title, &product.title);
         document.add_i64(fields.category_id, product.category_id);
         document.add_i64(fields.price_cents, product.price.cents());
@@ -422,6 +451,22 @@ impl SearchIndex {
             (total, hits.into_iter().filter_map(|((_, id), _)| id).collect())
         };
         Ok((total as i64, ids))
+    }
+}
+
+impl SearchIndex {
+    /// The search box's answer (SearchProducts): the page `[offset, offset +
+    /// limit)` of the products found, best first, with the counts over all
+    /// of them. Stops as [`SearchIndex::search`] does once `abandoned`.
+    pub fn search_box(
+        &self,
+        filter: &SearchFilter,
+        offset: usize,
+        limit: usize,
+        abandoned: &CancellationToken,
+    ) -> Result<Ranked, Error> {
+        let searcher = self.reader.searcher();
+        relevance::rank(&searcher, &self.fields, filter, offset, limit, abandoned)
     }
 }
 
