@@ -44,7 +44,18 @@ fn long_word(rng: &mut SmallRng, words: &[String], from: usize, besides: Option<
 /// `word` with one typo a hand makes: two neighbours swapped, a letter
 /// replaced, dropped or doubled, anywhere but the first letter (shoppers
 /// rarely miss that one): at a letter of `within` (from 1, before the end).
-fn typo(rng: &mut SmallRng, word: &str, within: std::ops::Range<usize>) -> String {
+/// The word keeps at least `floor` letters: a typo that leaves it shorter
+/// than the search box forgives is not one it is judged on.
+fn typo(rng: &mut SmallRng, word: &str, within: std::ops::Range<usize>, floor: usize) -> String {
+    loop {
+        let typed = any_typo(rng, word, within.clone());
+        if typed.chars().count() >= floor {
+            return typed;
+        }
+    }
+}
+
+fn any_typo(rng: &mut SmallRng, word: &str, within: std::ops::Range<usize>) -> String {
     let mut letters: Vec<char> = word.chars().collect();
     let at = rng.random_range(within.start.max(1)..within.end.min(letters.len()));
     match rng.random_range(0..4) {
@@ -79,21 +90,21 @@ fn judge(rng: &mut SmallRng, kind: &'static str, product: &Product) -> Option<Ju
         "exact" => {}
         "one-typo" => {
             let at = long_word(rng, &words, 5, None)?;
-            words[at] = typo(rng, &words[at], 1..usize::MAX);
+            words[at] = typo(rng, &words[at], 1..usize::MAX, 5);
         }
         "two-typos" => {
             // Two words with one each, or one long word with two.
             if let Some(first) = long_word(rng, &words, 5, None)
                 && let Some(second) = long_word(rng, &words, 5, Some(first))
             {
-                words[first] = typo(rng, &words[first], 1..usize::MAX);
-                words[second] = typo(rng, &words[second], 1..usize::MAX);
+                words[first] = typo(rng, &words[first], 1..usize::MAX, 5);
+                words[second] = typo(rng, &words[second], 1..usize::MAX, 5);
             } else {
                 // One in each half: the second cannot undo the first.
                 let at = long_word(rng, &words, 9, None)?;
                 let half = words[at].chars().count() / 2;
-                let once = typo(rng, &words[at], half + 1..usize::MAX);
-                words[at] = typo(rng, &once, 1..half - 1);
+                let once = typo(rng, &words[at], half + 1..usize::MAX, 9);
+                words[at] = typo(rng, &once, 1..half - 1, 9);
             }
         }
         "prefix" => {
@@ -314,7 +325,10 @@ mod tests {
             let differ = words.iter().zip(&title).filter(|(typed, meant)| **typed != meant.as_str()).count();
             match one.kind {
                 "exact" => assert_eq!(one.query, "wireless leather headphones "),
-                "one-typo" => assert_eq!(differ, 1, "{one:?}"),
+                "one-typo" => {
+                    assert_eq!(differ, 1, "{one:?}");
+                    assert!(words.iter().all(|word| word.len() >= 5 || title.contains(&word.to_string())), "{one:?}");
+                }
                 "two-typos" => assert!((1..=2).contains(&differ), "{one:?}"),
                 "prefix" => {
                     assert!(!one.query.ends_with(' '));

@@ -142,25 +142,96 @@ impl DocMatch {
         self.score += score;
     }
 
-    fn matched(&self, words: usize) -> u32 {
-        (0..words).filter(|word| (self.typos >> (2 * word)) & 3 != 3).count() as u32
-    }
-
-    fn typos(&self, words: usize) -> u32 {
-        (0..words).map(|word| (self.typos >> (2 * word)) & 3).filter(|typos| *typos != 3).sum()
-    }
-
     /// The first criteria at once, larger is better: words matched, fewer
-    /// typos, fewer prefixes, more words in the title.
+    /// typos, fewer prefixes, more words in the title ([`Key`]). Bit
+    /// arithmetic: it runs for every product found.
     fn key(&self, words: usize) -> u32 {
-        let matched = self.matched(words);
-        let prefixes = matched - (self.whole as u32 & ((1 << words) - 1)).count_ones().min(matched);
-        let in_title = self.in_title.count_ones();
-        (matched << 16) | ((31 - self.typos(words)) << 10) | ((15 - prefixes) << 5) | in_title
+        // One bit per word: the low and the high bit of its two.
+        let ones = 0x5_5555_u32 & ((1_u32 << (2 * words)) - 1);
+        let (low, high) = (self.typos & ones, (self.typos >> 1) & ones);
+        let unmatched = low & high;
+        let matched = words as u32 - unmatched.count_ones();
+        let typos = (low & !unmatched).count_ones() + 2 * (high & !unmatched).count_ones();
+        let whole = u32::from(self.whole) & ((1 << words) - 1);
+        let prefixes = matched - whole.count_ones().min(matched);
+        Key::of(matched, typos, prefixes, self.in_title.count_ones())
+    }
+}
+
+/// The first criteria packed into one number that orders as they do (larger
+/// is better) and indexes a table of counts: words matched (0-10), typos
+/// (0-20), prefixes (0-10), words in the title (0-10).
+struct Key;
+
+impl Key {
+    const TITLE: u32 = 11;
+    const PREFIXES: u32 = 11 * Key::TITLE;
+    const TYPOS: u32 = 21 * Key::PREFIXES;
+    /// Every key is below this.
+    const ALL: u32 = 11 * Key::TYPOS;
+
+    fn of(matched: u32, typos: u32, prefixes: u32, in_title: u32) -> u32 {
+        matched * Key::TYPOS + (20 - typos) * Key::PREFIXES + (10 - prefixes) * Key::TITLE + in_title
+    }
+
+    fn matched(key: u32) -> u32 {
+        key / Key::TYPOS
+    }
+
+    fn typos(key: u32) -> u32 {
+        20 - (key % Key::TYPOS) / Key::PREFIXES
+    }
+}
+
+/// Every product one segment's postings name, with what it matched: a map
+/// when they are few, else an array over the segment's documents (postings
+/// come in document order, so filling it is a walk, not a hash per doc).
+enum Board {
+    Sparse(FxHashMap<DocId, DocMatch>),
+    Dense {
+        matches: Vec<DocMatch>,
+        found: Vec<DocId>,
+    },
+    /// An empty query: every live document, none matching a word.
+    Everything(Vec<DocId>),
+}
+
+impl Board {
+    /// For `postings` postings to come in a segment of `max_doc` documents.
+    fn new(max_doc: DocId, postings: u64) -> Self {
+        if postings.saturating_mul(16) >= u64::from(max_doc) {
+            Board::Dense { matches: vec![DocMatch::NOTHING; max_doc as usize], found: Vec::new() }
+        } else {
+            Board::Sparse(FxHashMap::with_capacity_and_hasher(postings as usize, Default::default()))
+        }
+    }
+
+    fn at(&mut self, doc: DocId) -> &mut DocMatch {
+        match self {
+            Board::Sparse(map) => map.entry(doc).or_insert(DocMatch::NOTHING),
+            Board::Everything(_) => unreachable!("no word is noted for an empty query"),
+            Board::Dense { matches, found } => {
+                let matched = &mut matches[doc as usize];
+                // Every note marks a word matched: untouched is NOTHING.
+                if matched.typos == DocMatch::NOTHING.typos {
+                    found.push(doc);
+                }
+                matched
+            }
+        }
+    }
+
+    fn each(&self, mut visit: impl FnMut(DocId, &DocMatch)) {
+        match self {
+            Board::Sparse(map) => map.iter().for_each(|(doc, matched)| visit(*doc, matched)),
+            Board::Dense { matches, found } => found.iter().for_each(|doc| visit(*doc, &matches[*doc as usize])),
+            Board::Everything(docs) => docs.iter().for_each(|doc| visit(*doc, &DocMatch::NOTHING)),
+        }
     }
 }
 
 /// A product found that may still reach the page.
+#[derive(Clone)]
 struct Candidate {
     key: u32,
     score: f32,
@@ -181,144 +252,209 @@ struct WordEvidence {
     with_typos: FxHashMap<String, (u8, u64)>,
 }
 
+impl WordEvidence {
+    fn note(&mut self, expanded: &Expanded) {
+        if expanded.typos == 0 {
+            self.without_typos = true;
+        } else {
+            let seen = self.with_typos.entry(expanded.text.clone()).or_insert((expanded.typos, 0));
+            seen.1 += u64::from(expanded.info.doc_freq);
+        }
+    }
+}
+
+/// Each document's category and price in one segment, as plain arrays:
+/// every product found is counted into the facets, and a fast field column
+/// decodes each value it is asked for. Segments never change (a changed
+/// product is a new document elsewhere), so these are built once per
+/// segment and kept while it lives.
+pub(super) struct SegmentFacts {
+    /// Per document, which of `category_ids` its category is: counting by
+    /// slot needs no hashing per product.
+    category_slots: Vec<u32>,
+    category_ids: Vec<i64>,
+    prices: Vec<i64>,
+}
+
+impl SegmentFacts {
+    fn category(&self, doc: DocId) -> i64 {
+        self.category_ids[self.category_slots[doc as usize] as usize]
+    }
+}
+
+/// [`SegmentFacts`] of the segments searched lately.
+#[derive(Default)]
+pub(super) struct FactsCache(std::sync::Mutex<FxHashMap<tantivy::index::SegmentId, std::sync::Arc<SegmentFacts>>>);
+
+impl FactsCache {
+    fn of(&self, segment: &SegmentReader) -> Result<std::sync::Arc<SegmentFacts>, Error> {
+        let id = segment.segment_id();
+        if let Some(facts) = self.lock().get(&id) {
+            return Ok(facts.clone());
+        }
+        let categories = segment.fast_fields().i64("category_id").map_err(index_error)?;
+        let prices = segment.fast_fields().i64("price_cents").map_err(index_error)?;
+        let mut category_ids: Vec<i64> = Vec::new();
+        let mut slots: FxHashMap<i64, u32> = FxHashMap::default();
+        let mut category_slots = Vec::with_capacity(segment.max_doc() as usize);
+        for doc in 0..segment.max_doc() {
+            let category = categories.first(doc).unwrap_or(0);
+            let slot = *slots.entry(category).or_insert_with(|| {
+                category_ids.push(category);
+                (category_ids.len() - 1) as u32
+            });
+            category_slots.push(slot);
+        }
+        let facts = std::sync::Arc::new(SegmentFacts {
+            category_slots,
+            category_ids,
+            prices: (0..segment.max_doc()).map(|doc| prices.first(doc).unwrap_or(0)).collect(),
+        });
+        self.lock().insert(id, facts.clone());
+        Ok(facts)
+    }
+
+    /// Forgets the segments `searcher` no longer has (merged away).
+    fn keep_only(&self, searcher: &Searcher) {
+        let live: rustc_hash::FxHashSet<_> = searcher.segment_readers().iter().map(SegmentReader::segment_id).collect();
+        self.lock().retain(|id, _| live.contains(id));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<tantivy::index::SegmentId, std::sync::Arc<SegmentFacts>>> {
+        // Only whole entries go in: a panic elsewhere leaves nothing half-made.
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub(super) fn rank(
     searcher: &Searcher,
     fields: &Fields,
+    facts: &FactsCache,
     filter: &SearchFilter,
     offset: usize,
     limit: usize,
     abandoned: &CancellationToken,
 ) -> Result<Ranked, Error> {
     let words = &filter.text.words;
-    let word_fields = [(fields.title_words, true), (fields.description_words, false)];
-    let total_docs = searcher.num_docs().max(1);
-    let mut average_norm = [0.0_f32; 2];
-    for (at, (field, _)) in word_fields.iter().enumerate() {
-        let mut tokens = 0_u64;
-        for segment in searcher.segment_readers() {
-            tokens += segment.inverted_index(*field).map_err(index_error)?.total_num_tokens();
-        }
-        average_norm[at] = tokens as f32 / total_docs as f32;
-    }
-    let mut weights: FxHashMap<(bool, String), Bm25Weight> = FxHashMap::default();
+    let stop_if_abandoned = || if abandoned.is_cancelled() { Err(Error::Abandoned) } else { Ok(()) };
+    let mut scoring = Scoring::new(searcher, fields)?;
     let mut evidence: Vec<WordEvidence> = words.iter().map(|_| WordEvidence::default()).collect();
-    let mut ranked = Ranked::default();
-    let mut categories: FxHashMap<i64, i64> = FxHashMap::default();
-    let mut candidates: Vec<Candidate> = Vec::new();
-    // Each segment's expansions, kept for reading positions later.
-    let mut expansions: Vec<Vec<Vec<(bool, Expanded)>>> = Vec::new();
-    let min_cents = filter.min_price.map(|price| price.cents());
-    let max_cents = filter.max_price.map(|price| price.cents());
-    let category_filter = filter.category_id;
-
-    for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-        let categories_column = segment.fast_fields().i64("category_id").map_err(index_error)?;
-        let prices = segment.fast_fields().i64("price_cents").map_err(index_error)?;
-        let passes = |doc: DocId, categories: &mut FxHashMap<i64, i64>, bands: &mut [i64; PRICE_BANDS]| {
-            let category = categories_column.first(doc).unwrap_or(0);
-            let cents = prices.first(doc).unwrap_or(0);
-            let kept = category_filter.is_none_or(|wanted| wanted == category)
-                && min_cents.is_none_or(|min| cents >= min)
-                && max_cents.is_none_or(|max| cents <= max);
-            if kept {
-                *categories.entry(category).or_default() += 1;
-                bands[price_band(cents)] += 1;
-            }
-            kept
-        };
+    let mut counts = Counts::default();
+    // Per segment: its facts, what its postings found, and its expansions
+    // (kept for reading positions later).
+    let mut segments = Vec::with_capacity(searcher.segment_readers().len());
+    for segment in searcher.segment_readers() {
+        stop_if_abandoned()?;
+        let segment_facts = facts.of(segment)?;
         let alive = |doc: DocId| segment.alive_bitset().is_none_or(|alive| alive.is_alive(doc));
-        if words.is_empty() {
-            for doc in (0..segment.max_doc()).filter(|doc| alive(*doc)) {
-                if passes(doc, &mut categories, &mut ranked.price_bands) {
-                    let nothing = DocMatch::NOTHING;
-                    candidates.push(Candidate::new(nothing.key(0), 0.0, ordinal, doc));
-                }
-            }
-            expansions.push(Vec::new());
-            continue;
-        }
-        let mut found: FxHashMap<DocId, DocMatch> = FxHashMap::default();
-        let mut segment_expansions = Vec::with_capacity(words.len());
+        let mut expansions = Vec::with_capacity(words.len());
         for (at, word) in words.iter().enumerate() {
-            if abandoned.is_cancelled() {
-                return Err(Error::Abandoned);
-            }
             let as_prefix = filter.text.last_is_prefix && at + 1 == words.len();
             let mut word_expansions = Vec::new();
-            for (field_at, (field, in_title)) in word_fields.iter().enumerate() {
-                let inverted = segment.inverted_index(*field).map_err(index_error)?;
-                let norms = segment.get_fieldnorms_reader(*field).map_err(index_error)?;
-                for expanded in expand(&inverted, *field, word, as_prefix)? {
-                    if expanded.typos == 0 {
-                        evidence[at].without_typos = true;
-                    } else {
-                        let seen = evidence[at].with_typos.entry(expanded.text.clone()).or_insert((expanded.typos, 0));
-                        seen.1 += u64::from(expanded.info.doc_freq);
-                    }
-                    let weight = match weights.get(&(*in_title, expanded.text.clone())) {
-                        Some(weight) => weight.clone(),
-                        None => {
-                            let doc_freq = searcher
-                                .doc_freq(&Term::from_field_text(*field, &expanded.text))
-                                .map_err(index_error)?;
-                            let weight =
-                                Bm25Weight::for_one_term_without_explain(doc_freq, total_docs, average_norm[field_at]);
-                            weights.insert((*in_title, expanded.text.clone()), weight.clone());
-                            weight
-                        }
-                    };
-                    let mut postings = inverted
+            for (field, in_title) in [(fields.title_words, true), (fields.description_words, false)] {
+                let inverted = segment.inverted_index(field).map_err(index_error)?;
+                for expanded in expand(&inverted, field, word, as_prefix)? {
+                    evidence[at].note(&expanded);
+                    word_expansions.push((in_title, expanded));
+                }
+            }
+            expansions.push(word_expansions);
+        }
+        let found = if words.is_empty() {
+            Board::Everything((0..segment.max_doc()).filter(|doc| alive(*doc)).collect())
+        } else {
+            let postings: u64 =
+                expansions.iter().flatten().map(|(_, expanded)| u64::from(expanded.info.doc_freq)).sum();
+            let mut found = Board::new(segment.max_doc(), postings);
+            for (at, word_expansions) in expansions.iter().enumerate() {
+                stop_if_abandoned()?;
+                for (in_title, expanded) in word_expansions {
+                    let field = if *in_title { fields.title_words } else { fields.description_words };
+                    let weight = scoring.weight(*in_title, &expanded.text)?;
+                    let norms = segment.get_fieldnorms_reader(field).map_err(index_error)?;
+                    let mut postings = segment
+                        .inverted_index(field)
+                        .map_err(index_error)?
                         .read_postings_from_terminfo(&expanded.info, IndexRecordOption::WithFreqs)
                         .map_err(index_error)?;
                     let mut doc = postings.doc();
                     while doc != TERMINATED {
                         if alive(doc) {
                             let score = weight.score(norms.fieldnorm_id(doc), postings.term_freq());
-                            found.entry(doc).or_insert(DocMatch::NOTHING).note(at, &expanded, *in_title, score);
+                            found.at(doc).note(at, expanded, *in_title, score);
                         }
                         doc = postings.advance();
                     }
-                    word_expansions.push((*in_title, expanded));
                 }
             }
-            segment_expansions.push(word_expansions);
-        }
-        for (doc, matched) in found {
-            if passes(doc, &mut categories, &mut ranked.price_bands) {
-                candidates.push(Candidate::new(matched.key(words.len()), matched.score, ordinal, doc));
+            found
+        };
+        // Counted once, exactly: the total, the facets, and how many products
+        // have each value of the first criteria.
+        let mut per_slot = vec![0_i64; segment_facts.category_ids.len()];
+        found.each(|doc, matched| {
+            if filter_keeps(filter, &segment_facts, doc) {
+                per_slot[segment_facts.category_slots[doc as usize] as usize] += 1;
+                counts.add(segment_facts.prices[doc as usize], matched.key(words.len()));
+            }
+        });
+        for (category, count) in segment_facts.category_ids.iter().zip(per_slot) {
+            if count > 0 {
+                *counts.categories.entry(*category).or_default() += count;
             }
         }
-        expansions.push(segment_expansions);
+        segments.push((segment_facts, found, expansions));
     }
-    if abandoned.is_cancelled() {
-        return Err(Error::Abandoned);
-    }
+    facts.keep_only(searcher);
+    stop_if_abandoned()?;
 
-    ranked.total = candidates.len() as i64;
-    ranked.categories = categories.into_iter().collect();
-    ranked.did_you_mean = did_you_mean(words, &evidence);
-    ranked.matched = matched_words(filter, &expansions);
+    let mut ranked = Ranked {
+        total: counts.total,
+        categories: counts.categories.iter().map(|(category, count)| (*category, *count)).collect(),
+        price_bands: counts.price_bands,
+        did_you_mean: did_you_mean(words, &evidence),
+        matched: matched_words(filter, segments.iter().map(|(_, _, expansions)| expansions)),
+        hits: Vec::new(),
+    };
     let wanted = offset.saturating_add(limit);
-    if offset >= candidates.len() || limit == 0 {
+    if offset as i64 >= counts.total || limit == 0 {
         return Ok(ranked);
     }
     // Only products whose first criteria tie with the page's last, or beat
     // it, can be on the page: the rest of the ranking is read for those.
-    if candidates.len() > wanted {
-        candidates.select_nth_unstable_by(wanted - 1, |a, b| b.key.cmp(&a.key));
-        let threshold = candidates[wanted - 1].key;
-        candidates.retain(|candidate| candidate.key >= threshold);
+    let threshold = counts.threshold(wanted);
+    let mut candidates = Vec::new();
+    for (ordinal, (segment_facts, found, _)) in segments.iter().enumerate() {
+        found.each(|doc, matched| {
+            let key = matched.key(words.len());
+            if key >= threshold && filter_keeps(filter, segment_facts, doc) {
+                candidates.push(Candidate::new(key, matched.score, ordinal, doc));
+            }
+        });
     }
-    candidates.sort_unstable_by_key(|candidate| (candidate.segment, candidate.doc));
+    if words.len() > 1 {
+        for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
+            stop_if_abandoned()?;
+            let chosen = of_segment(&mut candidates, ordinal);
+            if !chosen.is_empty() {
+                closeness(segment, fields, &segments[ordinal].2, chosen, words.len())?;
+            }
+        }
+    }
+    // Then the same again with closeness and BM25: units sold and ids are
+    // read only for what can still reach the page.
+    let before_sales = |a: &Candidate, b: &Candidate| {
+        b.key.cmp(&a.key).then(a.proximity.cmp(&b.proximity)).then(b.score.total_cmp(&a.score))
+    };
+    if candidates.len() > wanted {
+        candidates.select_nth_unstable_by(wanted - 1, before_sales);
+        let last = candidates[wanted - 1].clone();
+        candidates.retain(|candidate| before_sales(candidate, &last) != std::cmp::Ordering::Greater);
+    }
     for (ordinal, segment) in searcher.segment_readers().iter().enumerate() {
-        let start = candidates.partition_point(|candidate| (candidate.segment as usize) < ordinal);
-        let end = candidates.partition_point(|candidate| (candidate.segment as usize) <= ordinal);
-        let chosen = &mut candidates[start..end];
+        let chosen = of_segment(&mut candidates, ordinal);
         if chosen.is_empty() {
             continue;
-        }
-        if abandoned.is_cancelled() {
-            return Err(Error::Abandoned);
         }
         let ids = segment.fast_fields().i64("id").map_err(index_error)?;
         let sold = segment.fast_fields().i64("sold_count").map_err(index_error)?;
@@ -326,29 +462,121 @@ pub(super) fn rank(
             candidate.id = ids.first(candidate.doc).unwrap_or(0);
             candidate.sold = sold.first(candidate.doc).unwrap_or(0);
         }
-        if words.len() > 1 {
-            closeness(segment, fields, &expansions[ordinal], chosen, words.len())?;
-        }
     }
-    candidates.sort_unstable_by(|a, b| {
-        b.key
-            .cmp(&a.key)
-            .then(a.proximity.cmp(&b.proximity))
-            .then(b.score.total_cmp(&a.score))
-            .then(b.sold.cmp(&a.sold))
-            .then(a.id.cmp(&b.id))
-    });
+    candidates.sort_unstable_by(|a, b| before_sales(a, b).then(b.sold.cmp(&a.sold)).then(a.id.cmp(&b.id)));
     ranked.hits = candidates
         .iter()
         .skip(offset)
         .take(limit)
         .map(|candidate| RankedHit {
             id: candidate.id,
-            matched_words: candidate.key >> 16,
-            typos: 31 - ((candidate.key >> 10) & 31),
+            matched_words: Key::matched(candidate.key),
+            typos: Key::typos(candidate.key),
         })
         .collect();
     Ok(ranked)
+}
+
+/// The candidates of segment `ordinal`, by doc (sorting them all by
+/// segment and doc first).
+fn of_segment(candidates: &mut [Candidate], ordinal: usize) -> &mut [Candidate] {
+    if !candidates.is_sorted_by_key(|candidate| (candidate.segment, candidate.doc)) {
+        candidates.sort_unstable_by_key(|candidate| (candidate.segment, candidate.doc));
+    }
+    let start = candidates.partition_point(|candidate| (candidate.segment as usize) < ordinal);
+    let end = candidates.partition_point(|candidate| (candidate.segment as usize) <= ordinal);
+    &mut candidates[start..end]
+}
+
+fn filter_keeps(filter: &SearchFilter, facts: &SegmentFacts, doc: DocId) -> bool {
+    filter.category_id.is_none_or(|wanted| wanted == facts.category(doc))
+        && filter.min_price.is_none_or(|min| facts.prices[doc as usize] >= min.cents())
+        && filter.max_price.is_none_or(|max| facts.prices[doc as usize] <= max.cents())
+}
+
+/// What is counted over every product found: the total, the facets, and
+/// how many have each value of the first criteria.
+struct Counts {
+    total: i64,
+    categories: FxHashMap<i64, i64>,
+    price_bands: [i64; PRICE_BANDS],
+    /// Products per key ([`Key`]).
+    keys: Vec<usize>,
+}
+
+impl Default for Counts {
+    fn default() -> Self {
+        Self {
+            total: 0,
+            categories: FxHashMap::default(),
+            price_bands: [0; PRICE_BANDS],
+            keys: vec![0; Key::ALL as usize],
+        }
+    }
+}
+
+impl Counts {
+    /// A product found at `cents` with first criteria `key` (its category is
+    /// counted by the caller).
+    fn add(&mut self, cents: i64, key: u32) {
+        self.total += 1;
+        self.price_bands[price_band(cents)] += 1;
+        self.keys[key as usize] += 1;
+    }
+
+    /// The first criteria of the `wanted`th best product.
+    fn threshold(&self, wanted: usize) -> u32 {
+        let mut seen = 0;
+        let mut lowest = 0;
+        for (key, count) in self.keys.iter().enumerate().rev().filter(|(_, count)| **count > 0) {
+            seen += count;
+            lowest = key as u32;
+            if seen >= wanted {
+                break;
+            }
+        }
+        lowest
+    }
+}
+
+/// BM25 weights of the index words met, over the whole index.
+struct Scoring<'a> {
+    searcher: &'a Searcher,
+    fields: &'a Fields,
+    total_docs: u64,
+    /// Title, description.
+    average_norm: [f32; 2],
+    weights: FxHashMap<(bool, String), Bm25Weight>,
+}
+
+impl<'a> Scoring<'a> {
+    fn new(searcher: &'a Searcher, fields: &'a Fields) -> Result<Self, Error> {
+        let total_docs = searcher.num_docs().max(1);
+        let mut average_norm = [0.0_f32; 2];
+        for (at, field) in [fields.title_words, fields.description_words].into_iter().enumerate() {
+            let mut tokens = 0_u64;
+            for segment in searcher.segment_readers() {
+                tokens += segment.inverted_index(field).map_err(index_error)?.total_num_tokens();
+            }
+            average_norm[at] = tokens as f32 / total_docs as f32;
+        }
+        Ok(Self { searcher, fields, total_docs, average_norm, weights: FxHashMap::default() })
+    }
+
+    fn weight(&mut self, in_title: bool, text: &str) -> Result<Bm25Weight, Error> {
+        if let Some(weight) = self.weights.get(&(in_title, text.to_owned())) {
+            return Ok(weight.clone());
+        }
+        let (field, norm) = if in_title {
+            (self.fields.title_words, self.average_norm[0])
+        } else {
+            (self.fields.description_words, self.average_norm[1])
+        };
+        let doc_freq = self.searcher.doc_freq(&Term::from_field_text(field, text)).map_err(index_error)?;
+        let weight = Bm25Weight::for_one_term_without_explain(doc_freq, self.total_docs, norm);
+        self.weights.insert((in_title, text.to_owned()), weight.clone());
+        Ok(weight)
+    }
 }
 
 impl Candidate {
@@ -440,9 +668,11 @@ fn did_you_mean(words: &[String], evidence: &[WordEvidence]) -> Option<Vec<Strin
     changed.then_some(suggested)
 }
 
-fn matched_words(filter: &SearchFilter, expansions: &[Vec<Vec<(bool, Expanded)>>]) -> Matched {
+fn matched_words<'a>(
+    filter: &SearchFilter,
+    expansions: impl Iterator<Item = &'a Vec<Vec<(bool, Expanded)>>>,
+) -> Matched {
     let whole = expansions
-        .iter()
         .flatten()
         .flatten()
         .filter(|(_, expanded)| expanded.whole)
@@ -610,6 +840,19 @@ mod tests {
         assert_eq!(ids(&all), expected.iter().map(|product| product.id).collect::<Vec<_>>());
         let page = index.search_box(&filter, 10, 10, &CancellationToken::new()).unwrap();
         assert_eq!(ids(&page), ids(&all)[10..20]);
+    }
+
+    #[test]
+    fn a_rare_word_and_a_common_one_are_counted_alike() {
+        // One posting among many documents is kept in a map, many in an array.
+        let mut products: Vec<Product> =
+            (1..=300).map(|id| product(id, &format!("Plain mug {id}"), "", "5.00", 1, 0)).collect();
+        products.push(product(301, "Zebra mug", "", "5.00", 2, 0));
+        let index = index_of(&products);
+        let rare = search(&index, "zebra mu");
+        assert_eq!((rare.total, rare.hits[0].id, rare.hits[0].matched_words), (301, 301, 2));
+        assert_eq!(search(&index, "zebra ").total, 1);
+        assert_eq!(search(&index, "plain ").total, 300);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::Error;
 use crate::model::search_box::{self, SearchFilter};
 use crate::model::{Ordering, Product, ProductFilter};
-use crate::repo::relevance::{self, Ranked};
+use crate::repo::relevance::{self, FactsCache, Ranked};
 
 /// Bumped whenever the schema, the tokenizer or the folding changes: an
 /// index of another version is rebuilt.
@@ -48,8 +48,12 @@ pub const VERSION: u32 = 2;
 /// characters, and lowercasing at most doubles a character count ('İ').
 const WINDOW_CHARS: usize = 400;
 const SUFFIX_TOKENIZER: &str = "suffixes";
-/// Per indexing thread; tantivy's floor is 15 MB.
-const WRITER_MEMORY_BYTES: usize = 50_000_000;
+/// Per indexing thread; tantivy's floor is 15 MB. A segment is cut when
+/// this fills: 64 MB keeps the segments of a rebuild as few as before the
+/// search box's word fields came in (ListProducts' exact search walks each
+/// segment's dictionary, so more segments cost it; 50 MB made six of 1M
+/// products where it made five).
+const WRITER_MEMORY_BYTES: usize = 64_000_000;
 
 fn tantivy_error(error: tantivy::TantivyError) -> Error {
     if is_torn(&error) { Error::IndexTorn(error.to_string()) } else { Error::Index(error.to_string()) }
@@ -239,6 +243,7 @@ pub struct SearchIndex {
     fields: Fields,
     writer: Mutex<IndexWriter>,
     reader: IndexReader,
+    facts: FactsCache,
 }
 
 /// What [`SearchIndex::open`] does with an index whose last commit names a
@@ -305,7 +310,7 @@ impl SearchIndex {
         merges.set_del_docs_ratio_before_merge(0.2);
         writer.set_merge_policy(Box::new(merges));
         let reader = index.reader_builder().reload_policy(ReloadPolicy::Manual).try_into()?;
-        Ok(Self { index, fields, writer: Mutex::new(writer), reader })
+        Ok(Self { index, fields, writer: Mutex::new(writer), reader, facts: FactsCache::default() })
     }
 
     /// What the last commit holds; `None` for an empty (or foreign) index.
@@ -466,7 +471,7 @@ impl SearchIndex {
         abandoned: &CancellationToken,
     ) -> Result<Ranked, Error> {
         let searcher = self.reader.searcher();
-        relevance::rank(&searcher, &self.fields, filter, offset, limit, abandoned)
+        relevance::rank(&searcher, &self.fields, &self.facts, filter, offset, limit, abandoned)
     }
 }
 
