@@ -35,6 +35,15 @@ impl CatalogApi {
         Self { categories, products, credentials }
     }
 
+    /// The id of the category a listing names by its slug; none when empty
+    /// (every category), NOT_FOUND when no category has it.
+    async fn category_named(&self, slug: &str) -> Result<Option<i64>, Error> {
+        if slug.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(self.categories.category_by_slug(slug).await?.id))
+    }
+
     /// Admin RPCs are guarded by the gateway's policy table; a backend reached
     /// directly checks the vouched-for caller again.
     fn require_admin<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -119,6 +128,12 @@ fn new_product_fields(req: &CreateProductRequest) -> Result<ProductFields, Error
     })
 }
 
+/// A listing's price range as asked: each bound a money string or empty.
+fn price_range(min: &str, max: &str) -> Result<(Option<Money>, Option<Money>), Error> {
+    let min = Money::parse_optional(min).map_err(Error::field("min_price"))?;
+    Ok((min, Money::parse_optional(max).map_err(Error::field("max_price"))?))
+}
+
 fn page(page: i32, page_size: i32) -> Result<Page, Error> {
     Page::parse(page, page_size, LIST_DEFAULT_PAGE_SIZE, LIST_MAX_PAGE_SIZE).map_err(|problem| match problem {
         PageProblem::Page(reason) => Error::field("page")(reason),
@@ -134,15 +149,10 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<ListProductsResponse>, Status> {
         let req = request.into_inner();
         let terms = parse_search(&req.search).map_err(Error::field("search"))?;
-        let min_price = Money::parse_optional(&req.min_price).map_err(Error::field("min_price"))?;
-        let max_price = Money::parse_optional(&req.max_price).map_err(Error::field("max_price"))?;
+        let (min_price, max_price) = price_range(&req.min_price, &req.max_price)?;
         let ordering = Ordering::parse(&req.ordering).map_err(Error::field("ordering"))?;
         let page = page(req.page, req.page_size)?;
-        let category_id = if req.category.is_empty() {
-            None
-        } else {
-            Some(self.categories.category_by_slug(&req.category).await?.id)
-        };
+        let category_id = self.category_named(&req.category).await?;
         let filter = ProductFilter { terms, category_id, min_price, max_price };
         let (products, total_count) = self.products.list_products(&filter, ordering, page).await?;
         Ok(Response::new(ListProductsResponse {
@@ -159,14 +169,9 @@ impl CatalogService for CatalogApi {
     ) -> Result<Response<SearchProductsResponse>, Status> {
         let req = request.into_inner();
         let text = SearchText::parse(&req.query).map_err(Error::field("query"))?;
-        let min_price = Money::parse_optional(&req.min_price).map_err(Error::field("min_price"))?;
-        let max_price = Money::parse_optional(&req.max_price).map_err(Error::field("max_price"))?;
+        let (min_price, max_price) = price_range(&req.min_price, &req.max_price)?;
         let page = page(req.page, req.page_size)?;
-        let category_id = if req.category.is_empty() {
-            None
-        } else {
-            Some(self.categories.category_by_slug(&req.category).await?.id)
-        };
+        let category_id = self.category_named(&req.category).await?;
         let filter = SearchFilter { text, category_id, min_price, max_price };
         let found = self.products.search_products(&filter, page).await?;
         Ok(Response::new(SearchProductsResponse {
