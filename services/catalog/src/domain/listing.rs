@@ -241,30 +241,46 @@ impl Listings {
         offset: usize,
         limit: usize,
     ) -> Result<(i64, Found), Error> {
+        let key = |applied| SearchKey { applied, filter: filter.clone(), ordering, offset, limit };
+        let filter = filter.clone();
+        self.answer(self.answers.as_deref(), key, move |index, abandoned| {
+            let (total, ids) = index.search(&filter, ordering, offset, limit, abandoned)?;
+            Ok((total, ids.into()))
+        })
+        .await
+    }
+
+    /// An answer of the index in its current state, and that state: from
+    /// `cache` when it holds the state's `key`, else `work` on the blocking
+    /// pool within the searches' budget.
+    async fn answer<K: Eq + std::hash::Hash, V: Clone + Send + 'static>(
+        &self,
+        cache: Option<&quick_cache::sync::Cache<K, V>>,
+        key: impl FnOnce(i64) -> K,
+        work: impl FnOnce(&SearchIndex, &CancellationToken) -> Result<V, Error> + Send + 'static,
+    ) -> Result<(i64, V), Error> {
         let Some(applied) = *self.progress.applied.borrow() else {
             return Err(Error::IndexNotReady);
         };
-        let key = SearchKey { applied, filter: filter.clone(), ordering, offset, limit };
-        if let Some(found) = self.answers.as_ref().and_then(|answers| answers.get(&key)) {
-            return Ok((applied, found));
+        let key = key(applied);
+        if let Some(answer) = cache.and_then(|cache| cache.get(&key)) {
+            return Ok((applied, answer));
         }
         let turn = self.limits.searches.take().await?;
         // Dropped with this call (its deadline passed, or the client reset
-        // it): the search sees it and stops.
+        // it): the work sees it and stops.
         let abandoned = CancellationToken::new();
         let _abandon_on_drop = abandoned.clone().drop_guard();
-        let filter = filter.clone();
-        let (total, ids) = self
+        let answer = self
             .blocking(move |index| {
                 let _turn = turn;
-                index.search(&filter, ordering, offset, limit, &abandoned)
+                work(index, &abandoned)
             })
             .await?;
-        let found: Found = (total, ids.into());
-        if let Some(answers) = &self.answers {
-            answers.insert(key, found.clone());
+        if let Some(cache) = cache {
+            cache.insert(key, answer.clone());
         }
-        Ok((applied, found))
+        Ok((applied, answer))
     }
 
     /// SearchProducts: one page of the search box's answer, with the counts
@@ -308,27 +324,13 @@ impl Listings {
 
     /// The index's ranking (from the cache when it has it) in its current state.
     async fn rank(&self, filter: &SearchFilter, offset: usize, limit: usize) -> Result<Arc<Ranked>, Error> {
-        let Some(applied) = *self.progress.applied.borrow() else {
-            return Err(Error::IndexNotReady);
-        };
-        let key = RankKey { applied, filter: filter.clone(), offset, limit };
-        if let Some(ranked) = self.rankings.as_ref().and_then(|rankings| rankings.get(&key)) {
-            return Ok(ranked);
-        }
-        let turn = self.limits.searches.take().await?;
-        let abandoned = CancellationToken::new();
-        let _abandon_on_drop = abandoned.clone().drop_guard();
+        let key = |applied| RankKey { applied, filter: filter.clone(), offset, limit };
         let filter = filter.clone();
-        let ranked = self
-            .blocking(move |index| {
-                let _turn = turn;
-                index.search_box(&filter, offset, limit, &abandoned)
+        let (_, ranked) = self
+            .answer(self.rankings.as_deref(), key, move |index, abandoned| {
+                Ok(Arc::new(index.search_box(&filter, offset, limit, abandoned)?))
             })
             .await?;
-        let ranked = Arc::new(ranked);
-        if let Some(rankings) = &self.rankings {
-            rankings.insert(key, ranked.clone());
-        }
         Ok(ranked)
     }
 
