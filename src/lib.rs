@@ -81,6 +81,9 @@ impl SuiteConfig {
         config.identity.register_per_addr_per_min = 0;
         config.identity.register_per_username_per_min = 0;
         config.gateway.jwt_leeway_secs = 0;
+        // Tests stop and restart servers often; a tenth of a second still
+        // lets a peer's balancer hear NOT_SERVING before the GOAWAY.
+        config.server.shutdown_notice_ms = 100;
         // Each test's pictures apart: keys repeat from one database to the next.
         let database_name = database_url.rsplit('/').next().unwrap_or("shop");
         config.files.location =

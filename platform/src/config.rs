@@ -216,6 +216,19 @@ pub struct ServerConfig {
     /// the gateway takes more, to answer oversized tokens with a gRPC status.
     #[arg(skip = DEFAULT_MAX_HEADER_LIST_BYTES)]
     pub max_header_list_bytes: u32,
+    /// Milliseconds a stopping server (SIGTERM, Ctrl-C) keeps answering
+    /// while its health says NOT_SERVING, before it tells its clients to go
+    /// away: long enough for the balancers of its peers, which watch that
+    /// health, to stop sending it calls.
+    #[arg(id = "shutdown-notice-ms", long, env = "SHOP_SHUTDOWN_NOTICE_MS", default_value_t = 1_000)]
+    pub shutdown_notice_ms: u64,
+    /// Seconds a stopping server then gives the calls in flight to finish
+    /// (as long as the longest call may run, SHOP_REQUEST_TIMEOUT_SECS);
+    /// calls still running after it are cut and the server exits all the
+    /// same (Kubernetes' terminationGracePeriodSeconds must exceed the
+    /// notice, this and preStop's wait together).
+    #[arg(id = "shutdown-grace-secs", long, env = "SHOP_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
 }
 
 /// HTTP/2's customary limit on a header block (hyper's default too).
@@ -233,6 +246,8 @@ impl Default for ServerConfig {
             max_connections_per_addr: 0,
             max_connections: 4096,
             max_header_list_bytes: DEFAULT_MAX_HEADER_LIST_BYTES,
+            shutdown_notice_ms: 1_000,
+            shutdown_grace_secs: 30,
         }
     }
 }

@@ -102,6 +102,17 @@ impl TestDatabase {
         let url = PgConnectOptions::from_str(&server_url())?.database(&name).to_url_lossy().to_string();
         Ok(Self { name, url })
     }
+
+    /// A new database with nothing in it (what a restore starts from).
+    pub async fn empty() -> anyhow::Result<Self> {
+        let name = format!("shop_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = admin_connection().await?;
+        // Dynamic: database DDL names its database, which no parameter can.
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0")).execute(&mut admin).await?;
+        admin.close().await?;
+        let url = PgConnectOptions::from_str(&server_url())?.database(&name).to_url_lossy().to_string();
+        Ok(Self { name, url })
+    }
 }
 
 impl Drop for TestDatabase {

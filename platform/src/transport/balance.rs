@@ -6,8 +6,16 @@
 //! address found: a replica that goes away leaves the set, a new one joins.
 //! A failed or empty look-up keeps the last set (a stopped replica's calls
 //! then fail to connect, quickly, rather than wait for an address).
+//!
+//! Each address's health is watched too (`grpc.health.v1.Health/Watch`): a
+//! replica that says NOT_SERVING (stopping, or still warming up) takes no
+//! new calls until it says SERVING, so a replica being stopped drains
+//! without a failed call. The name still answers with a stopping
+//! replica's address until it is gone, which is why health decides. The
+//! last replicas are never all left out: with none serving, calls go to
+//! every address and fail fast, as they would without the watch.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -15,11 +23,19 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tonic::transport::channel::Change;
 use tonic::transport::{Channel, Endpoint};
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response};
 
 /// How often a peer's name is looked up again.
 pub const RESOLVE_EVERY: Duration = Duration::from_secs(3);
+
+/// How soon a replica's health is asked again after its watch ended (the
+/// replica stopping, starting or unreachable).
+const WATCH_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 /// Calls waiting for a replica, per balanced channel.
 const BUFFERED_CALLS: usize = 1024;
@@ -37,7 +53,7 @@ pub fn system_lookup() -> Lookup {
 
 /// A channel over the addresses of `host:port`, looked up every `every`;
 /// `endpoint` makes the endpoint of one address (with the peer's settings).
-/// The look-ups stop when the channel is dropped.
+/// The look-ups and health watches stop when the channel is dropped.
 pub fn balanced(
     host: String,
     port: u16,
@@ -47,38 +63,112 @@ pub fn balanced(
 ) -> Channel {
     let (channel, changes) = Channel::balance_channel::<SocketAddr>(BUFFERED_CALLS);
     tokio::spawn(async move {
-        let mut known: HashSet<SocketAddr> = HashSet::new();
+        let (health_sender, mut health_reports) = mpsc::channel(64);
+        let mut replicas = Replicas::default();
         let mut ticks = tokio::time::interval(every);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = changes.closed() => return,
-                _ = ticks.tick() => {}
-            }
-            let found: HashSet<SocketAddr> = match lookup(host.clone(), port).await {
-                Ok(found) if !found.is_empty() => found.into_iter().collect(),
-                Ok(_) => continue,
-                Err(error) => {
-                    tracing::debug!(host, error = %error, "cannot resolve a peer now; keeping its last addresses");
-                    continue;
+                _ = ticks.tick() => {
+                    match lookup(host.clone(), port).await {
+                        Ok(found) if !found.is_empty() => {
+                            let found: HashSet<SocketAddr> = found.into_iter().collect();
+                            replicas.found(&host, found, |addr| watch_health(addr, endpoint(addr), health_sender.clone()));
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::debug!(host, error = %error, "cannot resolve a peer now; keeping its last addresses");
+                        }
+                    }
                 }
-            };
-            for gone in known.difference(&found) {
-                tracing::info!(host, addr = %gone, "a peer's replica left");
-                if changes.send(Change::Remove(*gone)).await.is_err() {
+                Some((addr, serving)) = health_reports.recv() => replicas.reported(&host, addr, serving),
+            }
+            for change in replicas.changes(&endpoint) {
+                if changes.send(change).await.is_err() {
                     return;
                 }
             }
-            for new in found.difference(&known) {
-                tracing::info!(host, addr = %new, "a peer's replica joined");
-                if changes.send(Change::Insert(*new, endpoint(*new))).await.is_err() {
-                    return;
-                }
-            }
-            known = found;
         }
     });
     channel
+}
+
+/// The addresses a name gave, what each last said of its health, and which
+/// of them the balancer sends calls to.
+#[derive(Default)]
+struct Replicas {
+    watches: HashMap<SocketAddr, JoinHandle<()>>,
+    serving: HashMap<SocketAddr, bool>,
+    in_balancer: HashSet<SocketAddr>,
+}
+
+impl Replicas {
+    fn found(&mut self, host: &str, found: HashSet<SocketAddr>, watch: impl Fn(SocketAddr) -> JoinHandle<()>) {
+        self.watches.retain(|addr, watching| {
+            let stays = found.contains(addr);
+            if !stays {
+                tracing::info!(host, addr = %addr, "a peer's replica left");
+                watching.abort();
+            }
+            stays
+        });
+        self.serving.retain(|addr, _| found.contains(addr));
+        for addr in found {
+            self.watches.entry(addr).or_insert_with(|| {
+                tracing::info!(host, addr = %addr, "a peer's replica joined");
+                watch(addr)
+            });
+        }
+    }
+
+    fn reported(&mut self, host: &str, addr: SocketAddr, serving: bool) {
+        if !self.watches.contains_key(&addr) {
+            return;
+        }
+        if self.serving.insert(addr, serving) != Some(serving) {
+            tracing::info!(host, addr = %addr, serving, "a peer's replica changed its health");
+        }
+    }
+
+    /// What the balancer must add and drop: every known address that has
+    /// not said NOT_SERVING, or every known address when none is left.
+    fn changes(&mut self, endpoint: &impl Fn(SocketAddr) -> Endpoint) -> Vec<Change<SocketAddr, Endpoint>> {
+        let mut wanted: HashSet<SocketAddr> =
+            self.watches.keys().filter(|addr| self.serving.get(addr) != Some(&false)).copied().collect();
+        if wanted.is_empty() {
+            wanted = self.watches.keys().copied().collect();
+        }
+        let mut changes: Vec<_> = self.in_balancer.difference(&wanted).map(|addr| Change::Remove(*addr)).collect();
+        changes.extend(wanted.difference(&self.in_balancer).map(|addr| Change::Insert(*addr, endpoint(*addr))));
+        self.in_balancer = wanted;
+        changes
+    }
+}
+
+/// Reports every health status `addr` announces, for as long as the task
+/// lives. A NOT_SERVING ends the watch from this side (a stopping server
+/// waits for its open calls, this one too), asked again shortly after.
+fn watch_health(addr: SocketAddr, endpoint: Endpoint, reports: mpsc::Sender<(SocketAddr, bool)>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut health = HealthClient::new(endpoint.connect_lazy());
+        loop {
+            let request = HealthCheckRequest { service: String::new() };
+            if let Ok(answer) = health.watch(request).await {
+                let mut statuses = answer.into_inner();
+                while let Ok(Some(status)) = statuses.message().await {
+                    let serving = status.status == health_check_response::ServingStatus::Serving as i32;
+                    if reports.send((addr, serving)).await.is_err() {
+                        return;
+                    }
+                    if !serving {
+                        break;
+                    }
+                }
+            }
+            tokio::time::sleep(WATCH_AGAIN_AFTER).await;
+        }
+    })
 }
 
 #[cfg(test)]
@@ -143,5 +233,67 @@ mod tests {
         addresses.lock().unwrap().clear();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(answers(&channel, 10).await, (10, 0));
+    }
+
+    #[tokio::test]
+    async fn a_replica_that_stops_drains_without_a_failed_call_though_its_name_still_answers() {
+        use crate::transport::server::tests::{Slow, call_slow, serve_slow};
+        let first = tokio::net::TcpListener::bind("127.0.0.4:0").await.unwrap().local_addr().unwrap();
+        let second: SocketAddr = format!("127.0.0.5:{}", first.port()).parse().unwrap();
+        let (stop_first, first_stopped) = tokio::sync::oneshot::channel::<()>();
+        let quick = Duration::from_millis(20);
+        let notice = Duration::from_millis(500);
+        let replica_a = serve_slow(&first.to_string(), Slow { replica: "a", delay: quick }, notice, 10, async {
+            let _ = first_stopped.await;
+        })
+        .await;
+        let _replica_b =
+            serve_slow(&second.to_string(), Slow { replica: "b", delay: quick }, notice, 10, std::future::pending())
+                .await;
+
+        // The name keeps giving both addresses, as a stopping container's does.
+        let lookup: Lookup = Arc::new(move |_host, _port| Box::pin(async move { Ok(vec![first, second]) }));
+        let endpoint = |addr: SocketAddr| Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        let channel = balanced("catalog".into(), first.port(), lookup, Duration::from_millis(100), endpoint);
+
+        // Callers that never stop, noting who answered and what failed.
+        let answered = Arc::new(Mutex::new(Vec::<(std::time::Instant, String)>::new()));
+        let failed = Arc::new(Mutex::new(Vec::<String>::new()));
+        let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let mut callers = Vec::new();
+        for _ in 0..8 {
+            let (channel, answered, failed, running) =
+                (channel.clone(), answered.clone(), failed.clone(), running.clone());
+            callers.push(tokio::spawn(async move {
+                while running.load(std::sync::atomic::Ordering::SeqCst) {
+                    match call_slow(channel.clone()).await {
+                        Ok(replica) => answered.lock().unwrap().push((std::time::Instant::now(), replica)),
+                        Err(status) => failed.lock().unwrap().push(format!("{status:?}")),
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        let before: Vec<String> = answered.lock().unwrap().iter().map(|(_, replica)| replica.clone()).collect();
+        assert!(before.contains(&"a".to_owned()) && before.contains(&"b".to_owned()), "both replicas took calls");
+
+        stop_first.send(()).unwrap();
+        replica_a.task.await.unwrap().expect("the first replica stops cleanly");
+        let first_gone = std::time::Instant::now();
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        for caller in callers {
+            caller.await.unwrap();
+        }
+
+        assert_eq!(*failed.lock().unwrap(), Vec::<String>::new(), "no call failed while a replica stopped");
+        let after: Vec<String> = answered
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(at, _)| *at > first_gone)
+            .map(|(_, replica)| replica.clone())
+            .collect();
+        assert!(after.len() >= 20 && after.iter().all(|replica| *replica == "b"), "then only b answers: {after:?}");
     }
 }

@@ -70,12 +70,18 @@ pub struct ConnectionState {
 }
 
 impl ConnectionState {
+    #[cfg(test)]
     fn new() -> Self {
+        Self::killed_with(CancellationToken::new())
+    }
+
+    /// A connection that `kill` closes (with its server's others).
+    fn killed_with(kill: CancellationToken) -> Self {
         let now = Instant::now();
         Self {
             calls: AtomicUsize::new(0),
             idle_since: Mutex::new(now),
-            kill: CancellationToken::new(),
+            kill,
             opened: now,
             established: AtomicBool::new(false),
             body_bytes: OnceLock::new(),
@@ -542,12 +548,14 @@ impl Connected for GuardedIo {
 }
 
 /// The server's accepted sockets under `limits`: beyond its address's share,
-/// a connection is closed as soon as it is accepted.
+/// a connection is closed as soon as it is accepted. Cancelling `cut_all`
+/// closes every connection at once (a stop's grace is over).
 pub fn guard<S>(
     accepted: S,
     tls: Option<TlsAcceptor>,
     limits: ConnectionLimits,
     server: &'static str,
+    cut_all: CancellationToken,
 ) -> impl Stream<Item = io::Result<GuardedIo>> + Send + 'static
 where
     S: Stream<Item = io::Result<TcpStream>> + Send + 'static,
@@ -571,7 +579,7 @@ where
                 },
                 _ => None,
             };
-            let state = Arc::new(ConnectionState::new());
+            let state = Arc::new(ConnectionState::killed_with(cut_all.child_token()));
             let Ok(held) = table.admit(&state, limits.total, server) else {
                 metrics::counter!("shop_connections_closed_total", "server" => server, "reason" => "total")
                     .increment(1);

@@ -3,7 +3,9 @@
 //! real address, serve the given routes plus
 //! `grpc.health.v1` and reflection (v1 and v1alpha), one tracing span per RPC,
 //! the limits on connections ([`crate::transport::connection`]) and on calls
-//! ([`crate::transport::call_limits`]), and a graceful stop when `shutdown` resolves.
+//! ([`crate::transport::call_limits`]), and a graceful stop when `shutdown`
+//! resolves: NOT_SERVING at once, calls still taken for a notice while peers
+//! turn away, then GOAWAY and the calls in flight finished within a grace.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -93,10 +95,16 @@ pub async fn serve(
         health.set_service_status(*name, ServingStatus::NotServing).await;
     }
     health.set_service_status("", ServingStatus::NotServing).await;
+    // True from the moment the server is told to stop.
+    let (stopping_sender, stopping) = watch::channel(false);
     let names = services.names.clone();
     let warming = health.clone();
+    let stopped_while_warming = stopping.clone();
     tokio::spawn(async move {
         warm_up.await;
+        if *stopped_while_warming.borrow() {
+            return;
+        }
         for name in names {
             warming.set_service_status(name, ServingStatus::Serving).await;
         }
@@ -145,7 +153,14 @@ pub async fn serve(
     builder = builder.accept_http1(services.web.is_some());
     let accepted = TcpIncoming::from(listener).with_nodelay(Some(true)).with_keepalive(Some(TCP_KEEPALIVE));
     let acceptor = services.tls.as_ref().map(|tls| tls.acceptor().clone());
-    let incoming = crate::transport::connection::guard(accepted, acceptor, config.connection_limits(), server);
+    let cut_connections = tokio_util::sync::CancellationToken::new();
+    let incoming = crate::transport::connection::guard(
+        accepted,
+        acceptor,
+        config.connection_limits(),
+        server,
+        cut_connections.clone(),
+    );
     let web = crate::transport::web::WebLayer::new(services.web);
     let reloader = services.tls.map(|tls| tls.spawn_reloader(server));
     let call_limits = CallLimitsLayer::new(Duration::from_secs(config.request_timeout_secs.max(1)));
@@ -153,29 +168,56 @@ pub async fn serve(
         services.body_budget,
         Duration::from_secs(config.request_timeout_secs.max(1)),
     );
+    let notice = Duration::from_millis(config.shutdown_notice_ms);
+    let grace = Duration::from_secs(config.shutdown_grace_secs);
+    let names = services.names.clone();
+    // Told to stop: NOT_SERVING at once (peers' balancers watch it and stop
+    // sending calls here), still answering through the notice; only then
+    // GOAWAY to every client and the wait for the calls in flight.
+    let stop_after_notice = async move {
+        shutdown.await;
+        let _ = stopping_sender.send(true);
+        tracing::info!(server, notice_ms = notice.as_millis() as u64, "stopping: NOT_SERVING, then draining");
+        for name in names {
+            health.set_service_status(name, ServingStatus::NotServing).await;
+        }
+        health.set_service_status("", ServingStatus::NotServing).await;
+        tokio::time::sleep(notice).await;
+    };
+    let serving = builder
+        // Outermost first: every face's request body is counted as it
+        // arrives (a Connect body is read whole before it is
+        // translated), calls count on their connection from the start
+        // (a Connect call's reading and answering too), gRPC-Web and
+        // Connect become native gRPC before anything else looks at them,
+        // metrics see the final code, the call's limits sit closest to
+        // the service.
+        .layer(body_budget)
+        .layer(ConnectionGuardLayer)
+        .layer(web)
+        .layer(RequestIdLayer)
+        .layer(crate::observability::metrics::RpcMetricsLayer { server })
+        .layer(call_limits)
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(incoming, stop_after_notice);
     let task = tokio::spawn(async move {
-        builder
-            // Outermost first: every face's request body is counted as it
-            // arrives (a Connect body is read whole before it is
-            // translated), calls count on their connection from the start
-            // (a Connect call's reading and answering too), gRPC-Web and
-            // Connect become native gRPC before anything else looks at them,
-            // metrics see the final code, the call's limits sit closest to
-            // the service.
-            .layer(body_budget)
-            .layer(ConnectionGuardLayer)
-            .layer(web)
-            .layer(RequestIdLayer)
-            .layer(crate::observability::metrics::RpcMetricsLayer { server })
-            .layer(call_limits)
-            .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, async move {
-                shutdown.await;
-                // Probes see NOT_SERVING while in-flight calls drain.
-                health.set_service_status("", ServingStatus::NotServing).await;
-            })
-            .await
-            .context("gRPC server failed")
+        let grace_over = async move {
+            let mut stopping = stopping;
+            if stopping.wait_for(|stopping| *stopping).await.is_err() {
+                return std::future::pending().await;
+            }
+            tokio::time::sleep(notice + grace).await;
+        };
+        tokio::select! {
+            served = serving => served.context("gRPC server failed"),
+            () = grace_over => {
+                // The calls still running are cut (their clients see the
+                // connection close); the stop itself is still a clean one.
+                tracing::warn!(server, grace_secs = grace.as_secs(), "calls still in flight at the end of the shutdown grace: cut");
+                cut_connections.cancel();
+                Ok(())
+            }
+        }
     });
     Ok(with_companions(Running { addr, task, ready }, reloader))
 }
@@ -368,4 +410,158 @@ pub async fn shutdown_signal() {
         () = terminate => {},
     }
     tracing::info!("shutdown signal received; draining in-flight calls");
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+    use std::time::Instant;
+
+    use tonic::transport::{Channel, Endpoint};
+    use tonic_health::pb::health_client::HealthClient;
+    use tonic_health::pb::{HealthCheckRequest, health_check_response};
+
+    use super::*;
+
+    /// A gRPC method, `/test.Slow/Call`, that answers after `delay` with its
+    /// replica's name in the `replica` header.
+    #[derive(Clone)]
+    pub(crate) struct Slow {
+        pub replica: &'static str,
+        pub delay: Duration,
+    }
+
+    impl tonic::server::NamedService for Slow {
+        const NAME: &'static str = "test.Slow";
+    }
+
+    struct Answer(Slow);
+
+    impl tonic::server::UnaryService<()> for Answer {
+        type Response = ();
+        type Future = Pin<Box<dyn Future<Output = Result<tonic::Response<()>, tonic::Status>> + Send>>;
+
+        fn call(&mut self, _request: tonic::Request<()>) -> Self::Future {
+            let Slow { replica, delay } = self.0.clone();
+            Box::pin(async move {
+                tokio::time::sleep(delay).await;
+                let mut answer = tonic::Response::new(());
+                answer.metadata_mut().insert("replica", replica.parse().expect("a header value"));
+                Ok(answer)
+            })
+        }
+    }
+
+    impl tower::Service<http::Request<tonic::body::Body>> for Slow {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = Infallible;
+        type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+        fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+            let slow = self.clone();
+            Box::pin(async move {
+                let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<(), ()>::default());
+                Ok(grpc.unary(Answer(slow), request).await)
+            })
+        }
+    }
+
+    /// Calls `/test.Slow/Call`: the name of the replica that answered.
+    pub(crate) async fn call_slow(channel: Channel) -> Result<String, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(channel);
+        grpc.ready().await.map_err(|error| tonic::Status::unavailable(error.to_string()))?;
+        let path = http::uri::PathAndQuery::from_static("/test.Slow/Call");
+        let answer = grpc.unary(tonic::Request::new(()), path, tonic_prost::ProstCodec::<(), ()>::default()).await?;
+        Ok(answer.metadata().get("replica").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned())
+    }
+
+    /// `slow` served on `addr` with the given notice and grace, until `stop`.
+    pub(crate) async fn serve_slow(
+        addr: &str,
+        slow: Slow,
+        notice: Duration,
+        grace_secs: u64,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> Running {
+        let listener = TcpListener::bind(addr).await.expect("bind");
+        let services = Services {
+            server: "test",
+            routes: Routes::new(slow),
+            names: vec![],
+            warm_up: None,
+            tls: None,
+            web: None,
+            body_budget: None,
+        };
+        let config = ServerConfig {
+            shutdown_notice_ms: notice.as_millis() as u64,
+            shutdown_grace_secs: grace_secs,
+            ..ServerConfig::default()
+        };
+        let mut running = serve(listener, services, &config, stop).await.expect("serve");
+        running.wait_ready().await;
+        running
+    }
+
+    async fn health_of(channel: Channel) -> Result<i32, tonic::Status> {
+        let answer = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await?;
+        Ok(answer.into_inner().status)
+    }
+
+    #[tokio::test]
+    async fn a_stopping_server_says_not_serving_answers_through_the_notice_then_finishes_its_calls() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let slow = Slow { replica: "a", delay: Duration::from_millis(1500) };
+        let running = serve_slow("127.0.0.1:0", slow, Duration::from_millis(600), 10, async {
+            let _ = stopped.await;
+        })
+        .await;
+        let url = format!("http://{}", running.addr);
+        let channel = Endpoint::from_shared(url.clone()).unwrap().connect().await.expect("connect");
+        assert_eq!(health_of(channel.clone()).await.unwrap(), health_check_response::ServingStatus::Serving as i32);
+
+        let in_flight = tokio::spawn(call_slow(channel.clone()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let told = Instant::now();
+        stop.send(()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        // Within the notice: NOT_SERVING, and still answering on the open
+        // connection and on new ones.
+        assert_eq!(health_of(channel.clone()).await.unwrap(), health_check_response::ServingStatus::NotServing as i32);
+        let fresh = Endpoint::from_shared(url.clone()).unwrap().connect().await.expect("a connection in the notice");
+        assert_eq!(health_of(fresh).await.unwrap(), health_check_response::ServingStatus::NotServing as i32);
+
+        // The call begun before the stop finishes, after the GOAWAY.
+        assert_eq!(in_flight.await.unwrap().expect("the call in flight finishes"), "a");
+        running.task.await.unwrap().expect("a clean stop");
+        let took = told.elapsed();
+        assert!(took < Duration::from_secs(5), "stopped once its call was done, not at the grace's end: {took:?}");
+        assert!(took >= Duration::from_millis(600), "the notice was kept: {took:?}");
+        assert!(Endpoint::from_shared(url).unwrap().connect().await.is_err(), "no new connection after the stop");
+    }
+
+    #[tokio::test]
+    async fn calls_still_running_at_the_end_of_the_grace_are_cut_and_the_stop_is_clean() {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let slow = Slow { replica: "a", delay: Duration::from_secs(60) };
+        let running = serve_slow("127.0.0.1:0", slow, Duration::from_millis(100), 1, async {
+            let _ = stopped.await;
+        })
+        .await;
+        let channel = Endpoint::from_shared(format!("http://{}", running.addr)).unwrap().connect().await.unwrap();
+        let in_flight = tokio::spawn(call_slow(channel));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let told = Instant::now();
+        stop.send(()).unwrap();
+        running.task.await.unwrap().expect("a clean stop after the grace");
+        let took = told.elapsed();
+        assert!(took >= Duration::from_millis(1100) && took < Duration::from_secs(10), "notice + grace: {took:?}");
+        let cut = tokio::time::timeout(Duration::from_secs(10), in_flight).await.expect("the client hears").unwrap();
+        assert!(cut.is_err(), "the call past the grace was cut: {cut:?}");
+    }
 }
