@@ -7,13 +7,15 @@
 //! A failed or empty look-up keeps the last set (a stopped replica's calls
 //! then fail to connect, quickly, rather than wait for an address).
 //!
-//! Each address's health is watched too (`grpc.health.v1.Health/Watch`): a
-//! replica that says NOT_SERVING (stopping, or still warming up) takes no
-//! new calls until it says SERVING, so a replica being stopped drains
-//! without a failed call. The name still answers with a stopping
-//! replica's address until it is gone, which is why health decides. The
-//! last replicas are never all left out: with none serving, calls go to
-//! every address and fail fast, as they would without the watch.
+//! Each address's health is watched too (`grpc.health.v1.Health/Watch`):
+//! calls go only to replicas that said SERVING. A new one (not listening
+//! yet, or still warming up) joins when it says so; one that says
+//! NOT_SERVING (stopping) or whose watch broke (crashed, cut off) leaves at
+//! once, so a replica being stopped drains without a failed call. The name
+//! still answers with a stopping replica's address until it is gone, which
+//! is why health decides. With none serving (the channel just made, or
+//! every replica down), calls go to every address and fail fast, as they
+//! would without the watch.
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -131,11 +133,11 @@ impl Replicas {
         }
     }
 
-    /// What the balancer must add and drop: every known address that has
-    /// not said NOT_SERVING, or every known address when none is left.
+    /// What the balancer must add and drop: every known address whose
+    /// last word was SERVING, or every known address when none is.
     fn changes(&mut self, endpoint: &impl Fn(SocketAddr) -> Endpoint) -> Vec<Change<SocketAddr, Endpoint>> {
         let mut wanted: HashSet<SocketAddr> =
-            self.watches.keys().filter(|addr| self.serving.get(addr) != Some(&false)).copied().collect();
+            self.watches.keys().filter(|addr| self.serving.get(addr) == Some(&true)).copied().collect();
         if wanted.is_empty() {
             wanted = self.watches.keys().copied().collect();
         }
@@ -147,17 +149,19 @@ impl Replicas {
 }
 
 /// Reports every health status `addr` announces, for as long as the task
-/// lives. A NOT_SERVING ends the watch from this side (a stopping server
-/// waits for its open calls, this one too), asked again shortly after.
+/// lives, and not serving when the watch cannot be had or breaks. A
+/// NOT_SERVING ends the watch from this side (a stopping server waits for
+/// its open calls, this one too), asked again shortly after.
 fn watch_health(addr: SocketAddr, endpoint: Endpoint, reports: mpsc::Sender<(SocketAddr, bool)>) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut health = HealthClient::new(endpoint.connect_lazy());
         loop {
             let request = HealthCheckRequest { service: String::new() };
+            let mut serving = false;
             if let Ok(answer) = health.watch(request).await {
                 let mut statuses = answer.into_inner();
                 while let Ok(Some(status)) = statuses.message().await {
-                    let serving = status.status == health_check_response::ServingStatus::Serving as i32;
+                    serving = status.status == health_check_response::ServingStatus::Serving as i32;
                     if reports.send((addr, serving)).await.is_err() {
                         return;
                     }
@@ -165,6 +169,12 @@ fn watch_health(addr: SocketAddr, endpoint: Endpoint, reports: mpsc::Sender<(Soc
                         break;
                     }
                 }
+            }
+            if serving && reports.send((addr, false)).await.is_err() {
+                return;
+            }
+            if serving {
+                tracing::debug!(addr = %addr, "a peer replica's health watch broke");
             }
             tokio::time::sleep(WATCH_AGAIN_AFTER).await;
         }
@@ -233,6 +243,37 @@ mod tests {
         addresses.lock().unwrap().clear();
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(answers(&channel, 10).await, (10, 0));
+    }
+
+    #[tokio::test]
+    async fn a_new_replica_takes_calls_only_once_it_says_serving() {
+        use crate::transport::server::tests::{Slow, call_slow, serve_slow};
+        let first = tokio::net::TcpListener::bind("127.0.0.6:0").await.unwrap().local_addr().unwrap();
+        let second: SocketAddr = format!("127.0.0.7:{}", first.port()).parse().unwrap();
+        let quick = Duration::from_millis(1);
+        let notice = Duration::from_millis(100);
+        let _a = serve_slow(&first.to_string(), Slow { replica: "a", delay: quick }, notice, 1, std::future::pending())
+            .await;
+        // The name gives the second address before anything listens there,
+        // as a container's does while its process starts.
+        let lookup: Lookup = Arc::new(move |_host, _port| Box::pin(async move { Ok(vec![first, second]) }));
+        let endpoint = |addr: SocketAddr| Endpoint::from_shared(format!("http://{addr}")).unwrap();
+        let channel = balanced("catalog".into(), first.port(), lookup, Duration::from_millis(100), endpoint);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..100 {
+            assert_eq!(call_slow(channel.clone()).await.expect("no call goes where nothing listens"), "a");
+        }
+        let _b =
+            serve_slow(&second.to_string(), Slow { replica: "b", delay: quick }, notice, 1, std::future::pending())
+                .await;
+        let mut by_b = 0;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            if call_slow(channel.clone()).await.expect("a call") == "b" {
+                by_b += 1;
+            }
+        }
+        assert!(by_b > 0, "the new replica takes calls once it serves");
     }
 
     #[tokio::test]
