@@ -56,6 +56,12 @@ impl TestShop {
     /// Starts the suite after `adjust` has changed the test configuration.
     pub async fn start_with(adjust: impl FnOnce(&mut SuiteConfig)) -> Self {
         let database = TestDatabase::create(&shop::SCHEMAS).await.expect("create the test database");
+        Self::start_on(database, adjust).await
+    }
+
+    /// Starts the suite on `database` as it is (a restored one, say), with a
+    /// search index directory of its own.
+    pub async fn start_on(database: TestDatabase, adjust: impl FnOnce(&mut SuiteConfig)) -> Self {
         let mut config = SuiteConfig::for_tests(&database.url).expect("test configuration");
         config.credentials.service_token = Some(SERVICE_TOKEN.into());
         let index_dir = IndexDir(std::env::temp_dir().join("shop-test-indexes").join(&database.name));

@@ -25,6 +25,7 @@ mod policy;
 mod processes;
 mod reporting;
 mod rest;
+mod restore;
 mod search_box;
 mod search_index;
 mod seed;
