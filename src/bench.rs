@@ -8,6 +8,8 @@ pub mod books;
 pub mod quality;
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -104,6 +106,11 @@ pub struct BenchArgs {
     /// Checkout only: do not balance the books in the database after the run.
     #[arg(long)]
     pub skip_books: bool,
+    /// Sends a call that found Shop UNAVAILABLE again, the same request
+    /// (a checkout with its idempotency key), up to this many times, a
+    /// quarter second apart; the report counts them as `retried`. 0: never.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
     /// Where the checkout scenario balances its books.
     #[command(flatten)]
     pub database: DatabaseConfig,
@@ -147,6 +154,30 @@ struct Fixture {
     login: Option<(String, String)>,
     /// One access token per virtual user (checkout), or the admin's (sales-report).
     tokens: Vec<String>,
+    /// `--retries`, and how many calls were sent again.
+    retries: u32,
+    retried: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How long a retried call waits first.
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
+
+/// `send` until it is not UNAVAILABLE or the fixture's retries are spent.
+async fn with_retries<T, F: Future<Output = Result<T, tonic::Status>>>(
+    fixture: &Fixture,
+    mut send: impl FnMut() -> F,
+) -> Result<T, tonic::Status> {
+    let mut left = fixture.retries;
+    loop {
+        match send().await {
+            Err(status) if status.code() == tonic::Code::Unavailable && left > 0 => {
+                left -= 1;
+                fixture.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::time::sleep(RETRY_PAUSE).await;
+            }
+            outcome => return outcome,
+        }
+    }
 }
 
 const SEARCHES: &[&str] = &["red", "cotton", "lamp", "wooden", "red cotton", "leather boots", "smart", "steel knife"];
@@ -219,6 +250,8 @@ async fn fixture(channel: Channel, args: &BenchArgs) -> anyhow::Result<Fixture> 
         category_slugs,
         login,
         tokens,
+        retries: args.retries,
+        retried: Arc::default(),
     })
 }
 
@@ -298,7 +331,12 @@ async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (D
     let started = Instant::now();
     let mut outcome = Ok(());
     for &(product_id, quantity) in &lines {
-        if let Err(status) = cart.add_cart_item(bearer(AddCartItemRequest { product_id, quantity }, token)).await {
+        let added = with_retries(fixture, || {
+            let (mut cart, request) = (cart.clone(), bearer(AddCartItemRequest { product_id, quantity }, token));
+            async move { cart.add_cart_item(request).await }
+        })
+        .await;
+        if let Err(status) = added {
             outcome = Err(status.code());
             break;
         }
@@ -307,11 +345,14 @@ async fn checkout_round(channel: &Channel, fixture: &Fixture, user: usize) -> (D
     if outcome.is_ok() {
         let sent = Instant::now();
         let key = format!("{CHECKOUT_KEY_PREFIX}{}", rand::rng().random_range(0..u64::MAX));
-        outcome = cart
-            .checkout(bearer(CheckoutRequest { idempotency_key: key }, token))
-            .await
-            .map(drop)
-            .map_err(|status| status.code());
+        // Sent again with the same key: at most one order, however many tries.
+        outcome = with_retries(fixture, || {
+            let (mut cart, request) = (cart.clone(), bearer(CheckoutRequest { idempotency_key: key.clone() }, token));
+            async move { cart.checkout(request).await }
+        })
+        .await
+        .map(drop)
+        .map_err(|status| status.code());
         latency = sent.elapsed();
     }
     if outcome.is_err() {
@@ -506,6 +547,8 @@ pub struct Report {
     pub elapsed: Duration,
     pub latency: Histogram<u64>,
     pub errors: BTreeMap<String, u64>,
+    /// Calls sent again after UNAVAILABLE (`--retries`); not errors.
+    pub retried: u64,
     /// get-product: ids that hold no live product (archived, or a gap in the
     /// id range). The service answered correctly; not counted as errors.
     pub absent_ids: u64,
@@ -540,7 +583,15 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
             let mut absent_ids = 0;
             let mut typing = Typing::default();
             while Instant::now() < deadline {
-                let (took, outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
+                let (mut took, mut outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
+                // A checkout round retries its own calls, one by one.
+                let mut left = if scenario == Scenario::Checkout { 0 } else { fixture.retries };
+                while outcome == Err(tonic::Code::Unavailable) && left > 0 {
+                    left -= 1;
+                    fixture.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tokio::time::sleep(RETRY_PAUSE).await;
+                    (took, outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
+                }
                 latency.saturating_record(took.as_micros() as u64);
                 match outcome {
                     Ok(()) => {}
@@ -571,7 +622,8 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
         ),
         _ => eprintln!("run          finished after {:.1} s", elapsed.as_secs_f64()),
     }
-    Ok(Report { requests: latency.len(), elapsed, latency, errors, absent_ids })
+    let retried = fixture.retried.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(Report { requests: latency.len(), elapsed, latency, errors, retried, absent_ids })
 }
 
 /// The run, then (checkout, unless `--skip-books`) its books balanced:
@@ -613,6 +665,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             "requests_per_sec": per_second,
             "latency_ms": { "p50": millis(0.50), "p90": millis(0.90), "p99": millis(0.99), "max": report.latency.max() as f64 / 1000.0 },
             "errors": report.errors,
+            "retried": report.retried,
             "absent_ids": report.absent_ids,
             "books": balance.as_ref().map(|balance| serde_json::json!({
                 "balanced": true,
@@ -636,6 +689,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         );
         let errors: u64 = report.errors.values().sum();
         println!("errors       {errors} {:?}", report.errors);
+        if report.retried > 0 {
+            println!("retried      {} calls sent again after UNAVAILABLE (--retries)", report.retried);
+        }
         if args.scenario == Scenario::Checkout && report.errors.contains_key("FailedPrecondition") {
             println!("             FailedPrecondition: a product sold out under load (expected; nothing changed)");
         }

@@ -27,6 +27,7 @@ fn checkout_args(shop: &TestShop) -> BenchArgs {
         lines: 1..=3,
         units: 1..=1,
         skip_books: false,
+        retries: 0,
         protocol: shop::bench::Protocol::Grpc,
         judged: Default::default(),
         database: shop.config.database.clone(),
@@ -45,6 +46,7 @@ async fn the_catalog_reads_run_over_every_protocol_without_an_error() {
                 protocol,
                 duration: Duration::from_millis(500),
                 skip_books: true,
+                retries: 0,
                 ..checkout_args(&shop)
             };
             let report = shop::bench::measure(&args).await.expect("a run");

@@ -145,6 +145,7 @@ async fn a_tls_gateway_serves_trusting_clients_and_tells_plaintext_ones_why_not(
         lines: 1..=1,
         units: 1..=1,
         skip_books: true,
+        retries: 0,
         protocol: shop::bench::Protocol::Grpc,
         judged: Default::default(),
         database: shop.config.database.clone(),
