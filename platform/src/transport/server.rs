@@ -91,10 +91,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     let (ready_sender, ready) = watch::channel(false);
     let warm_up = services.warm_up.unwrap_or_else(|| Box::pin(std::future::ready(())));
-    for name in &services.names {
-        health.set_service_status(*name, ServingStatus::NotServing).await;
-    }
-    health.set_service_status("", ServingStatus::NotServing).await;
+    set_status(&health, &services.names, ServingStatus::NotServing).await;
     // True from the moment the server is told to stop.
     let (stopping_sender, stopping) = watch::channel(false);
     let names = services.names.clone();
@@ -105,10 +102,7 @@ pub async fn serve(
         if *stopped_while_warming.borrow() {
             return;
         }
-        for name in names {
-            warming.set_service_status(name, ServingStatus::Serving).await;
-        }
-        warming.set_service_status("", ServingStatus::Serving).await;
+        set_status(&warming, &names, ServingStatus::Serving).await;
         let _ = ready_sender.send(true);
     });
 
@@ -178,10 +172,7 @@ pub async fn serve(
         shutdown.await;
         let _ = stopping_sender.send(true);
         tracing::info!(server, notice_ms = notice.as_millis() as u64, "stopping: NOT_SERVING, then draining");
-        for name in names {
-            health.set_service_status(name, ServingStatus::NotServing).await;
-        }
-        health.set_service_status("", ServingStatus::NotServing).await;
+        set_status(&health, &names, ServingStatus::NotServing).await;
         tokio::time::sleep(notice).await;
     };
     let serving = builder
@@ -220,6 +211,14 @@ pub async fn serve(
         }
     });
     Ok(with_companions(Running { addr, task, ready }, reloader))
+}
+
+/// Every service of the server, and the server as a whole (""), at `status`.
+async fn set_status(health: &tonic_health::server::HealthReporter, names: &[&'static str], status: ServingStatus) {
+    for name in names {
+        health.set_service_status(*name, status).await;
+    }
+    health.set_service_status("", status).await;
 }
 
 /// The contract's descriptors cut down to what this server serves: its own
