@@ -96,39 +96,42 @@ pub fn balanced(
     channel
 }
 
-/// The addresses a name gave, what each last said of its health, and which
-/// of them the balancer sends calls to.
+/// The addresses a name gave, each with its health watch and what it last
+/// said, and which of them the balancer sends calls to.
 #[derive(Default)]
 struct Replicas {
-    watches: HashMap<SocketAddr, JoinHandle<()>>,
-    serving: HashMap<SocketAddr, bool>,
+    known: HashMap<SocketAddr, Replica>,
     in_balancer: HashSet<SocketAddr>,
+}
+
+struct Replica {
+    watch: JoinHandle<()>,
+    /// `None` until its watch first reports.
+    serving: Option<bool>,
 }
 
 impl Replicas {
     fn found(&mut self, host: &str, found: HashSet<SocketAddr>, watch: impl Fn(SocketAddr) -> JoinHandle<()>) {
-        self.watches.retain(|addr, watching| {
+        self.known.retain(|addr, replica| {
             let stays = found.contains(addr);
             if !stays {
                 tracing::info!(host, addr = %addr, "a peer's replica left");
-                watching.abort();
+                replica.watch.abort();
             }
             stays
         });
-        self.serving.retain(|addr, _| found.contains(addr));
         for addr in found {
-            self.watches.entry(addr).or_insert_with(|| {
+            self.known.entry(addr).or_insert_with(|| {
                 tracing::info!(host, addr = %addr, "a peer's replica joined");
-                watch(addr)
+                Replica { watch: watch(addr), serving: None }
             });
         }
     }
 
     fn reported(&mut self, host: &str, addr: SocketAddr, serving: bool) {
-        if !self.watches.contains_key(&addr) {
-            return;
-        }
-        if self.serving.insert(addr, serving) != Some(serving) {
+        if let Some(replica) = self.known.get_mut(&addr)
+            && replica.serving.replace(serving) != Some(serving)
+        {
             tracing::info!(host, addr = %addr, serving, "a peer's replica changed its health");
         }
     }
@@ -137,9 +140,9 @@ impl Replicas {
     /// last word was SERVING, or every known address when none is.
     fn changes(&mut self, endpoint: &impl Fn(SocketAddr) -> Endpoint) -> Vec<Change<SocketAddr, Endpoint>> {
         let mut wanted: HashSet<SocketAddr> =
-            self.watches.keys().filter(|addr| self.serving.get(addr) == Some(&true)).copied().collect();
+            self.known.iter().filter(|(_, replica)| replica.serving == Some(true)).map(|(addr, _)| *addr).collect();
         if wanted.is_empty() {
-            wanted = self.watches.keys().copied().collect();
+            wanted = self.known.keys().copied().collect();
         }
         let mut changes: Vec<_> = self.in_balancer.difference(&wanted).map(|addr| Change::Remove(*addr)).collect();
         changes.extend(wanted.difference(&self.in_balancer).map(|addr| Change::Insert(*addr, endpoint(*addr))));
@@ -170,11 +173,11 @@ fn watch_health(addr: SocketAddr, endpoint: Endpoint, reports: mpsc::Sender<(Soc
                     }
                 }
             }
-            if serving && reports.send((addr, false)).await.is_err() {
-                return;
-            }
             if serving {
                 tracing::debug!(addr = %addr, "a peer replica's health watch broke");
+                if reports.send((addr, false)).await.is_err() {
+                    return;
+                }
             }
             tokio::time::sleep(WATCH_AGAIN_AFTER).await;
         }
