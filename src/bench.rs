@@ -162,6 +162,20 @@ struct Fixture {
 /// How long a retried call waits first.
 const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
+impl Fixture {
+    /// Whether a call that found Shop UNAVAILABLE may go again (`left` of
+    /// the `--retries` remain): if so, counts it and waits the pause.
+    async fn may_retry(&self, left: &mut u32) -> bool {
+        if *left == 0 {
+            return false;
+        }
+        *left -= 1;
+        self.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(RETRY_PAUSE).await;
+        true
+    }
+}
+
 /// `send` until it is not UNAVAILABLE or the fixture's retries are spent.
 async fn with_retries<T, F: Future<Output = Result<T, tonic::Status>>>(
     fixture: &Fixture,
@@ -169,13 +183,10 @@ async fn with_retries<T, F: Future<Output = Result<T, tonic::Status>>>(
 ) -> Result<T, tonic::Status> {
     let mut left = fixture.retries;
     loop {
-        match send().await {
-            Err(status) if status.code() == tonic::Code::Unavailable && left > 0 => {
-                left -= 1;
-                fixture.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-            outcome => return outcome,
+        let outcome = send().await;
+        let unavailable = matches!(&outcome, Err(status) if status.code() == tonic::Code::Unavailable);
+        if !unavailable || !fixture.may_retry(&mut left).await {
+            return outcome;
         }
     }
 }
@@ -586,10 +597,7 @@ pub async fn measure(args: &BenchArgs) -> anyhow::Result<Report> {
                 let (mut took, mut outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
                 // A checkout round retries its own calls, one by one.
                 let mut left = if scenario == Scenario::Checkout { 0 } else { fixture.retries };
-                while outcome == Err(tonic::Code::Unavailable) && left > 0 {
-                    left -= 1;
-                    fixture.retried.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    tokio::time::sleep(RETRY_PAUSE).await;
+                while outcome == Err(tonic::Code::Unavailable) && fixture.may_retry(&mut left).await {
                     (took, outcome) = call(scenario, protocol, &channel, &fixture, user, &mut typing).await;
                 }
                 latency.saturating_record(took.as_micros() as u64);

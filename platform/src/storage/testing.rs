@@ -94,21 +94,20 @@ impl TestDatabase {
     pub async fn create(schemas: &[Schema]) -> anyhow::Result<Self> {
         static TEMPLATE: OnceCell<String> = OnceCell::const_new();
         let template = TEMPLATE.get_or_try_init(|| template(schemas)).await?;
-        let name = format!("shop_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = admin_connection().await?;
-        // Dynamic: database DDL names its database, which no parameter can.
-        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await?;
-        admin.close().await?;
-        let url = PgConnectOptions::from_str(&server_url())?.database(&name).to_url_lossy().to_string();
-        Ok(Self { name, url })
+        Self::copy_of(template).await
     }
 
     /// A new database with nothing in it (what a restore starts from).
     pub async fn empty() -> anyhow::Result<Self> {
+        Self::copy_of("template0").await
+    }
+
+    /// A new database made from `template`.
+    async fn copy_of(template: &str) -> anyhow::Result<Self> {
         let name = format!("shop_test_{}", uuid::Uuid::new_v4().simple());
         let mut admin = admin_connection().await?;
         // Dynamic: database DDL names its database, which no parameter can.
-        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE template0")).execute(&mut admin).await?;
+        sqlx::query(&format!("CREATE DATABASE {name} TEMPLATE {template}")).execute(&mut admin).await?;
         admin.close().await?;
         let url = PgConnectOptions::from_str(&server_url())?.database(&name).to_url_lossy().to_string();
         Ok(Self { name, url })
